@@ -1,0 +1,87 @@
+"""The base class of every `rocks` command.
+
+A command module (`flightdeck/commands/<verb>/<object...>.py`, or a package `__init__.py` when
+longer commands extend it) defines one class named `Command`. It declares its arguments,
+parameters and examples, and its `run` calls one service. The framework does the parsing,
+help, root check, output and error reporting.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar, TextIO
+
+from flightdeck.cli.output import Table, render
+from flightdeck.cli.params import Args, Example, Param, Parsed
+from flightdeck.errors import PermissionDenied
+
+
+class Context:
+    """What a running command may use: its output streams and, lazily, the database."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self._db: object | None = None
+
+    @property
+    def db(self):  # type: ignore[no-untyped-def]  # returns flightdeck.db.engine.Database
+        """The site database, opened on first use (commands that never touch it pay nothing)."""
+        if self._db is None:
+            from flightdeck.db.engine import open_database
+
+            self._db = open_database()
+        return self._db
+
+    @property
+    def interactive(self) -> bool:
+        """True when stdout is a terminal: progress is shown only then."""
+        return self.out.isatty()
+
+
+class Command(ABC):
+    """Subclasses set the class attributes and implement `run`."""
+
+    summary: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    args: ClassVar[Args | None] = None
+    params: ClassVar[Sequence[Param]] = ()
+    examples: ClassVar[Sequence[Example]] = ()
+    #: Commands that change the database (or hosts) need root.
+    writes: ClassVar[bool] = True
+    #: Filled in by the registry: the command's words, e.g. "list host interface".
+    words: ClassVar[str] = ""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.parsed = Parsed(args=[])
+
+    def check_root(self) -> None:
+        if self.writes and os.geteuid() != 0:
+            raise PermissionDenied(
+                f"'rocks {self.words}' changes the cluster database and must be run as root "
+                "(use sudo)"
+            )
+
+    @abstractmethod
+    def run(self, p: Parsed) -> None:
+        """Do the work: call one service and print its result."""
+
+    # Output helpers -----------------------------------------------------------------------
+
+    def emit(self, table: Table) -> None:
+        p = self.parsed.params
+        self.ctx.out.write(
+            render(
+                table,
+                header=bool(p.get("output_header", True)),
+                columns=p.get("output_col"),
+                fmt=p.get("output_format") or "table",
+            )
+        )
+
+    def say(self, text: str) -> None:
+        self.ctx.out.write(text + "\n")

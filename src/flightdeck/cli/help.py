@@ -1,0 +1,66 @@
+"""Help and usage text, generated from the command declarations."""
+
+from __future__ import annotations
+
+import textwrap
+
+from flightdeck.cli.command import Command
+from flightdeck.cli.params import OUTPUT_PARAMS
+
+
+def usage_line(cls: type[Command]) -> str:
+    parts = [f"rocks {cls.words}"]
+    if cls.args is not None:
+        parts.append(cls.args.usage())
+    for p in cls.params:
+        word = f"{p.name}=<{p.kind.label}>"
+        if p.positional:
+            word = f"{{{p.name}}}" if p.required else f"[{p.name}]"
+        elif not p.required:
+            word = f"[{word}]"
+        parts.append(word)
+    return " ".join(parts)
+
+
+def _default(p_default: object, text: str | None) -> str:
+    if text is not None:
+        return text
+    if p_default is None:
+        return "-"
+    if isinstance(p_default, bool):
+        return "yes" if p_default else "no"
+    return str(p_default)
+
+
+def command_help(cls: type[Command]) -> str:
+    out = [usage_line(cls), ""]
+    if cls.summary:
+        out += [cls.summary, ""]
+    if cls.description:
+        out += [textwrap.dedent(cls.description).strip(), ""]
+    if cls.args is not None:
+        out += ["Arguments:", f"  {cls.args.usage():<24} {cls.args.help}", ""]
+    if cls.params:
+        out.append("Parameters:")
+        for p in cls.params:
+            req = "required" if p.required else f"default {_default(p.default, p.default_text)}"
+            out.append(f"  {p.name + '=':<24} {p.help} ({p.kind.label}, {req})")
+        out.append("")
+    out.append("Output parameters: " + ", ".join(f"{p.name}=" for p in OUTPUT_PARAMS))
+    out.append("")
+    if cls.examples:
+        out.append("Examples:")
+        for ex in cls.examples:
+            out += [f"  $ {ex.command}", f"    {ex.explanation}"]
+        out.append("")
+    if not cls.writes:
+        out.append("This command does not need root.")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def command_list(commands: list[tuple[str, type[Command]]], prefix: str = "") -> str:
+    rows = [(w, c.summary) for w, c in commands if w.startswith(prefix)]
+    width = max((len(w) for w, _ in rows), default=0)
+    lines = [f"  rocks {w:<{width}}  {s}" for w, s in rows]
+    head = "Flightdeck commands (rocks <command> help for the parameters of one):"
+    return "\n".join([head, *lines]) + "\n"

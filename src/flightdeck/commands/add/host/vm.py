@@ -1,0 +1,57 @@
+"""rocks add host vm"""
+
+from __future__ import annotations
+
+from flightdeck.cli.command import Command as Base
+from flightdeck.cli.params import COUNT, POSITIVE, SOME_HOSTS, Example, Param, Parsed
+
+
+class Command(Base):
+    summary = "Add a VM to the database on each given VM container"
+    description = """
+        The disk spec is <type>:<absolute path>,<device>,<bus> with type file, raw, qcow2,
+        qed or phy (e.g. qcow2:/var/lib/flightdeck/disks/compute-0-0-0.vda,vda,virtio);
+        several disks are space-separated with sizes in disksize, in GB.
+    """
+    args = SOME_HOSTS
+    params = (
+        Param("membership", "appliance of the VM (Compute, Hosted VM...)", required=True),
+        Param("name", "VM name", default_text="<appliance>-<rack>-<rank>-<slice>"),
+        Param("mem", "memory, MB", POSITIVE, default=1024),
+        Param("cpus", "vCPUs", POSITIVE, default=1),
+        Param("slice", "slice number in the name", COUNT, default_text="next free"),
+        Param("mac", "MAC of the first NIC", default_text="next VM MAC"),
+        Param("num-macs", "number of NICs", POSITIVE, default=1),
+        Param("disk", "disk spec(s)", default_text="qcow2 in kvm_disk_dir"),
+        Param("disksize", "disk size(s), GB", default_text="36"),
+        Param("vlan", "VLAN per NIC, comma-separated; none or 0 = untagged"),
+        Param("ip", "IP of the first NIC", default_text="next free of subnet (none for Hosted VM)"),
+        Param("subnet", "network of the first NIC", default="private"),
+    )
+    examples = (
+        Example(
+            'rocks add host vm vm-container-0-0 membership="Compute"',
+            "added VM compute-0-0-0 on physical node vm-container-0-0",
+        ),
+    )
+
+    def run(self, p: Parsed) -> None:
+        from flightdeck.services.vms import AddVMRequest, add_host_vm
+
+        req = AddVMRequest(
+            containers=p.args,
+            membership=p["membership"],
+            name=p["name"],
+            mem_mb=p["mem"],
+            cpus=p["cpus"],
+            slice=p["slice"],
+            mac=p["mac"],
+            num_macs=p["num_macs"],
+            disk=p["disk"],
+            disksize=p["disksize"],
+            vlan=p["vlan"],
+            ip=p["ip"],
+            subnet=p["subnet"],
+        )
+        for vm, container in add_host_vm(self.ctx.db, req):
+            self.say(f"added VM {vm} on physical node {container}")

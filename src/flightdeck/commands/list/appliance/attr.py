@@ -1,0 +1,21 @@
+"""rocks list appliance attr"""
+
+from __future__ import annotations
+
+from flightdeck.cli.command import Command as Base
+from flightdeck.cli.output import Table
+from flightdeck.cli.params import Args, Example, Parsed
+
+
+class Command(Base):
+    summary = "List the attributes set on appliances"
+    args = Args("appliance", "appliance names")
+    writes = False
+    examples = (Example("rocks list appliance attr vm-container", "kvm=true and managed=true."),)
+
+    def run(self, p: Parsed) -> None:
+        from flightdeck.services.attributes import list_appliance
+
+        t = Table(["appliance", "attr", "value"], keep_owner=True)
+        t.extend(list_appliance(self.ctx.db, p.args))
+        self.emit(t)

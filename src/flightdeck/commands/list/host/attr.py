@@ -1,0 +1,22 @@
+"""rocks list host attr"""
+
+from __future__ import annotations
+
+from flightdeck.cli.command import Command as Base
+from flightdeck.cli.output import Table
+from flightdeck.cli.params import HOSTS, Example, Param, Parsed
+
+
+class Command(Base):
+    summary = "List the attributes that apply to hosts, resolved host > appliance > global"
+    args = HOSTS
+    params = (Param("attr", "only this attribute"),)
+    writes = False
+    examples = (Example("rocks list host attr vm-container-0-0", "What a container sees."),)
+
+    def run(self, p: Parsed) -> None:
+        from flightdeck.services.attributes import list_host
+
+        t = Table(["host", "attr", "value", "source"], keep_owner=True)
+        t.extend(list_host(self.ctx.db, p.args, p["attr"]))
+        self.emit(t)

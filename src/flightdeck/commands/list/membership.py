@@ -1,0 +1,20 @@
+"""rocks list membership"""
+
+from __future__ import annotations
+
+from flightdeck.cli.command import Command as Base
+from flightdeck.cli.output import Table
+from flightdeck.cli.params import Example, Parsed
+
+
+class Command(Base):
+    summary = "List the memberships (the names add host membership= takes)"
+    writes = False
+    examples = (Example("rocks list membership", "Compute, VM Container, Hosted VM, Frontend."),)
+
+    def run(self, p: Parsed) -> None:
+        from flightdeck.services.inventory import list_appliances
+
+        t = Table(["membership", "appliance", "public"], keep_owner=True)
+        t.extend((m, a, pub) for a, m, pub in list_appliances(self.ctx.db))
+        self.emit(t)

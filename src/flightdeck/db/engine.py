@@ -1,0 +1,146 @@
+"""Opening the database: engine settings, schema upgrades and transactions.
+
+SQLite is the embedded default. It runs in WAL mode with a long busy timeout, and every write
+transaction starts with `BEGIN IMMEDIATE`, so concurrent `rocks` processes queue for the write
+lock instead of failing with "database is locked" when a reader tries to upgrade. On PostgreSQL
+a write transaction takes a transaction-level advisory lock for the same effect: allocations
+(next MAC, next IP, next VLAN) are read-then-write and must not interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from flightdeck import config
+from flightdeck.errors import DriverError, NotFound
+
+#: The Alembic revision this code expects; a database behind it is upgraded when opened.
+SCHEMA_HEAD = "0001"
+#: How long a writer waits for another writer (milliseconds).
+BUSY_TIMEOUT_MS = 60_000
+#: Advisory lock key for write transactions on PostgreSQL ("VM" = 86 77, as the Airboss port).
+PG_WRITE_LOCK = 8677
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy's begin event below.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get("flightdeck_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """One database: an engine plus the transaction discipline every service uses."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        kwargs: dict[str, Any] = {}
+        if self.dialect == "sqlite":
+            kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000}
+        self.engine = create_engine(url, **kwargs)
+        if self.dialect == "sqlite":
+            _sqlite_setup(self.engine)
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool = False) -> Iterator[Session]:
+        """A session in one transaction: committed when the block ends, rolled back on error."""
+        with self.engine.connect() as conn:
+            conn.execution_options(flightdeck_write=write)
+            with (
+                Session(bind=conn, expire_on_commit=False, autoflush=True) as session,
+                session.begin(),
+            ):
+                if write and self.dialect == "postgresql":
+                    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK})
+                yield session
+
+    def revision(self) -> str | None:
+        """The schema revision stored in the database, or None when it has no schema yet."""
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        except OperationalError:
+            return None
+        except Exception as exc:  # e.g. psycopg UndefinedTable on PostgreSQL
+            if "alembic_version" in str(exc):
+                return None
+            raise
+        return row[0] if row else None
+
+    def upgrade(self) -> None:
+        """Create or upgrade the schema to SCHEMA_HEAD with Alembic (imported only here)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def open_database(url: str | None = None, *, create: bool = False) -> Database:
+    """Open the site database, upgrading its schema if this code is newer.
+
+    With `create`, a missing SQLite file (and its directory) is created; otherwise a missing
+    database is a NotFound that tells the user to run `rocks init frontend`.
+    """
+    url = url or config.database_url()
+    path = _sqlite_path(url)
+    if path is not None and not path.exists():
+        if not create:
+            raise NotFound(
+                f"no Flightdeck database at {path}: run 'rocks init frontend' first "
+                "(or set FLIGHTDECK_HOME / FLIGHTDECK_DB)"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+    db = Database(url)
+    try:
+        current = db.revision()
+    except Exception as exc:
+        raise DriverError(
+            f"cannot open the database {make_url(url).render_as_string()}: {exc}"
+        ) from exc
+    if current != SCHEMA_HEAD:
+        if current is None and not create:
+            raise NotFound(
+                f"the database {make_url(url).render_as_string()} has no Flightdeck schema: "
+                "run 'rocks init frontend' first"
+            )
+        db.upgrade()
+    return db

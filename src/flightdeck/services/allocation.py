@@ -1,0 +1,306 @@
+"""Allocating identities inside one write transaction, and inserting new VMs in bulk.
+
+The planner decides (names, MACs, VLANs, IPs, placement) from plain values; this module feeds
+it what the database holds and remembers what this transaction has already handed out, so a
+1000-VM cluster costs a handful of queries and a handful of multi-row INSERTs. The write
+transaction is serialised (BEGIN IMMEDIATE / advisory lock), so nothing read here can change
+underneath it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from flightdeck.db import attrs
+from flightdeck.db.models import VM, Cluster, Host, HostBoot, Interface, Network, VMDisk
+from flightdeck.errors import NotFound, UserError
+from flightdeck.planner.addresses import next_free_ip
+from flightdeck.planner.disks import DiskSpec
+from flightdeck.planner.macs import next_macs, normalize_mac
+from flightdeck.planner.names import next_vm_name
+from flightdeck.planner.placement import ContainerCapacity
+from flightdeck.planner.vlans import VLAN_MIN, check_vlan, next_free_vlan
+from flightdeck.services.inventory import ipv4_network
+
+DEFAULT_MEM_MB = 1024
+DEFAULT_DISK_GB = 36
+
+
+def kvm_hosts(s: Session, hosts: Iterable[Host]) -> list[Host]:
+    """The hosts among `hosts` whose resolved attribute `kvm` is true."""
+    hosts = list(hosts)
+    values = attrs.resolve_many(s, hosts, "kvm")
+    return [h for h in hosts if attrs.is_true(values.get(h.id))]
+
+
+def require_kvm(s: Session, hosts: Sequence[Host]) -> None:
+    capable = {h.id for h in kvm_hosts(s, hosts)}
+    for h in hosts:
+        if h.id not in capable:
+            raise UserError(
+                f"host {h.name} cannot host VMs: its attribute kvm is not true "
+                f"(rocks set host attr {h.name} kvm true, on a machine with libvirt)"
+            )
+
+
+def container_capacity(s: Session, containers: Sequence[Host]) -> list[ContainerCapacity]:
+    """Memory of each container from the database: `kvm_mem_mb` and `kvm_mem_overcommit`."""
+    total = attrs.resolve_many(s, containers, "kvm_mem_mb")
+    ratio = attrs.resolve_many(s, containers, "kvm_mem_overcommit")
+    used = dict(
+        s.execute(
+            select(VM.container_id, func.sum(VM.mem_mb))
+            .where(VM.container_id.in_([c.id for c in containers]))
+            .group_by(VM.container_id)
+        )
+        .tuples()
+        .all()
+    )
+    out = []
+    for c in containers:
+        try:
+            mem = int(total[c.id]) if c.id in total else None
+            over = float(ratio.get(c.id, "1.0"))
+        except ValueError:
+            raise UserError(
+                f"host {c.name}: kvm_mem_mb / kvm_mem_overcommit must be numbers "
+                f"(got {total.get(c.id)!r}, {ratio.get(c.id)!r})"
+            ) from None
+        out.append(ContainerCapacity(c.name, mem, int(used.get(c.id) or 0), over))
+    return out
+
+
+@dataclass
+class NewNic:
+    device: str
+    mac: str
+    ip: str | None = None
+    network_id: int | None = None
+    vlan: int | None = None
+    name: str | None = None
+
+
+@dataclass
+class NewVM:
+    """A VM to insert: its host row, NICs, VM row, disks and boot action."""
+
+    name: str
+    appliance_id: int
+    container: Host
+    slice: int
+    cpus: int = 1
+    mem_mb: int = DEFAULT_MEM_MB
+    nics: list[NewNic] = field(default_factory=list)
+    disks: list[DiskSpec] = field(default_factory=list)
+    cluster_id: int | None = None
+    boot: str = "install"
+    install_action: str = "install"
+    run_action: str = "os"
+
+
+class Allocator:
+    """Hands out names, slices, MACs, IPs and VLANs that are free in the DB and in this batch."""
+
+    def __init__(self, s: Session) -> None:
+        self.s = s
+        base = attrs.global_value(s, "vm_mac_base_addr")
+        mask = attrs.global_value(s, "vm_mac_base_addr_mask")
+        if not base or not mask:
+            raise NotFound(
+                "no VM MAC base address is defined (vm_mac_base_addr / vm_mac_base_addr_mask): "
+                "run 'rocks init frontend' first"
+            )
+        self.mac_base, self.mac_mask = base, mask
+        self._macs: set[str] | None = None
+        self._names: set[str] | None = None
+        self._ips: dict[int, set[str]] = {}
+        self._max_slice: dict[int, int] | None = None
+
+    # MACs
+    @property
+    def used_macs(self) -> set[str]:
+        if self._macs is None:
+            self._macs = {m for m in self.s.scalars(select(Interface.mac)) if m}
+        return self._macs
+
+    def claim_mac(self, mac: str) -> str:
+        from flightdeck.services.inventory import check_mac_free
+
+        mac = normalize_mac(mac)
+        if mac in self.used_macs:
+            check_mac_free(self.s, mac)  # names the owner when it is in the database
+            raise UserError(f"MAC {mac} is given twice")
+        self.used_macs.add(mac)
+        return mac
+
+    def macs(self, count: int) -> list[str]:
+        new = next_macs(self.used_macs, self.mac_base, self.mac_mask, count)
+        self.used_macs.update(new)
+        return new
+
+    # Names and slices
+    @property
+    def names(self) -> set[str]:
+        if self._names is None:
+            self._names = set(self.s.scalars(select(Host.name)))
+        return self._names
+
+    def claim_name(self, name: str) -> str:
+        from flightdeck.errors import Conflict
+
+        if name in self.names:
+            raise Conflict(f"host {name} is already in the database: choose another name")
+        self.names.add(name)
+        return name
+
+    def vm_name(self, appliance: str, container: Host) -> tuple[str, int]:
+        if self._max_slice is None:
+            self._max_slice = {
+                cid: int(m)
+                for cid, m in self.s.execute(
+                    select(VM.container_id, func.max(VM.slice)).group_by(VM.container_id)
+                )
+                .tuples()
+                .all()
+                if cid is not None and m is not None
+            }
+        start = self._max_slice.get(container.id, 0)
+        name, slice_ = next_vm_name(appliance, container.rack, container.rank, start, self.names)
+        self.names.add(name)
+        self._max_slice[container.id] = max(start, slice_)
+        return name, slice_
+
+    # IPs
+    def _used_ips(self, net: Network) -> set[str]:
+        if net.id not in self._ips:
+            self._ips[net.id] = {
+                ip
+                for ip in self.s.scalars(select(Interface.ip).where(Interface.network_id == net.id))
+                if ip
+            }
+        return self._ips[net.id]
+
+    def next_ip(self, net: Network) -> str:
+        used = self._used_ips(net)
+        ip = next_free_ip(ipv4_network(net), used)
+        used.add(ip)
+        return ip
+
+    def claim_ip(self, net: Network, ip: str) -> str:
+        from flightdeck.services.inventory import check_ip_free
+
+        used = self._used_ips(net)
+        if ip in used:
+            check_ip_free(self.s, net, ip)
+            raise UserError(f"IP {ip} is given twice")
+        used.add(ip)
+        return ip
+
+    # VLANs
+    def used_vlans(self) -> dict[int, str]:
+        """Every VLAN id in use, with who uses it (for the conflict message)."""
+        used: dict[int, str] = {}
+        for vlan, name in self.s.execute(
+            select(Interface.vlan, Host.name)
+            .join(Host, Host.id == Interface.host_id)
+            .where(Interface.vlan >= VLAN_MIN)
+        ).tuples():
+            if vlan is not None:
+                used.setdefault(vlan, f"host {name}")
+        for vlan, name in self.s.execute(
+            select(Cluster.vlan, Host.name).join(Host, Host.id == Cluster.frontend_id)
+        ).tuples():
+            used[int(vlan)] = f"cluster {name}"
+        return used
+
+    def vlan(self, explicit: int | None) -> int:
+        used = self.used_vlans()
+        return next_free_vlan(used) if explicit is None else check_vlan(explicit, used)
+
+
+def insert_vms(s: Session, vms: Sequence[NewVM]) -> dict[str, int]:
+    """Insert the VMs with a few multi-row INSERTs; returns host name -> host id."""
+    if not vms:
+        return {}
+    host_ids: dict[str, int] = dict(
+        s.execute(
+            insert(Host).returning(Host.name, Host.id),
+            [
+                {
+                    "name": v.name,
+                    "appliance_id": v.appliance_id,
+                    "rack": v.container.rack,
+                    "rank": v.container.rank,
+                    "cpus": v.cpus,
+                    "os": "linux",
+                    "comment": None,
+                    "run_action": v.run_action,
+                    "install_action": v.install_action,
+                }
+                for v in vms
+            ],
+        )
+        .tuples()
+        .all()
+    )
+    s.execute(
+        insert(Interface),
+        [
+            {
+                "host_id": host_ids[v.name],
+                "device": n.device,
+                "mac": n.mac,
+                "ip": n.ip,
+                "network_id": n.network_id,
+                "vlan": n.vlan,
+                "module": None,
+                "name": n.name or v.name,
+                "options": None,
+                "channel": None,
+                "disable_kvm": False,
+            }
+            for v in vms
+            for n in v.nics
+        ],
+    )
+    vm_ids: dict[int, int] = dict(
+        s.execute(
+            insert(VM).returning(VM.host_id, VM.id),
+            [
+                {
+                    "host_id": host_ids[v.name],
+                    "container_id": v.container.id,
+                    "cluster_id": v.cluster_id,
+                    "mem_mb": v.mem_mb,
+                    "slice": v.slice,
+                    "virt_type": "hvm",
+                    "cdrom_path": None,
+                }
+                for v in vms
+            ],
+        )
+        .tuples()
+        .all()
+    )
+    disks = [
+        {
+            "vm_id": vm_ids[host_ids[v.name]],
+            "position": i,
+            "vbd_type": d.vbd_type,
+            "prefix": d.prefix,
+            "name": d.name,
+            "device": d.device,
+            "bus": d.bus,
+            "size_gb": d.size_gb,
+        }
+        for v in vms
+        for i, d in enumerate(v.disks)
+    ]
+    if disks:
+        s.execute(insert(VMDisk), disks)
+    s.execute(insert(HostBoot), [{"host_id": host_ids[v.name], "action": v.boot} for v in vms])
+    return host_ids

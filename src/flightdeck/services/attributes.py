@@ -1,0 +1,109 @@
+"""Attributes at the three levels: global, appliance and host (host > appliance > global)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, select
+
+from flightdeck.db import attrs
+from flightdeck.db.engine import Database
+from flightdeck.db.hostexpr import resolve_hosts
+from flightdeck.db.models import Appliance, ApplianceAttr, GlobalAttr, HostAttr
+from flightdeck.errors import NotFound
+from flightdeck.services.base import reading, writing
+from flightdeck.services.inventory import find_appliance
+
+
+def _count(result: object) -> int:
+    """Rows a DELETE touched."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def set_global(db: Database, name: str, value: str) -> None:
+    with writing(db) as s:
+        attrs.set_global(s, name, value)
+
+
+def list_global(db: Database, name: str | None = None) -> list[tuple[str, str]]:
+    with reading(db) as s:
+        q = select(GlobalAttr.name, GlobalAttr.value).order_by(GlobalAttr.name)
+        if name:
+            q = q.where(GlobalAttr.name == name)
+        return [(n, v) for n, v in s.execute(q).tuples()]
+
+
+def remove_global(db: Database, name: str) -> None:
+    with writing(db) as s:
+        if _count(s.execute(delete(GlobalAttr).where(GlobalAttr.name == name))) == 0:
+            raise NotFound(f"there is no global attribute {name!r}")
+
+
+def set_host(db: Database, exprs: Sequence[str], name: str, value: str) -> list[str]:
+    with writing(db) as s:
+        hosts = resolve_hosts(s, exprs, default_all=False)
+        for h in hosts:
+            attrs.set_host(s, h, name, value)
+        return [h.name for h in hosts]
+
+
+def list_host(
+    db: Database, exprs: Sequence[str], name: str | None = None
+) -> list[tuple[str, str, str, str]]:
+    """(host, attribute, value, source) for every attribute that applies to each host."""
+    with reading(db) as s:
+        out: list[tuple[str, str, str, str]] = []
+        for h in resolve_hosts(s, exprs):
+            for r in attrs.resolve_all(s, h):
+                if name is None or r.name == name:
+                    out.append((h.name, r.name, r.value, r.source))
+        return out
+
+
+def remove_host(db: Database, exprs: Sequence[str], name: str) -> None:
+    with writing(db) as s:
+        hosts = resolve_hosts(s, exprs, default_all=False)
+        removed = _count(
+            s.execute(
+                delete(HostAttr).where(
+                    HostAttr.name == name, HostAttr.host_id.in_([h.id for h in hosts])
+                )
+            )
+        )
+        if removed == 0:
+            raise NotFound(
+                f"no host attribute {name!r} is set on {', '.join(h.name for h in hosts)}"
+            )
+
+
+def set_appliance(db: Database, appliances: Sequence[str], name: str, value: str) -> None:
+    with writing(db) as s:
+        for a in appliances:
+            attrs.set_appliance(s, find_appliance(s, a).id, name, value)
+
+
+def list_appliance(db: Database, appliances: Sequence[str]) -> list[tuple[str, str, str]]:
+    with reading(db) as s:
+        q = (
+            select(Appliance.name, ApplianceAttr.name, ApplianceAttr.value)
+            .join(Appliance, Appliance.id == ApplianceAttr.appliance_id)
+            .order_by(Appliance.name, ApplianceAttr.name)
+        )
+        if appliances:
+            q = q.where(Appliance.id.in_([find_appliance(s, a).id for a in appliances]))
+        return list(s.execute(q).tuples().all())
+
+
+def remove_appliance(db: Database, appliances: Sequence[str], name: str) -> None:
+    with writing(db) as s:
+        ids = [find_appliance(s, a).id for a in appliances]
+        removed = _count(
+            s.execute(
+                delete(ApplianceAttr).where(
+                    ApplianceAttr.name == name, ApplianceAttr.appliance_id.in_(ids)
+                )
+            )
+        )
+        if removed == 0:
+            raise NotFound(f"no appliance attribute {name!r} is set on {', '.join(appliances)}")

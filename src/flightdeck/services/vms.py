@@ -1,0 +1,288 @@
+"""VMs in the database: add / list / set / remove host vm, the CD-ROM and the next MAC.
+
+Starting and stopping them on libvirt is the virt driver's business; here a VM is a host row
+with interfaces, a VM row (container, memory, slice, CD-ROM, cluster) and disks.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from flightdeck.db import attrs
+from flightdeck.db.engine import Database
+from flightdeck.db.hostexpr import host_order, resolve_host, resolve_hosts
+from flightdeck.db.models import VM, Cluster, Host, Interface, VMDisk
+from flightdeck.errors import Conflict, UserError
+from flightdeck.planner.disks import DEFAULT_DISK_SIZE_GB, DiskSpec, default_disk, parse_disk_list
+from flightdeck.planner.macs import next_macs
+from flightdeck.planner.names import validate_host_name, vm_name
+from flightdeck.planner.vlans import parse_vlan_list
+from flightdeck.services.allocation import Allocator, NewNic, NewVM, insert_vms, require_kvm
+from flightdeck.services.base import reading, writing
+from flightdeck.services.frontend import DEFAULT_DISK_DIR
+from flightdeck.services.inventory import check_ip, find_appliance, find_network
+
+HOSTED_VM = "hosted-vm"
+
+
+def disk_dir(s: Session, container: Host) -> str:
+    return attrs.resolve(s, container, "kvm_disk_dir") or DEFAULT_DISK_DIR
+
+
+def vm_of(s: Session, host: Host) -> VM:
+    vm = s.scalar(select(VM).where(VM.host_id == host.id))
+    if vm is None:
+        raise UserError(f"host {host.name} is not a virtual machine")
+    return vm
+
+
+@dataclass(frozen=True)
+class AddVMRequest:
+    containers: Sequence[str]
+    membership: str
+    name: str | None = None
+    mem_mb: int = 1024
+    cpus: int = 1
+    slice: int | None = None
+    mac: str | None = None
+    num_macs: int = 1
+    disk: str | None = None
+    disksize: str | None = None
+    vlan: str | None = None
+    ip: str | None = None
+    subnet: str = "private"
+
+
+def add_host_vm(db: Database, req: AddVMRequest) -> list[tuple[str, str]]:
+    """Add one VM per container; returns (vm, container) pairs."""
+    if len(req.containers) > 1:
+        for key in ("name", "ip", "slice", "mac"):
+            if getattr(req, key) is not None:
+                raise UserError(f"can't supply the {key!r} parameter with more than one host")
+    if req.num_macs < 1:
+        raise UserError(f"num-macs={req.num_macs} must be at least 1")
+    vlans = parse_vlan_list(req.vlan) if req.vlan else []
+    if len(vlans) > req.num_macs:
+        raise UserError(f"vlan={req.vlan} names {len(vlans)} NICs but num-macs={req.num_macs}")
+    with writing(db) as s:
+        app = find_appliance(s, req.membership)
+        hosted = app.name == HOSTED_VM
+        containers = resolve_hosts(s, req.containers, default_all=False)
+        require_kvm(s, containers)
+        alloc = Allocator(s)
+        net = None if hosted else find_network(s, req.subnet)
+        cluster_by_vlan = dict(s.execute(select(Cluster.vlan, Cluster.id)).tuples().all())
+        new: list[NewVM] = []
+        for c in containers:
+            if req.name is not None:
+                name = alloc.claim_name(validate_host_name(req.name))
+                slice_ = req.slice if req.slice is not None else 0
+            elif req.slice is not None:
+                name = alloc.claim_name(vm_name(app.name, c.rack, c.rank, req.slice))
+                slice_ = req.slice
+            else:
+                name, slice_ = alloc.vm_name(app.name, c)
+            macs = [alloc.claim_mac(req.mac)] if req.mac else []
+            macs += alloc.macs(req.num_macs - len(macs))
+            ip = None
+            if net is not None:
+                ip = alloc.claim_ip(net, check_ip(req.ip)) if req.ip else alloc.next_ip(net)
+            nic_vlans = vlans + [None] * (req.num_macs - len(vlans))
+            nics = [
+                NewNic(
+                    device=f"eth{i}",
+                    mac=m,
+                    vlan=nic_vlans[i],
+                    ip=ip if i == 0 else None,
+                    network_id=net.id if (i == 0 and net is not None) else None,
+                )
+                for i, m in enumerate(macs)
+            ]
+            if req.disk:
+                disks = parse_disk_list(req.disk, req.disksize)
+            else:
+                size = int(req.disksize) if req.disksize and req.disksize.isdigit() else None
+                if req.disksize and size is None:
+                    raise UserError(f"disksize={req.disksize} must be a whole number of GB")
+                disks = [default_disk(name, disk_dir(s, c), size or DEFAULT_DISK_SIZE_GB)]
+            first_vlan = nic_vlans[0]
+            new.append(
+                NewVM(
+                    name=name,
+                    appliance_id=app.id,
+                    container=c,
+                    slice=slice_,
+                    cpus=req.cpus,
+                    mem_mb=req.mem_mb,
+                    nics=nics,
+                    disks=disks,
+                    cluster_id=cluster_by_vlan.get(first_vlan) if first_vlan else None,
+                )
+            )
+        insert_vms(s, new)
+        return [(v.name, v.container.name) for v in new]
+
+
+@dataclass(frozen=True)
+class VMRow:
+    name: str
+    slice: int
+    mem_mb: int
+    cpus: int
+    macs: list[str]
+    container: str | None
+    virt_type: str
+    disks: list[tuple[str, int]]
+    cdrom: str | None
+
+
+def list_host_vms(db: Database, exprs: Sequence[str]) -> list[VMRow]:
+    with reading(db) as s:
+        return vm_rows(s, exprs)
+
+
+def vm_rows(s: Session, exprs: Sequence[str]) -> list[VMRow]:
+    container = select(Host.id, Host.name).subquery()
+    q = (
+        select(
+            Host.id,
+            Host.name,
+            VM.id,
+            VM.slice,
+            VM.mem_mb,
+            Host.cpus,
+            container.c.name,
+            VM.virt_type,
+            VM.cdrom_path,
+        )
+        .join(VM, VM.host_id == Host.id)
+        .outerjoin(container, container.c.id == VM.container_id)
+    )
+    if exprs:
+        q = q.where(Host.id.in_([h.id for h in resolve_hosts(s, exprs)]))
+    rows = list(s.execute(q.order_by(*host_order())).tuples().all())
+    host_ids = [r[0] for r in rows]
+    vm_ids = [r[2] for r in rows]
+    macs: dict[int, list[str]] = {}
+    for hid, mac in s.execute(
+        select(Interface.host_id, Interface.mac)
+        .where(Interface.host_id.in_(host_ids))
+        .order_by(Interface.host_id, Interface.device)
+    ).tuples():
+        if mac:
+            macs.setdefault(hid, []).append(mac)
+    disks: dict[int, list[tuple[str, int]]] = {}
+    for d in s.scalars(select(VMDisk).where(VMDisk.vm_id.in_(vm_ids)).order_by(VMDisk.position)):
+        spec = DiskSpec(d.vbd_type, d.prefix, d.name, d.device, d.bus, d.size_gb)
+        disks.setdefault(d.vm_id, []).append((spec.format(), d.size_gb))
+    return [
+        VMRow(
+            name,
+            slice_,
+            mem,
+            cpus,
+            macs.get(hid, []),
+            cname,
+            vt or "para",
+            disks.get(vid, []),
+            cdrom,
+        )
+        for hid, name, vid, slice_, mem, cpus, cname, vt, cdrom in rows
+    ]
+
+
+def set_host_vm(
+    db: Database,
+    expr: str,
+    *,
+    mem: int | None = None,
+    cpus: int | None = None,
+    disk: str | None = None,
+    disksize: str | None = None,
+    physnode: str | None = None,
+    slice_: int | None = None,
+) -> None:
+    with writing(db) as s:
+        host = resolve_host(s, expr)
+        vm = vm_of(s, host)
+        if mem is not None:
+            vm.mem_mb = mem
+        if cpus is not None:
+            host.cpus = cpus
+        if slice_ is not None:
+            vm.slice = slice_
+        if physnode is not None:
+            target = resolve_host(s, physnode)
+            require_kvm(s, [target])
+            vm.container_id = target.id
+        if disk is not None:
+            s.execute(delete(VMDisk).where(VMDisk.vm_id == vm.id))
+            for i, spec in enumerate(parse_disk_list(disk, disksize)):
+                s.add(
+                    VMDisk(
+                        vm_id=vm.id,
+                        position=i,
+                        vbd_type=spec.vbd_type,
+                        prefix=spec.prefix,
+                        name=spec.name,
+                        device=spec.device,
+                        bus=spec.bus,
+                        size_gb=spec.size_gb,
+                    )
+                )
+        elif disksize is not None:
+            sizes = disksize.split()
+            current = list(
+                s.scalars(select(VMDisk).where(VMDisk.vm_id == vm.id).order_by(VMDisk.position))
+            )
+            if len(sizes) > len(current):
+                raise UserError(
+                    f"disksize={disksize!r} gives {len(sizes)} sizes but {host.name} "
+                    f"has {len(current)} disk(s)"
+                )
+            for row, text in zip(current, sizes, strict=False):
+                if not text.isdigit():
+                    raise UserError(f"disksize {text!r} must be a whole number of GB")
+                if int(text) > 0:
+                    row.size_gb = int(text)
+
+
+def set_cdrom(db: Database, expr: str, cdrom: str) -> str | None:
+    path = cdrom.strip()
+    with writing(db) as s:
+        vm = vm_of(s, resolve_host(s, expr))
+        if path.lower() == "none" or path == "":
+            vm.cdrom_path = None
+            return None
+        if not posixpath.isabs(path):
+            raise UserError(f"cdrom={cdrom!r}: use an absolute path for the ISO (on the container)")
+        if ".." in path.split("/") or any(ch in path for ch in "\n\r\x00"):
+            raise UserError(f"cdrom={cdrom!r}: the path may not contain '..' or control characters")
+        vm.cdrom_path = posixpath.normpath(path)
+        return vm.cdrom_path
+
+
+def remove_host_vms(db: Database, exprs: Sequence[str]) -> list[str]:
+    """Remove VMs from the database (a virtual frontend goes with 'rocks remove cluster')."""
+    with writing(db) as s:
+        hosts = resolve_hosts(s, exprs, default_all=False)
+        for h in hosts:
+            vm_of(s, h)
+            if s.scalar(select(Cluster.id).where(Cluster.frontend_id == h.id)) is not None:
+                raise Conflict(
+                    f"{h.name} is a virtual frontend: use 'rocks remove cluster {h.name}'"
+                )
+        for h in hosts:
+            s.delete(h)
+        return [h.name for h in hosts]
+
+
+def next_mac(db: Database) -> str:
+    with reading(db) as s:
+        alloc = Allocator(s)
+        return next_macs(alloc.used_macs, alloc.mac_base, alloc.mac_mask, 1)[0]
