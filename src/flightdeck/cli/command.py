@@ -70,6 +70,13 @@ class Command(ABC):
     def run(self, p: Parsed) -> None:
         """Do the work: call one service and print its result."""
 
+    def close(self) -> None:
+        """Release what the command opened (the database engine)."""
+        db = self.ctx._db
+        if db is not None:
+            db.dispose()  # type: ignore[attr-defined]
+            self.ctx._db = None
+
     # Output helpers -----------------------------------------------------------------------
 
     def emit(self, table: Table) -> None:

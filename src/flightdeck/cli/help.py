@@ -56,11 +56,3 @@ def command_help(cls: type[Command]) -> str:
     if not cls.writes:
         out.append("This command does not need root.")
     return "\n".join(out).rstrip() + "\n"
-
-
-def command_list(commands: list[tuple[str, type[Command]]], prefix: str = "") -> str:
-    rows = [(w, c.summary) for w, c in commands if w.startswith(prefix)]
-    width = max((len(w) for w, _ in rows), default=0)
-    lines = [f"  rocks {w:<{width}}  {s}" for w, s in rows]
-    head = "Flightdeck commands (rocks <command> help for the parameters of one):"
-    return "\n".join([head, *lines]) + "\n"

@@ -1,58 +1,91 @@
-"""`rocks`: parse the command line, run one command, report errors as one line."""
+"""`rocks`: parse the command line, run one command, report errors as one line.
+
+Imports are deferred: `rocks help` reads only the generated command index, and a command pays
+only for the modules it uses.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
 
-from flightdeck import config
-from flightdeck.cli.command import Context
-from flightdeck.errors import FlightdeckError
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from flightdeck.cli.command import Context
 
 HELP_WORDS = ("help", "--help", "-h")
 #: Exit status for a bug (not a user error): EX_SOFTWARE.
 EXIT_INTERNAL = 70
 
 
+def _debug() -> bool:
+    return os.environ.get("FLIGHTDECK_DEBUG", "") not in ("", "0", "no", "false")
+
+
+def command_list(prefix: str = "") -> str:
+    """The `rocks help` listing, from the generated index alone (nothing else is imported)."""
+    from flightdeck.commands._index import COMMANDS
+
+    rows = [(w, summary) for w, (_module, summary) in sorted(COMMANDS.items())
+            if w.startswith(prefix)]
+    width = max((len(w) for w, _ in rows), default=0)
+    head = "Flightdeck commands (rocks <command> help for the parameters of one):"
+    return "\n".join([head, *(f"  rocks {w:<{width}}  {s}" for w, s in rows)]) + "\n"
+
+
 def run(argv: Sequence[str], ctx: Context | None = None) -> int:
     """Run one command; returns the exit status. Used by `main` and by the tests."""
-    from flightdeck.cli import help as helptext
-    from flightdeck.cli import registry
-    from flightdeck.cli.params import parse
+    out = ctx.out if ctx else sys.stdout
+    err = ctx.err if ctx else sys.stderr
+    from flightdeck.errors import FlightdeckError
 
-    ctx = ctx or Context()
     try:
         if not argv or argv[0] in HELP_WORDS:
-            prefix = " ".join(argv[1:])
-            ctx.out.write(helptext.command_list(list(registry.iter_commands()), prefix))
+            out.write(command_list(" ".join(argv[1:])))
             return 0
-        cls, rest = registry.resolve(argv)
-        if rest and (rest[0] in HELP_WORDS or rest[-1] in HELP_WORDS):
-            ctx.out.write(helptext.command_help(cls))
-            return 0
-        cmd = cls(ctx)
-        cmd.parsed = parse(rest, cls.args, cls.params, cls.words)
-        cmd.check_root()
-        cmd.run(cmd.parsed)
-        return 0
+        return _run_command(argv, ctx)
     except FlightdeckError as exc:
-        ctx.err.write(f"error - {exc.message}\n")
-        if config.debug():
+        err.write(f"error - {exc.message}\n")
+        if _debug():
             raise
         return exc.exit_code
     except KeyboardInterrupt:
-        ctx.err.write("error - interrupted\n")
+        err.write("error - interrupted\n")
         return 130
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
-        if config.debug():
+        if _debug():
             raise
-        ctx.err.write(
+        err.write(
             f"error - internal error ({type(exc).__name__}: {exc}); "
             "rerun with FLIGHTDECK_DEBUG=1 for the traceback and report it\n"
         )
         return EXIT_INTERNAL
+
+
+def _run_command(argv: Sequence[str], ctx: Context | None) -> int:
+    from flightdeck.cli.command import Context
+    from flightdeck.cli.params import parse
+    from flightdeck.cli.registry import resolve
+
+    ctx = ctx or Context()
+    cls, rest = resolve(argv)
+    if rest and (rest[0] in HELP_WORDS or rest[-1] in HELP_WORDS):
+        from flightdeck.cli.help import command_help
+
+        ctx.out.write(command_help(cls))
+        return 0
+    cmd = cls(ctx)
+    cmd.parsed = parse(rest, cls.args, cls.params, cls.words)
+    cmd.check_root()
+    try:
+        cmd.run(cmd.parsed)
+    finally:
+        cmd.close()
+    return 0
 
 
 def main() -> None:

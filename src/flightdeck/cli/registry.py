@@ -1,70 +1,71 @@
 """Finding the command module for the words on the command line.
 
-`rocks list host interface eth0` is looked up as the longest module path that exists:
-`flightdeck.commands.list.host.interface`, then `...list.host`, then `...list`. Hyphens in
-words become underscores. Only the module that is run gets imported; `rocks help` imports
-them all (each is small and imports nothing heavy at module level).
+`rocks list host interface eth0` is looked up as the longest run of words that names a command
+in the generated index (`flightdeck/commands/_index.py`): `list host interface`, then
+`list host`, then `list`. Only the module that runs is imported. `iter_commands` walks the
+package itself and is what the index is generated from.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.util
 import pkgutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flightdeck.cli.command import Command
 from flightdeck.errors import UsageError
+
+if TYPE_CHECKING:
+    from flightdeck.cli.command import Command
 
 ROOT = "flightdeck.commands"
 ROOT_DIR = Path(__file__).resolve().parent.parent / "commands"
 
 
-def _module_name(words: Sequence[str]) -> str:
-    return ".".join([ROOT, *(w.replace("-", "_").lower() for w in words)])
+def index() -> dict[str, tuple[str, str]]:
+    from flightdeck.commands._index import COMMANDS
+
+    return COMMANDS
 
 
-def _valid_word(word: str) -> bool:
-    return word.replace("-", "_").isidentifier() and not word.startswith("_")
+def load(module_name: str, words: str) -> type[Command]:
+    from flightdeck.cli.command import Command
 
-
-def _load(words: Sequence[str]) -> type[Command] | None:
-    name = _module_name(words)
-    try:
-        if importlib.util.find_spec(name) is None:
-            return None
-    except ModuleNotFoundError:
-        return None
-    module = importlib.import_module(name)
+    module = importlib.import_module(module_name)
     cls = getattr(module, "Command", None)
-    if isinstance(cls, type) and issubclass(cls, Command):
-        cls.words = " ".join(w.lower() for w in words)
-        return cls
-    return None
+    if not (isinstance(cls, type) and issubclass(cls, Command)):
+        raise UsageError(f"'rocks {words}' is not available (module {module_name} has no Command)")
+    cls.words = words
+    return cls
 
 
 def resolve(argv: Sequence[str]) -> tuple[type[Command], list[str]]:
     """The command class for argv and the tokens that follow its words."""
+    commands = index()
     words: list[str] = []
-    for tok in argv:
-        if not _valid_word(tok) or "=" in tok:
+    for tok in argv[:6]:
+        if "=" in tok:
             break
-        words.append(tok)
+        words.append(tok.lower())
     for n in range(len(words), 0, -1):
-        cls = _load(words[:n])
-        if cls is not None:
-            return cls, list(argv[n:])
+        key = " ".join(words[:n])
+        if key in commands:
+            return load(commands[key][0], key), list(argv[n:])
     typed = " ".join(words) or " ".join(argv[:3])
-    all_words = [w for w, _ in iter_commands()]
-    close = difflib.get_close_matches(" ".join(words[:4]), all_words, n=3, cutoff=0.6)
+    close = difflib.get_close_matches(" ".join(words[:4]), list(commands), n=3, cutoff=0.6)
+    if not close:
+        # A mistyped verb with the right object ("lsit host"): compare word by word.
+        close = difflib.get_close_matches(" ".join(words[:3]), list(commands), n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr('rocks ' + c) for c in close)}?" if close else ""
     raise UsageError(f"unknown command 'rocks {typed}'{hint} (see 'rocks help')")
 
 
 def iter_commands() -> Iterator[tuple[str, type[Command]]]:
-    """Every command, as (words, class), in alphabetical order of the words."""
+    """Every command module, as (words, class), sorted by words (imports them all)."""
+    from flightdeck.cli.command import Command
+
     found: list[tuple[str, type[Command]]] = []
 
     def walk(path: Path, words: list[str]) -> None:
@@ -72,8 +73,10 @@ def iter_commands() -> Iterator[tuple[str, type[Command]]]:
             if info.name.startswith("_"):
                 continue
             sub = [*words, info.name.replace("_", "-")]
-            cls = _load(sub)
-            if cls is not None:
+            module = importlib.import_module(".".join([ROOT, *(w.replace("-", "_") for w in sub)]))
+            cls = getattr(module, "Command", None)
+            if isinstance(cls, type) and issubclass(cls, Command):
+                cls.words = " ".join(sub)
                 found.append((cls.words, cls))
             if info.ispkg:
                 walk(path / info.name, sub)
