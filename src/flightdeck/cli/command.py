@@ -12,11 +12,11 @@ import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar, TextIO
+from typing import Any, ClassVar, TextIO
 
 from flightdeck.cli.output import Table, render
 from flightdeck.cli.params import Args, Example, Param, Parsed
-from flightdeck.errors import PermissionDenied
+from flightdeck.errors import FlightdeckError, PermissionDenied
 
 
 class Context:
@@ -92,3 +92,17 @@ class Command(ABC):
 
     def say(self, text: str) -> None:
         self.ctx.out.write(text + "\n")
+
+    def outcomes(self, results: Sequence[Any]) -> None:
+        """Print one line per VM (`.ok`, `.message`); any failure makes the command fail."""
+        failed = [r for r in results if not r.ok]
+        for r in results:
+            if r.ok:
+                self.say(r.message)
+            else:
+                self.ctx.err.write(f"error - {r.message}\n")
+        if failed:
+            raise FlightdeckError(
+                f"{len(failed)} of {len(results)} VM(s) failed: "
+                + ", ".join(r.vm for r in failed)
+            )

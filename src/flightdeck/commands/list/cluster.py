@@ -22,10 +22,22 @@ class Command(Base):
 
         header = ["frontend", "client nodes", "type"] + (["status"] if p["status"] else [])
         t = Table(header, keep_owner=True)
-        for block in list_clusters(self.ctx.db, p.args):
-            # Live status arrives with the libvirt driver; until then a VM's state is unknown.
-            st = ["nostate" if block.kind == "VM" else None] if p["status"] else []
-            t.add(block.label, None, block.kind, *st)
+        blocks = list_clusters(self.ctx.db, p.args)
+        live: dict[str, str] = {}
+        if p["status"]:
+            from flightdeck.services.lifecycle import statuses
+
+            vms = [b.frontend for b in blocks if b.kind == "VM"]
+            vms += [n for b in blocks for n, kind in b.nodes if kind == "VM"]
+            live = statuses(self.ctx.db, vms) if vms else {}
+
+        def status(name: str, kind: str) -> list[str | None]:
+            if not p["status"]:
+                return []
+            return [live.get(name, "nostate") if kind == "VM" else None]
+
+        for block in blocks:
+            t.add(block.label, None, block.kind, *status(block.frontend, block.kind))
             for node, kind in block.nodes:
-                t.add("", node, kind, *(["nostate" if kind == "VM" else None] if st else []))
+                t.add("", node, kind, *status(node, kind))
         self.emit(t)

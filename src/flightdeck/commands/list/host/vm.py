@@ -26,7 +26,13 @@ class Command(Base):
         if p["showdisks"]:
             header += ["disk", "disksize", "cdrom"]
         t = Table(header, keep_owner=True)
-        for vm in list_host_vms(self.ctx.db, p.args):
+        vms = list_host_vms(self.ctx.db, p.args)
+        live: dict[str, str] = {}
+        if p["status"]:
+            from flightdeck.services.lifecycle import statuses
+
+            live = statuses(self.ctx.db, [v.name for v in vms]) if vms else {}
+        for vm in vms:
             n = max(len(vm.macs), len(vm.disks) if p["showdisks"] else 0, 1)
             for i in range(n):
                 mac = vm.macs[i] if i < len(vm.macs) else None
@@ -36,7 +42,7 @@ class Command(Base):
                     else ["", None, None, None, mac, None, None]
                 )
                 if p["status"]:
-                    row.append("nostate" if i == 0 else None)
+                    row.append(live.get(vm.name, "nostate") if i == 0 else None)
                 if p["showdisks"]:
                     disk = vm.disks[i] if i < len(vm.disks) else (None, None)
                     row += [disk[0], disk[1], vm.cdrom if i == 0 else None]

@@ -1,0 +1,168 @@
+"""From the database to a `VMSpec`: where a VM runs, how its NICs attach, how it boots.
+
+This is the bridge between the cluster database and the designer: it resolves each NIC to a
+device of the container (reference §8.2/§8.3), the disks to paths, the attributes (host >
+appliance > global) and, for a virtual frontend due to install, the kernel boot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from flightdeck.db import attrs
+from flightdeck.db.models import VM, BootAction, Cluster, Host, HostBoot, Interface, Network, Route
+from flightdeck.errors import NotFound, UserError
+from flightdeck.planner.disks import DiskSpec as DBDisk
+from flightdeck.services.frontend import DEFAULT_LIBVIRT_URI_TEMPLATE
+from flightdeck.virt.designer import DiskSpec, KernelBoot, NicSpec, VMSpec
+
+FRONTEND_INSTALL = "install vm frontend"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A VM and where it runs."""
+
+    vm: str
+    container: str
+    uri: str
+
+
+def container_uris(s: Session, containers: list[Host]) -> dict[int, str]:
+    """The libvirt URI of each container: `libvirt_uri`, else the template with its name."""
+    own = attrs.resolve_many(s, containers, "libvirt_uri")
+    template = attrs.resolve_many(s, containers, "libvirt_uri_template")
+    out = {}
+    for c in containers:
+        uri = own.get(c.id) or template.get(c.id, DEFAULT_LIBVIRT_URI_TEMPLATE).replace(
+            "{host}", c.name
+        )
+        out[c.id] = uri
+    return out
+
+
+def vm_row(s: Session, host: Host) -> VM:
+    vm = s.scalar(select(VM).where(VM.host_id == host.id))
+    if vm is None:
+        raise UserError(f"host {host.name} is not a virtual host")
+    return vm
+
+
+def placement(s: Session, host: Host) -> Placement:
+    vm = vm_row(s, host)
+    if vm.container is None:
+        raise UserError(
+            f"host {host.name} does not have a physical host: "
+            f"rocks set host vm {host.name} physnode=<container>"
+        )
+    return Placement(
+        host.name, vm.container.name, container_uris(s, [vm.container])[vm.container.id]
+    )
+
+
+def _nics(s: Session, host: Host, vm: VM, container: Host, vlan_mode: str) -> list[NicSpec]:
+    cluster_net = None
+    if vm.cluster_id is not None:
+        cluster = s.get(Cluster, vm.cluster_id)
+        cluster_net = cluster.network_id if cluster else None
+    ports = [i for i in container.interfaces if not i.device.startswith("vlan")]
+    out: list[NicSpec] = []
+    for nic in sorted(host.interfaces, key=lambda i: i.device):
+        if nic.disable_kvm or not nic.mac:
+            continue
+        if nic.vlan is not None and nic.vlan >= 2:
+            net_id = cluster_net or nic.network_id or _private_id(s)
+            parent = next((p for p in ports if p.network_id == net_id), None)
+            if parent is None:
+                raise UserError(_no_port(container, host, nic, s.get(Network, net_id)))
+            if vlan_mode == "bridge":
+                out.append(NicSpec(nic.mac, "bridge", f"vlan{nic.vlan}"))
+            else:
+                out.append(NicSpec(nic.mac, "direct", f"p{parent.device}.{nic.vlan}"))
+            continue
+        parent = next((p for p in ports if nic.network_id and p.network_id == nic.network_id), None)
+        if parent is None:
+            raise UserError(_no_port(container, host, nic, nic.network))
+        out.append(NicSpec(nic.mac, "bridge", parent.device))
+    return out
+
+
+def _private_id(s: Session) -> int | None:
+    return s.scalar(select(Network.id).where(Network.name == "private"))
+
+
+def _no_port(container: Host, host: Host, nic: Interface, net: Network | None) -> str:
+    name = net.name if net else "(none)"
+    return (
+        f"container {container.name} has no interface on network {name} for {host.name} "
+        f"{nic.device}: rocks add host interface {container.name} <iface> subnet={name}"
+    )
+
+
+def _disks(vm: VM) -> list[DiskSpec]:
+    out = []
+    for d in vm.disks:
+        path = DBDisk(d.vbd_type, d.prefix, d.name, d.device, d.bus, d.size_gb).path
+        fmt = "qcow2" if d.vbd_type == "qcow2" else "qed" if d.vbd_type == "qed" else "raw"
+        out.append(
+            DiskSpec(
+                path=path,
+                device=d.device,
+                bus=d.bus,
+                format=fmt,  # type: ignore[arg-type]
+                block=d.vbd_type == "phy",
+            )
+        )
+    return out
+
+
+def frontend_install_due(s: Session, host: Host) -> bool:
+    boot = s.get(HostBoot, host.id)
+    return host.install_action == FRONTEND_INSTALL and boot is not None and boot.action == "install"
+
+
+def _kernel_boot(s: Session, host: Host) -> KernelBoot:
+    action = s.scalar(select(BootAction).where(BootAction.name == FRONTEND_INSTALL))
+    if action is None or not action.kernel:
+        raise NotFound(
+            f"boot action '{FRONTEND_INSTALL}' has no kernel, so {host.name} cannot install: "
+            f"rocks set bootaction action='{FRONTEND_INSTALL}' kernel=<path> ramdisk=<path>"
+        )
+    args = (action.args or "").split()
+    public = next((i for i in host.interfaces if i.network and i.network.name == "public"), None)
+    if public is not None:
+        args = [f"ksdevice={public.mac}" if a == "ksdevice=eth1" else a for a in args]
+        if public.ip and public.network:
+            args += [f"ip={public.ip}", f"netmask={public.network.netmask}"]
+        dns = attrs.global_value(s, "Kickstart_PublicDNSServers")
+        if dns:
+            args.append(f"dns={dns.split(',')[0].strip()}")
+        gw = s.scalar(
+            select(Route.gateway).where(Route.host_id == host.id, Route.destination == "0.0.0.0")
+        )
+        if gw:
+            args.append(f"gateway={gw}")
+    return KernelBoot(kernel=action.kernel, initrd=action.ramdisk, cmdline=" ".join(args))
+
+
+def vm_spec(s: Session, host: Host) -> tuple[VMSpec, Placement]:
+    """Everything the designer needs for `host`, and where it runs."""
+    where = placement(s, host)
+    vm = vm_row(s, host)
+    assert vm.container is not None
+    values = {r.name: r.value for r in attrs.resolve_all(s, host)}
+    vlan_mode = (attrs.resolve(s, vm.container, "kvm_vlan_mode") or "macvtap").lower()
+    spec = VMSpec(
+        name=host.name,
+        vcpus=host.cpus,
+        mem_mb=vm.mem_mb,
+        nics=_nics(s, host, vm, vm.container, vlan_mode),
+        disks=_disks(vm),
+        cdrom=vm.cdrom_path,
+        kernel_boot=_kernel_boot(s, host) if frontend_install_due(s, host) else None,
+        attrs=values,
+    )
+    return spec, where

@@ -1,0 +1,439 @@
+"""Running VMs: start, stop, pause, resume, save, restore, move, status, autostart.
+
+Each VM is one unit of work: its database steps are transactions, its libvirt steps are undone
+by a `Reverter` if a later step fails. VMs on different containers are handled in parallel, one
+connection per container; a container that does not answer fails its own VMs with an error
+naming it, and the others go on.
+
+Start, per VM (reference §2.4, with the original's faults fixed):
+1. `allocate` plugins, in a write transaction (they may move the VM); committed.
+2. The domain XML from the designer, unless a `preboot` plugin returns its own.
+3. On the container: refuse a running or paused domain; a domain with a saved state is resumed
+   from it; otherwise create missing disk volumes, define the domain, start it, set autostart
+   (attribute `kvm_autostart`). Any failure undoes what this start created.
+4. A virtual frontend that booted its installer gets boot action `os` (it installs once).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from flightdeck.db import attrs
+from flightdeck.db.engine import Database
+from flightdeck.db.hostexpr import resolve_host, resolve_hosts
+from flightdeck.db.models import VM, Host, HostBoot
+from flightdeck.errors import Conflict, FlightdeckError, UserError
+from flightdeck.services import plugins as plug
+from flightdeck.services.base import reading, writing
+from flightdeck.services.domains import (
+    Placement,
+    container_uris,
+    frontend_install_due,
+    placement,
+    vm_row,
+    vm_spec,
+)
+from flightdeck.services.reverter import Reverter
+from flightdeck.virt import hypervisor as hv
+from flightdeck.virt.designer import VMSpec, design
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    vm: str
+    container: str | None
+    ok: bool
+    message: str
+
+
+def _timeout(s: Session, host: Host) -> float:
+    value = attrs.resolve(s, host, "kvm_connect_timeout")
+    try:
+        return float(value) if value else hv.DEFAULT_CONNECT_TIMEOUT
+    except ValueError:
+        raise UserError(
+            f"attribute kvm_connect_timeout of {host.name} is {value!r}: give seconds, e.g. 10"
+        ) from None
+
+
+def _vm_hosts(s: Session, exprs: Sequence[str]) -> list[Host]:
+    hosts = resolve_hosts(s, exprs, default_all=False)
+    for h in hosts:
+        vm_row(s, h)
+    return hosts
+
+
+def _fan_out(
+    groups: dict[str, list[str]], work: Callable[[str, str], str], timeout: float
+) -> list[Outcome]:
+    """Run `work(container, vm)` for each VM; containers in parallel, their VMs in order."""
+
+    def per_container(container: str) -> list[Outcome]:
+        results = []
+        for vm in groups[container]:
+            try:
+                results.append(Outcome(vm, container, True, work(container, vm)))
+            except FlightdeckError as exc:
+                results.append(Outcome(vm, container, False, exc.message))
+        return results
+
+    jobs = {c: partial(per_container, c) for c in groups}
+    out: list[Outcome] = []
+    for container, result in hv.parallel(jobs, timeout=timeout * 4 + 600).items():
+        if isinstance(result, BaseException):
+            msg = hv.describe(result)
+            out += [Outcome(vm, container, False, msg) for vm in groups[container]]
+        else:
+            out += result
+    order = {vm: i for i, vm in enumerate(v for vs in groups.values() for v in vs)}
+    return sorted(out, key=lambda o: order[o.vm])
+
+
+def _placements(db: Database, exprs: Sequence[str]) -> tuple[dict[str, Placement], float]:
+    with reading(db) as s:
+        hosts = _vm_hosts(s, exprs)
+        where = {h.name: placement(s, h) for h in hosts}
+        timeout = max((_timeout(s, h) for h in hosts), default=hv.DEFAULT_CONNECT_TIMEOUT)
+    return where, timeout
+
+
+def _groups(where: dict[str, Placement]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for p in where.values():
+        groups.setdefault(p.container, []).append(p.vm)
+    return groups
+
+
+# Start ---------------------------------------------------------------------------------------
+
+
+def _allocate(db: Database, vm: str, plugins: list[Any]) -> None:
+    if not any(callable(getattr(p, "allocate", None)) for p in plugins):
+        return
+    with writing(db) as s:
+        host = resolve_host(s, vm)
+        where = vm_row(s, host).container
+        plug.run(
+            plugins,
+            "allocate",
+            plug.PluginContext(vm=vm, container=where.name if where else None, session=s),
+        )
+
+
+def _start_one(db: Database, vm: str, plugins: list[Any]) -> str:
+    _allocate(db, vm, plugins)
+    with reading(db) as s:
+        host = resolve_host(s, vm)
+        spec, where = vm_spec(s, host)
+        timeout = _timeout(s, host)
+        autostart = attrs.is_true(attrs.resolve(s, host, "kvm_autostart"))
+        installing = frontend_install_due(s, host)
+        disks = [(d.path, d.format, d.block) for d in spec.disks]
+        sizes = {f"{d.prefix}/{d.name}": d.size_gb for d in vm_row(s, host).disks}
+    xml = design(spec).to_xml()
+    xml = plug.run(plugins, "preboot", plug.PluginContext(vm, where.container, xml=xml)) or xml
+    conn = hv.connect(where.container, where.uri, timeout)
+    state = conn.state(vm)
+    if state in ("active", "shutdown"):
+        raise Conflict(f"the host {vm} is already running on {where.container}")
+    if state == "paused":
+        raise Conflict(f"the host {vm} is paused: resume it with 'rocks resume host vm {vm}'")
+    if conn.has_managed_save(vm):
+        dom = conn.require(vm)
+        conn.start(dom)
+        return f"resumed {vm} from its saved state on {where.container}"
+    with Reverter() as undo:
+        for path, fmt, block in disks:
+            if block:
+                continue
+            if conn.create_volume(path, sizes.get(path, 36), fmt):
+                undo.add(f"volume {path}", partial(conn.delete_volume, path))
+        existed = conn.domain(vm) is not None
+        dom = conn.define(xml)
+        if not existed:
+            undo.add(f"definition of {vm}", lambda: conn.undefine(vm))
+        conn.start(dom)
+        undo.add(f"start of {vm}", lambda: conn.destroy(vm))
+        conn.set_autostart(dom, autostart)
+        if installing:
+            with writing(db) as s:
+                host = resolve_host(s, vm)
+                row = s.get(HostBoot, host.id)
+                if row is not None:
+                    row.action = "os"
+        undo.success()
+    how = "installing" if installing else "started"
+    return f"{how} {vm} on {where.container}"
+
+
+def start_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
+    plugins = plug.discover()
+    where, timeout = _placements(db, exprs)
+    return _fan_out(_groups(where), lambda _c, vm: _start_one(db, vm, plugins), timeout)
+
+
+# Stop, pause, resume, save, restore ----------------------------------------------------------
+
+
+def _connect(where: dict[str, Placement], vm: str, timeout: float) -> hv.Hypervisor:
+    p = where[vm]
+    return hv.connect(p.container, p.uri, timeout)
+
+
+def stop_vms(db: Database, exprs: Sequence[str], *, terminate: bool = False) -> list[Outcome]:
+    """Power off (destroy and undefine), or with `terminate` only run the disallocate plugins."""
+    if terminate:
+        plugins = plug.discover()
+        out = []
+        with reading(db) as s:
+            hosts = _vm_hosts(s, exprs)
+            names = [(h.name, (vm_row(s, h).container or h).name) for h in hosts]
+        for vm, container in names:
+            plug.run(plugins, "disallocate", plug.PluginContext(vm, container))
+            out.append(Outcome(vm, container, True, f"released {vm}"))
+        return out
+    where, timeout = _placements(db, exprs)
+
+    def stop(_c: str, vm: str) -> str:
+        conn = _connect(where, vm, timeout)
+        ran = conn.destroy(vm)
+        conn.undefine(vm)
+        return f"stopped {vm}" if ran else f"{vm} was not running"
+
+    return _fan_out(_groups(where), stop, timeout)
+
+
+def _simple(
+    db: Database, exprs: Sequence[str], action: Callable[[hv.Hypervisor, str], str]
+) -> list[Outcome]:
+    where, timeout = _placements(db, exprs)
+    return _fan_out(
+        _groups(where), lambda _c, vm: action(_connect(where, vm, timeout), vm), timeout
+    )
+
+
+def pause_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
+    def pause(conn: hv.Hypervisor, vm: str) -> str:
+        conn.suspend(vm)
+        return f"paused {vm}"
+
+    return _simple(db, exprs, pause)
+
+
+def resume_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
+    def resume(conn: hv.Hypervisor, vm: str) -> str:
+        conn.resume(vm)
+        return f"resumed {vm}"
+
+    return _simple(db, exprs, resume)
+
+
+def _save_path(s: Session, host: Host, given: str | None) -> str:
+    if given:
+        if not os.path.isabs(given):
+            raise UserError(f"file={given}: give an absolute path on the container")
+        return given
+    vm = vm_row(s, host)
+    base = (attrs.resolve(s, vm.container, "kvm_save_directory") if vm.container else None) or (
+        attrs.resolve(s, host, "kvm_disk_dir") or "/var/lib/flightdeck/disks"
+    )
+    return os.path.join(base, f"{host.name}.saved")
+
+
+def save_vms(db: Database, exprs: Sequence[str], file: str | None = None) -> list[Outcome]:
+    with reading(db) as s:
+        hosts = _vm_hosts(s, exprs)
+        if file and len(hosts) != 1:
+            raise UserError("file= can only be given with one host")
+        paths = {h.name: _save_path(s, h, file) for h in hosts}
+
+    def save(conn: hv.Hypervisor, vm: str) -> str:
+        conn.save(vm, paths[vm])
+        return f"saved {vm} to {paths[vm]}"
+
+    return _simple(db, exprs, save)
+
+
+def restore_vms(db: Database, exprs: Sequence[str], file: str | None = None) -> list[Outcome]:
+    with reading(db) as s:
+        hosts = _vm_hosts(s, exprs)
+        if file and len(hosts) != 1:
+            raise UserError("file= can only be given with one host")
+        paths = {h.name: _save_path(s, h, file) for h in hosts}
+
+    def restore(conn: hv.Hypervisor, vm: str) -> str:
+        conn.restore(paths[vm])
+        return f"restored {vm} from {paths[vm]}"
+
+    return _simple(db, exprs, restore)
+
+
+# Status --------------------------------------------------------------------------------------
+
+
+def statuses(db: Database, exprs: Sequence[str] = ()) -> dict[str, str]:
+    """Live status of VMs (all when no expression), one listing per container, in parallel."""
+    with reading(db) as s:
+        q = select(Host, VM).join(VM, VM.host_id == Host.id)
+        if exprs:
+            q = q.where(Host.id.in_([h.id for h in resolve_hosts(s, exprs)]))
+        rows = list(s.execute(q).tuples().all())
+        containers = {vm.container_id: vm.container for _h, vm in rows if vm.container is not None}
+        uris = container_uris(s, [c for c in containers.values() if c is not None])
+        timeouts = {cid: _timeout(s, c) for cid, c in containers.items() if c is not None}
+        by_container: dict[int, list[str]] = {}
+        result: dict[str, str] = {}
+        for h, vm in rows:
+            if vm.container_id is None:
+                result[h.name] = hv.STATUS_ERROR
+            else:
+                by_container.setdefault(vm.container_id, []).append(h.name)
+        names = {cid: c.name for cid, c in containers.items() if c is not None}
+
+    def listing(cid: int) -> Callable[[], dict[str, str]]:
+        return lambda: hv.connect(names[cid], uris[cid], timeouts[cid]).states()
+
+    timeout = max(timeouts.values(), default=hv.DEFAULT_CONNECT_TIMEOUT) + 5
+    jobs = {str(cid): listing(cid) for cid in by_container}
+    for key, states in hv.parallel(jobs, timeout=timeout, workers=32).items():
+        for name in by_container[int(key)]:
+            result[name] = (
+                hv.STATUS_ERROR
+                if isinstance(states, BaseException)
+                else states.get(name, "nostate")
+            )
+    return result
+
+
+# Config, removal, move, autostart ------------------------------------------------------------
+
+
+def domain_xml(db: Database, exprs: Sequence[str]) -> list[tuple[str, str]]:
+    with reading(db) as s:
+        out = []
+        for h in _vm_hosts(s, exprs):
+            spec, _where = vm_spec(s, h)
+            out.append((h.name, design(spec).to_xml()))
+        return out
+
+
+def spec_of(db: Database, vm: str) -> VMSpec:
+    with reading(db) as s:
+        return vm_spec(s, resolve_host(s, vm))[0]
+
+
+def destroy_for_removal(
+    s: Session, hosts: Sequence[Host], *, keep_disks: bool, force: bool = False
+) -> list[str]:
+    """Destroy and undefine each VM's domain and (unless keep_disks) delete its volumes.
+
+    Called inside the removing transaction, so a container that does not answer aborts the
+    removal with nothing changed in the database (unless `force`, which only warns).
+    """
+    warnings: list[str] = []
+    for h in hosts:
+        vm = s.scalar(select(VM).where(VM.host_id == h.id))
+        if vm is None or vm.container is None:
+            continue
+        uri = container_uris(s, [vm.container])[vm.container.id]
+        try:
+            conn = hv.connect(vm.container.name, uri, _timeout(s, vm.container))
+            conn.destroy(h.name)
+            conn.undefine(h.name)
+            if not keep_disks:
+                for d in vm.disks:
+                    if d.vbd_type != "phy":
+                        conn.delete_volume(os.path.join(d.prefix, d.name))
+        except FlightdeckError as exc:
+            if not force:
+                raise FlightdeckError(
+                    f"{exc.message} (nothing was removed; add force=yes to remove {h.name} from "
+                    "the database anyway)"
+                ) from None
+            warnings.append(f"warning - {h.name}: {exc.message}")
+    return warnings
+
+
+def move_vm(db: Database, vm: str, target_expr: str) -> str:
+    """Cold move: stop, copy its volumes over libvirt streams, re-home, start if it ran."""
+    from flightdeck.services.allocation import require_kvm
+
+    with reading(db) as s:
+        host = resolve_host(s, vm)
+        row = vm_row(s, host)
+        src = placement(s, host)
+        target = resolve_host(s, target_expr)
+        require_kvm(s, [target])
+        if row.container_id == target.id:
+            raise UserError(
+                f"the source physical host, and the destination host are the same: {target.name}"
+            )
+        dst_uri = container_uris(s, [target])[target.id]
+        timeout = _timeout(s, host)
+        disks = [(os.path.join(d.prefix, d.name), d.size_gb, d.vbd_type) for d in row.disks]
+    a = hv.connect(src.container, src.uri, timeout)
+    b = hv.connect(target.name, dst_uri, timeout)
+    was_running = a.state(vm) in ("active", "paused", "shutdown")
+    with Reverter() as undo:
+        if was_running:
+            a.destroy(vm)
+        for path, size, kind in disks:
+            if kind == "phy":
+                continue
+            fmt = "qcow2" if kind == "qcow2" else "raw"
+            if b.volume(path) is not None:
+                raise Conflict(f"{path} already exists on {target.name}: remove it first")
+            b.write_volume(path, size, fmt, a.read_volume(path))
+            undo.add(f"copy of {path} on {target.name}", partial(b.delete_volume, path))
+        a.undefine(vm)
+        with writing(db) as s:
+            vm_row(s, resolve_host(s, vm)).container_id = target.id
+        undo.add("re-homing", lambda: _rehome(db, vm, src.container))
+        for path, _size, kind in disks:
+            if kind != "phy":
+                a.delete_volume(path)
+        undo.success()
+    if was_running:
+        start_vms(db, [vm])
+    return f"moved {vm} from {src.container} to {target.name}"
+
+
+def _rehome(db: Database, vm: str, container: str) -> None:
+    with writing(db) as s:
+        vm_row(s, resolve_host(s, vm)).container_id = resolve_host(s, container).id
+
+
+def autostart_vms(db: Database, container_expr: str, *, stopping: bool) -> list[Outcome]:
+    """What a container runs at shutdown (save autostart VMs) and at boot (restore/boot them)."""
+    with reading(db) as s:
+        container = resolve_host(s, container_expr)
+        hosts = list(
+            s.scalars(
+                select(Host).join(VM, VM.host_id == Host.id).where(VM.container_id == container.id)
+            )
+        )
+        auto = attrs.resolve_many(s, hosts, "kvm_autostart")
+        names = [h.name for h in hosts if attrs.is_true(auto.get(h.id))]
+    if not names:
+        return []
+    if stopping:
+        where, timeout = _placements(db, names)
+
+        def save(_c: str, vm: str) -> str:
+            conn = _connect(where, vm, timeout)
+            if conn.state(vm) != "active":
+                return f"{vm} is not running"
+            conn.managed_save(vm)
+            return f"saved {vm}"
+
+        return _fan_out(_groups(where), save, timeout)
+    return start_vms(db, names)

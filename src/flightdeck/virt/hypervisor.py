@@ -1,0 +1,350 @@
+"""libvirt, and nothing above it: connections to VM containers, domains, storage volumes.
+
+Every libvirt call of the project goes through here. libvirt errors are translated once, by
+error code (never by message text), into `DriverError`s that name the container and the
+operation. Connections are cached per URI for the life of the process (the Airboss reuses
+them; a CLI run opens each container once) and opened with a timeout, so a container that does
+not answer costs at most that long.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+import libvirt
+
+from flightdeck.errors import Conflict, DriverError, FlightdeckError, NotFound
+
+T = TypeVar("T")
+
+#: libvirt state -> the original's vocabulary (reference §10.2).
+STATE_WORDS = {
+    libvirt.VIR_DOMAIN_NOSTATE: "nostate",
+    libvirt.VIR_DOMAIN_RUNNING: "active",
+    libvirt.VIR_DOMAIN_BLOCKED: "active",
+    libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "shutdown",
+    libvirt.VIR_DOMAIN_SHUTOFF: "shutoff",
+    libvirt.VIR_DOMAIN_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "paused",
+}
+STATUS_ERROR = "nostate-error"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+GB = 1000**3  # disk sizes are in GB of 10^9 bytes, as the original
+
+_UNREACHABLE = {
+    libvirt.VIR_ERR_NO_CONNECT,
+    libvirt.VIR_ERR_SYSTEM_ERROR,
+    libvirt.VIR_ERR_RPC,
+    libvirt.VIR_ERR_AUTH_FAILED,
+    libvirt.VIR_ERR_OPERATION_TIMEOUT,
+    libvirt.VIR_ERR_NO_SERVER,
+}
+_MISSING = {
+    libvirt.VIR_ERR_NO_DOMAIN,
+    libvirt.VIR_ERR_NO_STORAGE_POOL,
+    libvirt.VIR_ERR_NO_STORAGE_VOL,
+}
+
+# Clients without a registered event loop print "Unable to register async IO callback"; and
+# libvirt prints every error on stderr by default. We report errors ourselves.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+def _code(exc: libvirt.libvirtError) -> int:
+    return int(exc.get_error_code() or 0)
+
+
+def translate(exc: libvirt.libvirtError, container: str, what: str) -> FlightdeckError:
+    """A one-line DriverError for a libvirt failure, chosen by error code."""
+    code = _code(exc)
+    detail = (exc.get_error_message() or str(exc)).strip().splitlines()[0]
+    if code in _UNREACHABLE:
+        return DriverError(
+            f"container {container} does not answer ({what}): {detail}; "
+            f"check that libvirtd runs there and its libvirt_uri attribute"
+        )
+    if code in _MISSING:
+        return NotFound(f"{what} on container {container}: {detail}")
+    if code == libvirt.VIR_ERR_OPERATION_INVALID:
+        return Conflict(f"{what} on container {container}: {detail}")
+    return DriverError(f"{what} on container {container} failed: {detail}")
+
+
+_lock = threading.Lock()
+_cache: dict[str, libvirt.virConnect] = {}
+_pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="libvirt")
+
+
+def _open(uri: str) -> libvirt.virConnect:
+    return libvirt.open(uri)
+
+
+def connect(container: str, uri: str, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Hypervisor:
+    """The (cached) connection to `container` at `uri`, opened within `timeout` seconds."""
+    with _lock:
+        conn = _cache.get(uri)
+    if conn is not None:
+        try:
+            if conn.isAlive():
+                return Hypervisor(container, uri, conn)
+        except libvirt.libvirtError:
+            pass
+    future = _pool.submit(_open, uri)
+    try:
+        conn = future.result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        raise DriverError(
+            f"container {container} does not answer: no libvirt connection to "
+            f"{uri} within {timeout:g} s"
+        ) from None
+    except libvirt.libvirtError as exc:
+        raise translate(exc, container, f"connecting to {uri}") from None
+    with _lock:
+        _cache[uri] = conn
+    return Hypervisor(container, uri, conn)
+
+
+def forget(uri: str) -> None:
+    """Drop a cached connection (after the daemon behind it went away)."""
+    with _lock:
+        conn = _cache.pop(uri, None)
+    if conn is not None:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+
+
+def parallel(
+    jobs: Mapping[str, Callable[[], T]], timeout: float, workers: int = 16
+) -> dict[str, T | BaseException]:
+    """Run one job per container at once; each result, or the exception it raised."""
+    out: dict[str, T | BaseException] = {}
+    if not jobs:
+        return out
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as ex:
+        futures = {key: ex.submit(fn) for key, fn in jobs.items()}
+        for key, fut in futures.items():
+            try:
+                out[key] = fut.result(timeout=timeout)
+            except concurrent.futures.TimeoutError:
+                out[key] = DriverError(f"container {key} did not answer within {timeout:g} s")
+            except BaseException as exc:
+                out[key] = exc
+    return out
+
+
+@dataclass
+class Hypervisor:
+    """One container's libvirt connection, with the operations Flightdeck needs."""
+
+    container: str
+    uri: str
+    conn: libvirt.virConnect
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except libvirt.libvirtError as exc:
+            raise translate(exc, self.container, what) from None
+
+    # Domains -------------------------------------------------------------------------------
+
+    def domain(self, name: str) -> libvirt.virDomain | None:
+        try:
+            return self.conn.lookupByName(name)
+        except libvirt.libvirtError as exc:
+            if _code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise translate(exc, self.container, f"looking up {name}") from None
+
+    def require(self, name: str) -> libvirt.virDomain:
+        dom = self.domain(name)
+        if dom is None:
+            raise NotFound(
+                f"VM {name} is not defined on container {self.container}: "
+                f"start it with 'rocks start host vm {name}'"
+            )
+        return dom
+
+    def state(self, name: str) -> str:
+        dom = self.domain(name)
+        if dom is None:
+            return "nostate"
+        st = self._call(f"reading the state of {name}", lambda: dom.state()[0])
+        return STATE_WORDS.get(st, "nostate")
+
+    def states(self) -> dict[str, str]:
+        """Every domain's state on this container, by name (one listing call)."""
+        doms = self._call("listing domains", lambda: self.conn.listAllDomains(0))
+        return {d.name(): STATE_WORDS.get(d.state()[0], "nostate") for d in doms}
+
+    def has_managed_save(self, name: str) -> bool:
+        dom = self.domain(name)
+        return bool(
+            dom is not None
+            and self._call(f"checking {name} for a saved state", lambda: dom.hasManagedSaveImage(0))
+        )
+
+    def define(self, xml: str) -> libvirt.virDomain:
+        return self._call("defining the domain", lambda: self.conn.defineXML(xml))
+
+    def start(self, dom: libvirt.virDomain) -> None:
+        self._call(f"starting {dom.name()}", dom.create)
+
+    def set_autostart(self, dom: libvirt.virDomain, on: bool) -> None:
+        self._call(f"setting autostart of {dom.name()}", lambda: dom.setAutostart(int(on)))
+
+    def autostart(self, dom: libvirt.virDomain) -> bool:
+        return bool(self._call(f"reading autostart of {dom.name()}", dom.autostart))
+
+    def destroy(self, name: str) -> bool:
+        """Power off hard; False when it was not running."""
+        dom = self.domain(name)
+        if dom is None or not dom.isActive():
+            return False
+        self._call(f"stopping {name}", dom.destroy)
+        return True
+
+    def shutdown(self, name: str) -> None:
+        self._call(f"shutting down {name}", self.require(name).shutdown)
+
+    def reset(self, name: str) -> None:
+        self._call(f"resetting {name}", lambda: self.require(name).reset(0))
+
+    def undefine(self, name: str) -> bool:
+        dom = self.domain(name)
+        if dom is None:
+            return False
+        flags = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        self._call(f"undefining {name}", lambda: dom.undefineFlags(flags))
+        return True
+
+    def suspend(self, name: str) -> None:
+        self._call(f"pausing {name}", self.require(name).suspend)
+
+    def resume(self, name: str) -> None:
+        self._call(f"resuming {name}", self.require(name).resume)
+
+    def save(self, name: str, path: str) -> None:
+        self._call(f"saving {name} to {path}", lambda: self.require(name).save(path))
+
+    def restore(self, path: str) -> None:
+        self._call(f"restoring from {path}", lambda: self.conn.restore(path))
+
+    def managed_save(self, name: str) -> None:
+        self._call(f"saving {name}", lambda: self.require(name).managedSave(0))
+
+    def xml(self, name: str) -> str:
+        return str(self._call(f"reading the XML of {name}", lambda: self.require(name).XMLDesc(0)))
+
+    def total_memory_mb(self) -> int:
+        info = self._call("reading node info", self.conn.getInfo)
+        return int(info[1])
+
+    # Storage ---------------------------------------------------------------------------------
+
+    def pool_for(self, directory: str) -> libvirt.virStoragePool:
+        """The directory pool whose target is `directory`, defined and started if missing."""
+        directory = os.path.normpath(directory)
+        pools = self._call("listing storage pools", lambda: self.conn.listAllStoragePools(0))
+        for pool in pools:
+            target = ET.fromstring(pool.XMLDesc(0)).findtext("./target/path")
+            if target and os.path.normpath(target) == directory:
+                if not pool.isActive():
+                    self._call(f"starting pool {pool.name()}", partial(pool.create, 0))
+                return pool
+        name = "flightdeck" + directory.replace("/", "-")
+        xml = (
+            f"<pool type='dir'><name>{_esc(name)}</name>"
+            f"<target><path>{_esc(directory)}</path></target></pool>"
+        )
+        pool = self._call(f"defining pool {name}", lambda: self.conn.storagePoolDefineXML(xml, 0))
+        self._call(f"building pool {name}", lambda: pool.build(0))
+        self._call(f"starting pool {name}", lambda: pool.create(0))
+        self._call(f"setting autostart of pool {name}", lambda: pool.setAutostart(1))
+        return pool
+
+    def volume(self, path: str) -> libvirt.virStorageVol | None:
+        pool = self.pool_for(os.path.dirname(path))
+        self._call("refreshing pool", lambda: pool.refresh(0))
+        try:
+            return pool.storageVolLookupByName(os.path.basename(path))
+        except libvirt.libvirtError as exc:
+            if _code(exc) == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                return None
+            raise translate(exc, self.container, f"looking up volume {path}") from None
+
+    def create_volume(self, path: str, size_gb: int, fmt: str) -> bool:
+        """Create the volume at `path` unless it exists; True when it was created."""
+        if self.volume(path) is not None:
+            return False
+        pool = self.pool_for(os.path.dirname(path))
+        xml = (
+            f"<volume><name>{_esc(os.path.basename(path))}</name>"
+            f"<capacity unit='bytes'>{size_gb * GB}</capacity>"
+            f"<target><format type='{_esc(fmt)}'/></target></volume>"
+        )
+        self._call(f"creating volume {path}", lambda: pool.createXML(xml, 0))
+        return True
+
+    def delete_volume(self, path: str) -> bool:
+        vol = self.volume(path)
+        if vol is None:
+            return False
+        self._call(f"deleting volume {path}", lambda: vol.delete(0))
+        return True
+
+    def read_volume(self, path: str) -> Iterator[bytes]:
+        """The bytes of a volume, streamed through libvirt (works to a remote container)."""
+        vol = self.volume(path)
+        if vol is None:
+            raise NotFound(f"no volume {path} on container {self.container}")
+        stream = self.conn.newStream(0)
+        self._call(f"downloading {path}", lambda: vol.download(stream, 0, 0, 0))
+        try:
+            while True:
+                chunk = stream.recv(1 << 20)
+                if isinstance(chunk, int) or not chunk:
+                    break
+                yield chunk
+            stream.finish()
+        except libvirt.libvirtError as exc:
+            stream.abort()
+            raise translate(exc, self.container, f"downloading {path}") from None
+
+    def write_volume(self, path: str, size_gb: int, fmt: str, chunks: Iterator[bytes]) -> None:
+        """Create the volume `path` and fill it from `chunks` (a stream from another container)."""
+        self.create_volume(path, size_gb, fmt)
+        vol = self.volume(path)
+        assert vol is not None
+        stream = self.conn.newStream(0)
+        self._call(f"uploading {path}", lambda: vol.upload(stream, 0, 0, 0))
+        try:
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    sent = stream.send(bytes(view))
+                    view = view[sent:]
+            stream.finish()
+        except BaseException:
+            stream.abort()
+            raise
+
+
+def _esc(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&apos;")
+    )
+
+
+def describe(value: Any) -> str:
+    """A short text for an exception collected by `parallel`."""
+    return getattr(value, "message", None) or str(value)
