@@ -6,7 +6,6 @@ driver keeps one state per opened file; Flightdeck keeps one connection per URI 
 
 from __future__ import annotations
 
-
 from pathlib import Path
 from typing import Any
 
