@@ -280,13 +280,16 @@ def restore_vms(db: Database, exprs: Sequence[str], file: str | None = None) -> 
 # Status --------------------------------------------------------------------------------------
 
 
-def statuses(db: Database, exprs: Sequence[str] = ()) -> dict[str, str]:
-    """Live status of VMs (all when no expression), one listing per container, in parallel."""
+def statuses(db: Database, names: Sequence[str] | None = None) -> dict[str, str]:
+    """Live status of the VMs named exactly (all VMs when None): one listing per container,
+    containers in parallel; a container that does not answer gives `nostate-error`."""
     with reading(db) as s:
         q = select(Host, VM).join(VM, VM.host_id == Host.id)
-        if exprs:
-            q = q.where(Host.id.in_([h.id for h in resolve_hosts(s, exprs)]))
-        rows = list(s.execute(q).tuples().all())
+        wanted = None if names is None else set(names)
+        if wanted is not None and len(wanted) <= 5000:  # keep under SQLite's bound-parameter cap
+            q = q.where(Host.name.in_(sorted(wanted)))
+        rows = [(h, vm) for h, vm in s.execute(q).tuples().all()
+                if wanted is None or h.name in wanted]
         containers = {vm.container_id: vm.container for _h, vm in rows if vm.container is not None}
         uris = container_uris(s, [c for c in containers.values() if c is not None])
         timeouts = {cid: _timeout(s, c) for cid, c in containers.items() if c is not None}
@@ -297,10 +300,10 @@ def statuses(db: Database, exprs: Sequence[str] = ()) -> dict[str, str]:
                 result[h.name] = hv.STATUS_ERROR
             else:
                 by_container.setdefault(vm.container_id, []).append(h.name)
-        names = {cid: c.name for cid, c in containers.items() if c is not None}
+        cnames = {cid: c.name for cid, c in containers.items() if c is not None}
 
     def listing(cid: int) -> Callable[[], dict[str, str]]:
-        return lambda: hv.connect(names[cid], uris[cid], timeouts[cid]).states()
+        return lambda: hv.connect(cnames[cid], uris[cid], timeouts[cid]).states()
 
     timeout = max(timeouts.values(), default=hv.DEFAULT_CONNECT_TIMEOUT) + 5
     jobs = {str(cid): listing(cid) for cid in by_container}
@@ -364,8 +367,15 @@ def destroy_for_removal(
 
 
 def move_vm(db: Database, vm: str, target_expr: str) -> str:
-    """Cold move: stop, copy its volumes over libvirt streams, re-home, start if it ran."""
+    """Cold move: stop, copy its volumes over libvirt streams, re-home, start if it ran.
+
+    As the original (reference §2.4), the volumes go into the target's `kvm_disk_dir` under
+    the same file names, and the disks' prefix follows them. When both containers are served
+    by the same libvirt URI and the directory does not change, the volume already is where it
+    must be: nothing is copied or deleted (copying a file onto itself would destroy it).
+    """
     from flightdeck.services.allocation import require_kvm
+    from flightdeck.services.vms import disk_dir
 
     with reading(db) as s:
         host = resolve_host(s, vm)
@@ -378,38 +388,78 @@ def move_vm(db: Database, vm: str, target_expr: str) -> str:
                 f"the source physical host, and the destination host are the same: {target.name}"
             )
         dst_uri = container_uris(s, [target])[target.id]
+        dst_dir = disk_dir(s, target)
         timeout = _timeout(s, host)
-        disks = [(os.path.join(d.prefix, d.name), d.size_gb, d.vbd_type) for d in row.disks]
+        disks = [
+            _MovedDisk(
+                d.id,
+                d.prefix,
+                os.path.join(d.prefix, d.name),
+                d.prefix if d.vbd_type == "phy" else dst_dir,
+                os.path.join(d.prefix if d.vbd_type == "phy" else dst_dir, d.name),
+                d.size_gb,
+                d.vbd_type,
+            )
+            for d in row.disks
+        ]
+    same_storage = src.uri == dst_uri
     a = hv.connect(src.container, src.uri, timeout)
     b = hv.connect(target.name, dst_uri, timeout)
     was_running = a.state(vm) in ("active", "paused", "shutdown")
     with Reverter() as undo:
         if was_running:
             a.destroy(vm)
-        for path, size, kind in disks:
-            if kind == "phy":
+        for d in disks:
+            if not d.copied(same_storage):
                 continue
-            fmt = "qcow2" if kind == "qcow2" else "raw"
-            if b.volume(path) is not None:
-                raise Conflict(f"{path} already exists on {target.name}: remove it first")
-            b.write_volume(path, size, fmt, a.read_volume(path))
-            undo.add(f"copy of {path} on {target.name}", partial(b.delete_volume, path))
+            fmt = "qcow2" if d.kind == "qcow2" else "raw"
+            if b.volume(d.target) is not None:
+                raise Conflict(f"{d.target} already exists on {target.name}: remove it first")
+            b.write_volume(d.target, d.size_gb, fmt, a.read_volume(d.source))
+            undo.add(f"copy of {d.source} on {target.name}", partial(b.delete_volume, d.target))
         a.undefine(vm)
         with writing(db) as s:
-            vm_row(s, resolve_host(s, vm)).container_id = target.id
-        undo.add("re-homing", lambda: _rehome(db, vm, src.container))
-        for path, _size, kind in disks:
-            if kind != "phy":
-                a.delete_volume(path)
+            moved = vm_row(s, resolve_host(s, vm))
+            moved.container_id = target.id
+            for disk in moved.disks:
+                done = next((d for d in disks if d.id == disk.id), None)
+                if done is not None:
+                    disk.prefix = done.new_prefix
+        undo.add("re-homing", lambda: _rehome(db, vm, src.container, disks))
+        for d in disks:
+            if d.copied(same_storage):
+                a.delete_volume(d.source)
         undo.success()
     if was_running:
         start_vms(db, [vm])
     return f"moved {vm} from {src.container} to {target.name}"
 
 
-def _rehome(db: Database, vm: str, container: str) -> None:
+@dataclass(frozen=True)
+class _MovedDisk:
+    """A disk on the move: its row, where it is, where it goes."""
+
+    id: int
+    prefix: str
+    source: str
+    new_prefix: str
+    target: str
+    size_gb: int
+    kind: str
+
+    def copied(self, same_storage: bool) -> bool:
+        """Whether its bytes must travel (not a block device, not already in place)."""
+        return self.kind != "phy" and not (same_storage and self.target == self.source)
+
+
+def _rehome(db: Database, vm: str, container: str, disks: Sequence[_MovedDisk] = ()) -> None:
     with writing(db) as s:
-        vm_row(s, resolve_host(s, vm)).container_id = resolve_host(s, container).id
+        row = vm_row(s, resolve_host(s, vm))
+        row.container_id = resolve_host(s, container).id
+        for disk in row.disks:
+            old = next((d for d in disks if d.id == disk.id), None)
+            if old is not None:
+                disk.prefix = old.prefix
 
 
 def autostart_vms(db: Database, container_expr: str, *, stopping: bool) -> list[Outcome]:
