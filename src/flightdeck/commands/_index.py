@@ -10,6 +10,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "add host vm": ("flightdeck.commands.add.host.vm", "Add a VM to the database on each given VM container"),
     "add network": ("flightdeck.commands.add.network", "Add a network (subnet) to the database"),
     "create host vm": ("flightdeck.commands.create.host.vm", "Start VMs (alias of rocks start host vm)"),
+    "create installer image": ("flightdeck.commands.create.installer.image", "Build the installer image (Debian kernel + busybox) and install with it"),
     "init frontend": ("flightdeck.commands.init.frontend", "Create the cluster database and register this machine as the physical frontend"),
     "list appliance": ("flightdeck.commands.list.appliance", "List the appliances"),
     "list appliance attr": ("flightdeck.commands.list.appliance.attr", "List the attributes set on appliances"),

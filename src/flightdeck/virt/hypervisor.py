@@ -194,6 +194,23 @@ class Hypervisor:
         )
 
     def define(self, xml: str) -> libvirt.virDomain:
+        """Define a domain, or redefine one that exists, keeping its UUID.
+
+        libvirt knows a domain by its UUID: XML without one gets a fresh random UUID, and
+        a name that is already defined under another UUID is refused ("already exists with
+        uuid"). The designer writes no UUID, so a VM that was defined before (shut off after
+        its install, say) would never start again without this.
+        """
+        root = ET.fromstring(xml)
+        name = root.findtext("name")
+        if root.find("uuid") is None and name:
+            dom = self.domain(name)
+            if dom is not None:
+                uuid = ET.Element("uuid")
+                uuid.text = self._call(f"reading the UUID of {name}", dom.UUIDString)
+                at = next((i for i, el in enumerate(root) if el.tag == "name"), -1)
+                root.insert(at + 1, uuid)
+                xml = ET.tostring(root, encoding="unicode")
         return self._call("defining the domain", lambda: self.conn.defineXML(xml))
 
     def start(self, dom: libvirt.virDomain) -> None:

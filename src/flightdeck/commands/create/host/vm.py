@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from flightdeck.cli.params import Example
 from flightdeck.commands.start.host import vm
 
 
 class Command(vm.Command):
     summary = "Start VMs (alias of rocks start host vm)"
+    examples = (Example("rocks create host vm compute-0-0-0", "The same as rocks start host vm."),)
