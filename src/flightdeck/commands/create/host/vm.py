@@ -8,4 +8,6 @@ from flightdeck.commands.start.host import vm
 
 class Command(vm.Command):
     summary = "Start VMs (alias of rocks start host vm)"
-    examples = (Example("rocks create host vm compute-0-0-0", "The same as rocks start host vm."),)
+    examples: tuple[Example, ...] = (
+        Example("rocks create host vm compute-0-0-0", "The same as rocks start host vm."),
+    )
