@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from flightdeck.cli.params import Example
-from flightdeck.commands.start.host import vm
+from flightdeck.cli.command import Command as Base
+from flightdeck.cli.params import SOME_HOSTS, Example, Parsed
 
 
-class Command(vm.Command):
+class Command(Base):
     summary = "Start VMs (alias of rocks start host vm)"
-    examples: tuple[Example, ...] = (
-        Example("rocks create host vm compute-0-0-0", "The same as rocks start host vm."),
-    )
+    args = SOME_HOSTS
+    examples = (Example("rocks create host vm compute-0-0-0", "The same as rocks start host vm."),)
+
+    def run(self, p: Parsed) -> None:
+        from flightdeck.services.lifecycle import start_vms
+
+        self.outcomes(start_vms(self.ctx.db, p.args))
