@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from flightdeck import config
@@ -79,15 +78,12 @@ class Database:
 
     def revision(self) -> str | None:
         """The schema revision stored in the database, or None when it has no schema yet."""
-        try:
-            with self.engine.connect() as conn:
-                row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
-        except OperationalError:
-            return None
-        except Exception as exc:  # e.g. psycopg UndefinedTable on PostgreSQL
-            if "alembic_version" in str(exc):
+        # Ask the catalogue rather than guessing from an error: a database that cannot be read
+        # (permissions, locked, server down) must say so, not claim it has no schema.
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
                 return None
-            raise
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
         return row[0] if row else None
 
     def upgrade(self) -> None:
@@ -133,8 +129,12 @@ def open_database(url: str | None = None, *, create: bool = False) -> Database:
     try:
         current = db.revision()
     except Exception as exc:
+        db.dispose()
+        # The driver's own message, first line only (SQLAlchemy appends SQL and a help link).
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         raise DriverError(
-            f"cannot open the database {make_url(url).render_as_string()}: {exc}"
+            f"cannot open the database {make_url(url).render_as_string()}: "
+            f"{detail[0] if detail else type(exc).__name__}"
         ) from exc
     if current != SCHEMA_HEAD:
         if current is None and not create:

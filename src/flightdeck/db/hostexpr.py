@@ -1,7 +1,8 @@
 """Host expressions: the ways a command line may name hosts, compiled to typed queries.
 
 A host expression is a name, an interface name (e.g. `frontend-0-0-0-public`), a MAC, an IP,
-an appliance (`compute`, `vm-container`), a rack (`rack0`), or a pattern with `%` or `*`.
+an appliance (`compute`, `vm-container`), a rack (`rack0`), or a pattern with `%` or `*`
+(`_` is literal; patterns ignore case on every database, as host names do in DNS).
 Nothing the user types is ever executed as SQL: every form is a bound parameter, and a string
 like `select * from hosts` is simply a name that matches nothing.
 """
@@ -48,7 +49,7 @@ def _match_one(session: Session, expr: str) -> list[Host]:
     if "%" in expr or "*" in expr:
         return list(
             session.scalars(
-                base.where(Host.name.like(_like(expr), escape="\\")).order_by(*host_order())
+                base.where(Host.name.ilike(_like(expr), escape="\\")).order_by(*host_order())
             )
         )
     m = RACK_RE.match(expr)

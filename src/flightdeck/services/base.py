@@ -23,9 +23,9 @@ _CONSTRAINTS = {
     "interfaces.mac": "that MAC address is already used by another interface",
     "uq_interfaces_mac": "that MAC address is already used by another interface",
     "interfaces.network_id, interfaces.ip": "that IP address is already used on that network",
-    "uq_interfaces_network_id": "that IP address is already used on that network",
+    "uq_interfaces_network_id_ip": "that IP address is already used on that network",
     "interfaces.host_id, interfaces.device": "the host already has an interface of that name",
-    "uq_interfaces_host_id": "the host already has an interface of that name",
+    "uq_interfaces_host_id_device": "the host already has an interface of that name",
     "clusters.vlan": "that VLAN is already used by another cluster",
     "uq_clusters_vlan": "that VLAN is already used by another cluster",
 }

@@ -9,7 +9,7 @@ Kickstart_* names), the boot actions. Running it again with the same name change
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 
@@ -18,7 +18,7 @@ from flightdeck.db.engine import Database, open_database
 from flightdeck.db.models import Appliance, BootAction, Host, HostBoot, Interface, Network
 from flightdeck.errors import Conflict
 from flightdeck.planner.addresses import check_ip_in_network, network_of
-from flightdeck.planner.macs import DEFAULT_MAC_MASK, mac_base_from_ip
+from flightdeck.planner.macs import DEFAULT_MAC_MASK, mac_base_from_ip, normalize_mac
 from flightdeck.planner.names import validate_host_name
 from flightdeck.services.base import writing
 
@@ -75,6 +75,12 @@ def init_frontend(spec: FrontendSpec, url: str | None = None) -> InitResult:
     check_ip_in_network(spec.private_ip, private_net, "private")
     gateway = spec.gateway or str(next(public_net.hosts()))
     check_ip_in_network(gateway, public_net, "public")
+    # MACs are stored in one spelling (lower case, colons), as every other interface's.
+    spec = replace(
+        spec,
+        public_mac=normalize_mac(spec.public_mac) if spec.public_mac else None,
+        private_mac=normalize_mac(spec.private_mac) if spec.private_mac else None,
+    )
 
     db = open_database(url, create=True)
     try:
