@@ -103,6 +103,5 @@ class Command(ABC):
                 self.ctx.err.write(f"error - {r.message}\n")
         if failed:
             raise FlightdeckError(
-                f"{len(failed)} of {len(results)} VM(s) failed: "
-                + ", ".join(r.vm for r in failed)
+                f"{len(failed)} of {len(results)} VM(s) failed: " + ", ".join(r.vm for r in failed)
             )

@@ -28,8 +28,9 @@ def command_list(prefix: str = "") -> str:
     """The `rocks help` listing, from the generated index alone (nothing else is imported)."""
     from flightdeck.commands._index import COMMANDS
 
-    rows = [(w, summary) for w, (_module, summary) in sorted(COMMANDS.items())
-            if w.startswith(prefix)]
+    rows = [
+        (w, summary) for w, (_module, summary) in sorted(COMMANDS.items()) if w.startswith(prefix)
+    ]
     width = max((len(w) for w, _ in rows), default=0)
     head = "Flightdeck commands (rocks <command> help for the parameters of one):"
     return "\n".join([head, *(f"  rocks {w:<{width}}  {s}" for w, s in rows)]) + "\n"
@@ -56,14 +57,34 @@ def run(argv: Sequence[str], ctx: Context | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # a bug: say so in one line unless asked for the traceback
+    except Exception as exc:
         if _debug():
             raise
+        if _is_database_error(exc):
+            # The database itself failed (locked past the timeout, server gone, disk full):
+            # not a bug in Flightdeck, and the driver's first line says what happened.
+            err.write(f"error - database: {_first_line(getattr(exc, 'orig', None) or exc)}\n")
+            return 1
         err.write(
-            f"error - internal error ({type(exc).__name__}: {exc}); "
+            f"error - internal error ({type(exc).__name__}: {_first_line(exc)}); "
             "rerun with FLIGHTDECK_DEBUG=1 for the traceback and report it\n"
         )
         return EXIT_INTERNAL
+
+
+def _first_line(exc: object) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    """An SQLAlchemy OperationalError/InterfaceError (checked by name: no import needed)."""
+    return type(exc).__module__.startswith("sqlalchemy") and type(exc).__name__ in (
+        "OperationalError",
+        "InterfaceError",
+        "DisconnectionError",
+        "TimeoutError",
+    )
 
 
 def _run_command(argv: Sequence[str], ctx: Context | None) -> int:

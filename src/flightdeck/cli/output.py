@@ -89,17 +89,23 @@ def render(
     if not headers:
         return ""
     if owner:
-        rows = [[f"{r[0]}:", *r[1:]] for r in rows]
+        for r in rows:
+            r[0] = f"{r[0]}:"
     upper = [h.upper() for h in headers]
     widths = [len(h) if header else 0 for h in upper]
-    for r in rows:
-        for i, c in enumerate(r):
-            widths[i] = max(widths[i], len(c))
+    for i in range(len(headers)):
+        widest = max((len(r[i]) for r in rows), default=0)
+        widths[i] = max(widths[i], widest, 1)
+    fill = "-" if table.dash_empty else " "
+    blanks = [fill * w for w in widths]
+    last = len(widths) - 1
     lines: list[str] = []
     if header:
         lines.append(" ".join(h.ljust(w) for h, w in zip(upper, widths, strict=True)).rstrip())
-    fill = "-" if table.dash_empty else " "
     for r in rows:
-        cells = [c if c else fill * max(w, 1) for c, w in zip(r, widths, strict=True)]
-        lines.append(" ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
-    return "\n".join(lines) + "\n"
+        cells = [
+            (c or blanks[i]) if i == last else (c or blanks[i]).ljust(widths[i])
+            for i, c in enumerate(r)
+        ]
+        lines.append(" ".join(cells).rstrip())
+    return "\n".join(lines) + "\n" if lines else ""
