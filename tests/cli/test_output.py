@@ -238,3 +238,7 @@ def test_bad_output_parameters_on_a_real_command_are_one_line_errors(espresso: A
     r = espresso("list", "host", "output-format=xml")
     assert r.code == 2
     assert r.err.startswith("error - output-format='xml'")
+
+
+def test_empty_table_without_header_prints_nothing() -> None:
+    assert render(Table(["host", "membership"]), header=False) == ""
