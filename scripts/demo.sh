@@ -50,16 +50,68 @@ demo_reset_home() {
 }
 
 # ------------------------------------------------------------------------------ demo sections
+# The demo's networks are address-less Linux bridges of its own (never the machine's eth0):
+# fdprv0 stands for the private network, fdpub0 for the public one, and vlan<N> for a virtual
+# cluster's VLAN (this kernel has no 802.1Q, so clusters use per-VLAN bridges: kvm_vlan_mode).
+DEMO_BRIDGES=(fdprv0 fdpub0 vlan2)
+
+demo_bridges() {
+    local br
+    for br in "${DEMO_BRIDGES[@]}"; do
+        if ! ip link show dev "$br" >/dev/null 2>&1; then
+            ip link add name "$br" type bridge
+            sysctl -qw "net.ipv6.conf.$br.disable_ipv6=1" || true
+        fi
+        ip link set dev "$br" up
+    done
+}
+
+# A previous demo's VMs are still defined in libvirt: power them off and undefine them.
+demo_clean_vms() {
+    [[ -f $FLIGHTDECK_HOME/flightdeck.db ]] || return 0
+    local vms
+    vms=$(rocks list host vm output-header=no output-col=vm-host 2>/dev/null | tr -d ':' | xargs) || true
+    [[ -n $vms ]] && rocks stop host vm $vms >/dev/null 2>&1 || true
+}
+
 demo_frontend() {
     demo_section "this machine becomes the frontend"
-    demo_cmd 'rocks init frontend name=flightdeck-demo.local public-ip=192.0.2.10 public-netmask=255.255.255.0 private-ip=10.1.1.1 private-netmask=255.255.0.0'
+    demo_cmd 'rocks init frontend name=flightdeck-demo.local public-ip=192.0.2.10 public-netmask=255.255.255.0 private-ip=10.1.1.1 private-netmask=255.255.0.0 private-iface=fdprv0 public-iface=fdpub0'
 }
 
 demo_vm_container() {
     demo_section "a VM container (this machine's libvirtd)"
     demo_cmd 'rocks add host vm-container-0-0 membership="VM Container" rack=0 rank=0 cpus=2'
     demo_cmd 'rocks set host attr vm-container-0-0 libvirt_uri qemu:///system'
-    demo_cmd 'rocks add host interface vm-container-0-0 eth0 mac=52:54:00:fd:00:01 ip=10.1.255.254 subnet=private'
+    demo_cmd 'rocks add host interface vm-container-0-0 fdprv0 mac=52:54:00:fd:00:01 ip=10.1.255.254 subnet=private'
+}
+
+demo_virtual_cluster() {
+    demo_section "a virtual cluster: frontend + 2 computes on VLAN 2"
+    demo_bridges
+    demo_cmd 'rocks set attr kvm_domain_type qemu'
+    demo_cmd "rocks set attr kvm_disk_dir $FLIGHTDECK_HOME/disks"
+    demo_cmd 'rocks set appliance attr frontend kvm_vlan_mode bridge'
+    demo_cmd 'rocks set appliance attr vm-container kvm_vlan_mode bridge'
+    demo_cmd 'rocks create installer image'
+    demo_cmd 'rocks add cluster ip=192.0.2.11 num-computes=2 vlan=2 mem-per-frontend=256 mem-per-compute=256 disk-per-frontend=1 disk-per-compute=1'
+    demo_cmd 'rocks list cluster'
+    demo_cmd 'rocks list host interface frontend-0-0-0'
+    demo_cmd 'rocks start host vm frontend-0-0-0'
+    printf '\n# the virtual frontend installs: its serial console, read through libvirt\n'
+    python - <<'PY'
+import sys
+from flightdeck.virt import hypervisor, console
+conn = hypervisor.connect("frontend-0-0", "qemu:///system")
+out = console.read_serial(conn, "frontend-0-0-0", b"FLIGHTDECK-BOOTED", 120.0)
+text = out.decode(errors="replace")
+for line in text.splitlines():
+    if "FLIGHTDECK-" in line:
+        print("  " + line.strip())
+sys.exit(0 if "FLIGHTDECK-BOOTED" in text else 1)
+PY
+    demo_cmd 'rocks list host boot frontend-0-0-0'
+    demo_cmd 'rocks list cluster status=y'
 }
 
 demo_listings() {
@@ -73,6 +125,7 @@ DEMO_SECTIONS=(
     demo_frontend
     demo_vm_container
     demo_listings
+    demo_virtual_cluster
 )
 
 # ------------------------------------------------------------------------------ main
@@ -88,6 +141,7 @@ fd_start_libvirtd
 
 export PATH="$FD_VENV/bin:$PATH"
 cd "$FD_REPO"
+demo_clean_vms
 demo_reset_home
 
 for section in "${DEMO_SECTIONS[@]}"; do
