@@ -7,6 +7,8 @@ the VLAN is unique per cluster in the schema.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -17,29 +19,11 @@ from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order, resolve_host, resolve_hosts
 from flightdeck.db.models import VM, Appliance, Cluster, Host, Interface, Network, Route
-from flightdeck.errors import UserError
-from flightdeck.planner.addresses import check_ip_in_network
-from flightdeck.planner.disks import default_disk
-from flightdeck.planner.names import cluster_compute_name, validate_host_name
-from flightdeck.planner.placement import by_capacity, round_robin
-from flightdeck.services.allocation import (
-    Allocator,
-    NewNic,
-    NewVM,
-    container_capacity,
-    insert_vms,
-    kvm_hosts,
-    require_kvm,
-)
+from flightdeck.errors import PlannerError, UserError
 from flightdeck.services.base import reading, writing
-from flightdeck.services.inventory import (
-    check_ip,
-    check_ip_free,
-    find_appliance,
-    find_network,
-    ipv4_network,
-)
-from flightdeck.services.vms import disk_dir
+
+# What only `add cluster` needs (allocation, inventory checks, the planner) is imported inside
+# it: `rocks list cluster` and `remove cluster` do not pay for those modules.
 
 Progress = Callable[[str, int, int], None]
 
@@ -86,6 +70,8 @@ def _physical_frontend(s: Session) -> Host:
 
 def _default_containers(s: Session, fallback: Host) -> list[Host]:
     """Every kvm-capable physical host except frontends; the fallback when there is none."""
+    from flightdeck.services.allocation import kvm_hosts
+
     vm_hosts = select(VM.host_id)
     frontend = select(Appliance.id).where(Appliance.name == "frontend")
     candidates = s.scalars(
@@ -97,9 +83,52 @@ def _default_containers(s: Session, fallback: Host) -> list[Host]:
     return found or [fallback]
 
 
+def _capacity_order(
+    s: Session, fe_container: Host, containers: Sequence[Host], req: ClusterRequest
+) -> list[str]:
+    """Computes where the most memory is free, after the frontend has taken its share.
+
+    The frontend is pinned to fe_container; when that host's memory is known its share is
+    deducted first (and a frontend that does not fit is refused), so the computes placed next
+    to it see what is really left.
+    """
+    from flightdeck.planner.placement import by_capacity
+    from flightdeck.services.allocation import container_capacity
+
+    hosts = list({h.id: h for h in [*containers, fe_container]}.values())
+    caps = {c.name: c for c in container_capacity(s, hosts)}
+    fe_cap = caps[fe_container.name]
+    fe_free = fe_cap.free_mb
+    if fe_free is not None:
+        if fe_free < req.mem_per_frontend:
+            raise PlannerError(
+                f"cluster does not fit: the frontend needs {req.mem_per_frontend} MB, "
+                f"{max(0, math.floor(fe_free))} MB free on {fe_container.name}; pick another "
+                "fe-container or lower mem-per-frontend"
+            )
+        caps[fe_container.name] = dataclasses.replace(
+            fe_cap, mem_used_mb=fe_cap.mem_used_mb + req.mem_per_frontend
+        )
+    return by_capacity([caps[c.name] for c in containers], [req.mem_per_compute] * req.num_computes)
+
+
 def add_cluster(
     db: Database, req: ClusterRequest, progress: Progress = _no_progress
 ) -> ClusterCreated:
+    from flightdeck.planner.addresses import check_ip_in_network
+    from flightdeck.planner.disks import default_disk
+    from flightdeck.planner.names import cluster_compute_name, validate_host_name
+    from flightdeck.planner.placement import round_robin
+    from flightdeck.services.allocation import Allocator, NewNic, NewVM, insert_vms, require_kvm
+    from flightdeck.services.inventory import (
+        check_ip,
+        check_ip_free,
+        find_appliance,
+        find_network,
+        ipv4_network,
+    )
+    from flightdeck.services.vms import disk_dirs
+
     if req.virt_type.lower() != "hvm":
         raise UserError("KVM supports only 'hvm' virtualization (virt-type=hvm)")
     if req.num_computes < 0:
@@ -119,27 +148,37 @@ def add_cluster(
         private = find_network(s, req.subnet)
         check_ip_in_network(public_ip, ipv4_network(public), public.name)
         check_ip_free(s, public, public_ip)
-        gateway = check_ip(req.gateway or attrs.global_value(s, "Kickstart_PublicGateway") or "")
+        gateway_text = req.gateway or attrs.global_value(s, "Kickstart_PublicGateway")
+        if not gateway_text:
+            raise UserError(
+                "no public gateway: give gateway=<ip> or set the Kickstart_PublicGateway attribute"
+            )
+        # The frontend's only route out is through eth1, so the gateway must be on that network.
+        gateway = check_ip_in_network(gateway_text, ipv4_network(public), public.name)
         alloc = Allocator(s)
         vlan = alloc.vlan(req.vlan)
 
         fe_container = resolve_host(s, req.fe_container) if req.fe_container else physical
-        containers = (
-            resolve_hosts(s, req.container_hosts, default_all=False)
-            if req.container_hosts
-            else _default_containers(s, fe_container)
-        )
+        if req.container_hosts:
+            # Each name on its own, in the order given: a container listed twice gets twice the
+            # share of the round robin, as in Rocks.
+            containers = [
+                h
+                for name in req.container_hosts
+                for h in resolve_hosts(s, [name], default_all=False)
+            ]
+        else:
+            containers = _default_containers(s, fe_container)
         require_kvm(s, [fe_container, *containers])
 
+        by_name = {c.name: c for c in containers}
         if req.placement == "capacity":
-            cap = container_capacity(s, containers)
-            names = by_capacity(cap, [req.mem_per_compute] * req.num_computes)
-            by_name = {c.name: c for c in containers}
-            placed = [by_name[n] for n in names]
+            unique = list({c.id: c for c in containers}.values())
+            order = _capacity_order(s, fe_container, unique, req)
         else:
             order = round_robin([c.name for c in containers], req.num_computes)
-            by_name = {c.name: c for c in containers}
-            placed = [by_name[n] for n in order]
+        placed = [by_name[n] for n in order]
+        dirs = disk_dirs(s, [fe_container, *containers])
 
         fe_app = find_appliance(s, "frontend")
         vm_app = find_appliance(s, "hosted-vm")
@@ -166,7 +205,7 @@ def add_cluster(
                     f"{fe_name}-public",
                 ),
             ],
-            disks=[default_disk(fe_name, disk_dir(s, fe_container), req.disk_per_frontend)],
+            disks=[default_disk(fe_name, dirs[fe_container.id], req.disk_per_frontend)],
             install_action="install vm frontend",
             run_action="os",
         )
@@ -186,7 +225,7 @@ def add_cluster(
                     cpus=req.cpus_per_compute,
                     mem_mb=req.mem_per_compute,
                     nics=[NewNic("eth0", macs[i], None, None, vlan, name)],
-                    disks=[default_disk(name, disk_dir(s, c), req.disk_per_compute)],
+                    disks=[default_disk(name, dirs[c.id], req.disk_per_compute)],
                     install_action="install",
                     run_action="none",
                 )
@@ -220,15 +259,20 @@ class ClusterListing:
     nodes: list[tuple[str, str]]
 
 
-def _public_label(s: Session, host: Host, public: Network | None) -> str:
-    if public is None:
-        return host.name
-    name = s.scalar(
-        select(Interface.name).where(
-            Interface.host_id == host.id, Interface.network_id == public.id
-        )
-    )
-    return name or host.name
+def _public_labels(s: Session, hosts: Sequence[Host], public: Network | None) -> dict[int, str]:
+    """Each host's name on the public network (`frontend-0-0-0-public`), else its own name."""
+    labels = {h.id: h.name for h in hosts}
+    if public is None or not hosts:
+        return labels
+    found: dict[int, str] = {}
+    for host_id, name in s.execute(
+        select(Interface.host_id, Interface.name)
+        .where(Interface.host_id.in_(list(labels)), Interface.network_id == public.id)
+        .order_by(Interface.id)
+    ).tuples():
+        if name:
+            found.setdefault(host_id, name)
+    return {**labels, **found}
 
 
 def list_clusters(db: Database, exprs: Sequence[str]) -> list[ClusterListing]:
@@ -261,7 +305,12 @@ def list_clusters(db: Database, exprs: Sequence[str]) -> list[ClusterListing]:
             )
             rows += [(n, "VM") for n in loose_vms]
             out.append(
-                ClusterListing(_public_label(s, physical, public), physical.name, "physical", rows)
+                ClusterListing(
+                    _public_labels(s, [physical], public)[physical.id],
+                    physical.name,
+                    "physical",
+                    rows,
+                )
             )
         members: dict[int, list[str]] = {}
         fe_ids = {c.id: c.frontend_id for c in clusters.values()}
@@ -274,13 +323,14 @@ def list_clusters(db: Database, exprs: Sequence[str]) -> list[ClusterListing]:
             if cid is not None and fe_ids.get(cid) != hid:
                 members.setdefault(cid, []).append(name)
         fes = {h.id: h for h in s.scalars(select(Host).where(Host.id.in_(list(clusters))))}
+        labels = _public_labels(s, list(fes.values()), public)
         for fe_id, c in sorted(clusters.items(), key=lambda kv: kv[1].vlan):
             if wanted is not None and fe_id not in wanted:
                 continue
             fe = fes[fe_id]
             out.append(
                 ClusterListing(
-                    _public_label(s, fe, public),
+                    labels[fe.id],
                     fe.name,
                     "VM",
                     [(n, "VM") for n in members.get(c.id, [])],

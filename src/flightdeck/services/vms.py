@@ -18,6 +18,7 @@ from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order, resolve_host, resolve_hosts
 from flightdeck.db.models import VM, Cluster, Host, Interface, VMDisk
 from flightdeck.errors import Conflict, UserError
+from flightdeck.planner.addresses import check_ip_in_network
 from flightdeck.planner.disks import DEFAULT_DISK_SIZE_GB, DiskSpec, default_disk, parse_disk_list
 from flightdeck.planner.macs import next_macs
 from flightdeck.planner.names import validate_host_name, vm_name
@@ -25,13 +26,19 @@ from flightdeck.planner.vlans import parse_vlan_list
 from flightdeck.services.allocation import Allocator, NewNic, NewVM, insert_vms, require_kvm
 from flightdeck.services.base import reading, writing
 from flightdeck.services.frontend import DEFAULT_DISK_DIR
-from flightdeck.services.inventory import check_ip, find_appliance, find_network
+from flightdeck.services.inventory import find_appliance, find_network, ipv4_network
 
 HOSTED_VM = "hosted-vm"
 
 
+def disk_dirs(s: Session, containers: Sequence[Host]) -> dict[int, str]:
+    """Where each container keeps VM disks (attribute `kvm_disk_dir`), in three queries."""
+    found = attrs.resolve_many(s, containers, "kvm_disk_dir")
+    return {c.id: found.get(c.id) or DEFAULT_DISK_DIR for c in containers}
+
+
 def disk_dir(s: Session, container: Host) -> str:
-    return attrs.resolve(s, container, "kvm_disk_dir") or DEFAULT_DISK_DIR
+    return disk_dirs(s, [container])[container.id]
 
 
 def vm_of(s: Session, host: Host) -> VM:
@@ -58,14 +65,28 @@ class AddVMRequest:
     subnet: str = "private"
 
 
-def add_host_vm(db: Database, req: AddVMRequest) -> list[tuple[str, str]]:
-    """Add one VM per container; returns (vm, container) pairs."""
-    if len(req.containers) > 1:
+def _check_single_only(req: AddVMRequest, count: int) -> None:
+    """name, ip, slice and mac identify one VM: refuse them when several VMs are being made."""
+    if count > 1:
         for key in ("name", "ip", "slice", "mac"):
             if getattr(req, key) is not None:
                 raise UserError(f"can't supply the {key!r} parameter with more than one host")
+
+
+def add_host_vm(db: Database, req: AddVMRequest) -> list[tuple[str, str]]:
+    """Add one VM per container; returns (vm, container) pairs."""
+    _check_single_only(req, len(req.containers))
     if req.num_macs < 1:
         raise UserError(f"num-macs={req.num_macs} must be at least 1")
+    default_size = DEFAULT_DISK_SIZE_GB
+    if not req.disk and req.disksize is not None:
+        text = req.disksize.strip()
+        if not text.isdigit() or int(text) < 1:
+            raise UserError(
+                f"disksize={req.disksize!r} must be one whole number of GB greater than 0 "
+                "(several sizes need disk= with as many specs)"
+            )
+        default_size = int(text)
     vlans = parse_vlan_list(req.vlan) if req.vlan else []
     if len(vlans) > req.num_macs:
         raise UserError(f"vlan={req.vlan} names {len(vlans)} NICs but num-macs={req.num_macs}")
@@ -73,9 +94,14 @@ def add_host_vm(db: Database, req: AddVMRequest) -> list[tuple[str, str]]:
         app = find_appliance(s, req.membership)
         hosted = app.name == HOSTED_VM
         containers = resolve_hosts(s, req.containers, default_all=False)
+        _check_single_only(req, len(containers))  # one expression may name several hosts
         require_kvm(s, containers)
         alloc = Allocator(s)
         net = None if hosted else find_network(s, req.subnet)
+        given_ip = None
+        if net is not None and req.ip is not None:
+            given_ip = check_ip_in_network(req.ip, ipv4_network(net), net.name)
+        dirs = disk_dirs(s, containers)
         cluster_by_vlan = dict(s.execute(select(Cluster.vlan, Cluster.id)).tuples().all())
         new: list[NewVM] = []
         for c in containers:
@@ -91,7 +117,7 @@ def add_host_vm(db: Database, req: AddVMRequest) -> list[tuple[str, str]]:
             macs += alloc.macs(req.num_macs - len(macs))
             ip = None
             if net is not None:
-                ip = alloc.claim_ip(net, check_ip(req.ip)) if req.ip else alloc.next_ip(net)
+                ip = alloc.claim_ip(net, given_ip) if given_ip else alloc.next_ip(net)
             nic_vlans = vlans + [None] * (req.num_macs - len(vlans))
             nics = [
                 NewNic(
@@ -106,10 +132,7 @@ def add_host_vm(db: Database, req: AddVMRequest) -> list[tuple[str, str]]:
             if req.disk:
                 disks = parse_disk_list(req.disk, req.disksize)
             else:
-                size = int(req.disksize) if req.disksize and req.disksize.isdigit() else None
-                if req.disksize and size is None:
-                    raise UserError(f"disksize={req.disksize} must be a whole number of GB")
-                disks = [default_disk(name, disk_dir(s, c), size or DEFAULT_DISK_SIZE_GB)]
+                disks = [default_disk(name, dirs[c.id], default_size)]
             first_vlan = nic_vlans[0]
             new.append(
                 NewVM(
