@@ -154,26 +154,36 @@ ESPRESSO = (
 
 
 @pytest.fixture
-def espresso(rocks: RocksRunner) -> RocksRunner:
-    """The guide's physical cluster: espresso plus vm-container-0-0 and vm-container-0-1."""
+def espresso(rocks: RocksRunner, tmp_path: Path) -> RocksRunner:
+    """The guide's physical cluster: espresso plus vm-container-0-0 and vm-container-0-1.
+
+    Each of the three hosts' libvirt is a private libvirt test driver (a `test:///` node file
+    of this test), so commands that reach the hypervisor (remove, start, status) work without
+    a daemon and never see another test's domains.
+    """
     rocks.ok(*ESPRESSO)
+    rocks.ok(
+        "set", "host", "attr", "frontend-0-0", "libvirt_uri", _test_uri(tmp_path, "frontend-0-0")
+    )
     for rank in (0, 1):
-        rocks.ok(
-            "add",
-            "host",
-            f"vm-container-0-{rank}",
-            "membership=VM Container",
-            "rack=0",
-            f"rank={rank}",
-        )
+        name = f"vm-container-0-{rank}"
+        rocks.ok("add", "host", name, "membership=VM Container", "rack=0", f"rank={rank}")
         rocks.ok(
             "add",
             "host",
             "interface",
-            f"vm-container-0-{rank}",
+            name,
             "eth0",
             f"mac=52:54:00:fd:00:0{rank + 1}",
             "ip=auto",
             "subnet=private",
         )
+        rocks.ok("set", "host", "attr", name, "libvirt_uri", _test_uri(tmp_path, name))
     return rocks
+
+
+def _test_uri(tmp_path: Path, name: str) -> str:
+    node = tmp_path / f"{name}.xml"
+    if not node.exists():
+        node.write_text("<node/>\n")
+    return f"test://{node}"

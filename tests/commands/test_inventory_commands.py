@@ -150,7 +150,8 @@ def test_remove_host(espresso: Any) -> None:
     rows = json.loads(espresso.ok("list", "host", "interface", "compute-0-0", "output-format=json"))
     assert (rows[0]["mac"], rows[0]["ip"]) == ("52:54:00:fd:00:02", "10.1.255.253")
     dump = espresso.dump()
-    assert len(dump["host_attributes"]) == 2  # only the frontend's kvm and libvirt_uri
+    # Only the frontend's kvm and libvirt_uri and vm-container-0-0's libvirt_uri are left.
+    assert len(dump["host_attributes"]) == 3
 
 
 def test_the_real_executable_runs_a_workflow(espresso: Any) -> None:

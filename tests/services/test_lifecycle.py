@@ -203,3 +203,41 @@ def test_report_config_is_what_start_defines(site: Any, tmp_path: Path) -> None:
 
     assert ET.fromstring(live).findtext("name") == "compute-0-0-0"
     assert 'bridge="eth0"' in xml
+
+
+def test_remove_cluster_destroys_domains_and_deletes_volumes(site: Any, tmp_path: Path) -> None:
+    rocks = site
+    rocks.ok("add", "cluster", "137.110.119.118", "2", "disk-per-compute=1", "disk-per-frontend=1")
+    rocks.ok("start", "host", "vm", "hosted-vm-0-0-0", "hosted-vm-0-1-0")
+    c0 = hv.connect("vm-container-0-0", _node_uri(tmp_path, "vm-container-0-0"))
+    disk = str(tmp_path / "disks" / "hosted-vm-0-0-0.vda")
+    assert c0.domain("hosted-vm-0-0-0") is not None and c0.volume(disk) is not None
+    out = rocks.ok("remove", "cluster", "frontend-0-0-0")
+    assert out == "removed cluster frontend-0-0-0 (VLAN 2) and 2 VM(s)\n"
+    assert c0.domain("hosted-vm-0-0-0") is None
+    assert c0.volume(disk) is None
+    assert "hosted-vm" not in rocks.ok("list", "host")
+
+
+def test_remove_host_vm_keep_disks(site: Any, tmp_path: Path) -> None:
+    rocks = site
+    rocks.ok("add", "host", "vm", "vm-container-0-0", "membership=Compute", "disksize=1")
+    rocks.ok("start", "host", "vm", "compute-0-0-0")
+    rocks.ok("remove", "host", "vm", "compute-0-0-0", "keep-disks=yes")
+    c0 = hv.connect("vm-container-0-0", _node_uri(tmp_path, "vm-container-0-0"))
+    assert c0.domain("compute-0-0-0") is None
+    assert c0.volume(str(tmp_path / "disks" / "compute-0-0-0.vda")) is not None
+
+
+def test_remove_with_a_dead_container_changes_nothing_unless_forced(site: Any) -> None:
+    rocks = site
+    rocks.ok("add", "host", "vm", "vm-container-0-2", "membership=Compute")
+    rocks.ok("set", "host", "attr", "vm-container-0-2", "libvirt_uri", NOWHERE)
+    before = rocks.dump()
+    r = rocks("remove", "host", "vm", "compute-0-2-0")
+    assert r.code == 1
+    assert "vm-container-0-2 does not answer" in r.err and "force=yes" in r.err
+    assert rocks.dump() == before
+    r = rocks("remove", "host", "vm", "compute-0-2-0", "force=yes")
+    assert r.code == 0 and r.err.startswith("warning - compute-0-2-0:")
+    assert "compute-0-2-0" not in rocks.ok("list", "host")

@@ -349,8 +349,22 @@ def _cluster_of(s: Session, host: Host) -> Cluster:
     return c
 
 
-def remove_clusters(db: Database, exprs: Sequence[str]) -> list[tuple[str, int, list[str]]]:
-    """Remove each cluster's VMs, frontend, interfaces, keys and VLAN; (fe, vlan, members)."""
+def remove_clusters(
+    db: Database,
+    exprs: Sequence[str],
+    *,
+    keep_disks: bool = False,
+    force: bool = False,
+    warn: Callable[[str], object] = lambda _m: None,
+) -> list[tuple[str, int, list[str]]]:
+    """Remove each cluster: destroy and undefine its domains, delete their volumes (unless
+    `keep_disks`), then its VMs, frontend, interfaces, keys and VLAN; (fe, vlan, members).
+
+    The database rows go in the same transaction, so a container that does not answer leaves
+    the cluster in the database (unless `force`, which removes it anyway with a warning).
+    """
+    from flightdeck.services.lifecycle import destroy_for_removal
+
     if not exprs:
         raise UserError("must supply at least one frontend name")
     with writing(db) as s:
@@ -366,6 +380,8 @@ def remove_clusters(db: Database, exprs: Sequence[str]) -> list[tuple[str, int, 
                 )
             )
             removed.append((fe.name, c.vlan, [m.name for m in members]))
+            for w in destroy_for_removal(s, [*members, fe], keep_disks=keep_disks, force=force):
+                warn(w)
             for m in members:
                 s.delete(m)
             s.delete(c)

@@ -7,7 +7,7 @@ with interfaces, a VM row (container, memory, slice, CD-ROM, cluster) and disks.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -290,8 +290,18 @@ def set_cdrom(db: Database, expr: str, cdrom: str) -> str | None:
         return vm.cdrom_path
 
 
-def remove_host_vms(db: Database, exprs: Sequence[str]) -> list[str]:
-    """Remove VMs from the database (a virtual frontend goes with 'rocks remove cluster')."""
+def remove_host_vms(
+    db: Database,
+    exprs: Sequence[str],
+    *,
+    keep_disks: bool = False,
+    force: bool = False,
+    warn: Callable[[str], object] = lambda _m: None,
+) -> list[str]:
+    """Remove VMs: destroy and undefine their domains, delete their volumes (unless
+    `keep_disks`), then their rows. A virtual frontend goes with 'rocks remove cluster'."""
+    from flightdeck.services.lifecycle import destroy_for_removal
+
     with writing(db) as s:
         hosts = resolve_hosts(s, exprs, default_all=False)
         for h in hosts:
@@ -300,6 +310,8 @@ def remove_host_vms(db: Database, exprs: Sequence[str]) -> list[str]:
                 raise Conflict(
                     f"{h.name} is a virtual frontend: use 'rocks remove cluster {h.name}'"
                 )
+        for w in destroy_for_removal(s, hosts, keep_disks=keep_disks, force=force):
+            warn(w)
         for h in hosts:
             s.delete(h)
         return [h.name for h in hosts]
