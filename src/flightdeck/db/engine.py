@@ -29,6 +29,9 @@ BUSY_TIMEOUT_MS = 60_000
 PG_WRITE_LOCK = 8677
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_HAS_VERSION_TABLE = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+)
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -81,7 +84,12 @@ class Database:
         # Ask the catalogue rather than guessing from an error: a database that cannot be read
         # (permissions, locked, server down) must say so, not claim it has no schema.
         with self.engine.connect() as conn:
-            if not inspect(conn).has_table("alembic_version"):
+            if self.dialect == "sqlite":
+                exists = SQLITE_HAS_VERSION_TABLE
+                found = conn.execute(text(exists)).first() is not None
+            else:
+                found = inspect(conn).has_table("alembic_version")
+            if not found:
                 return None
             row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
         return row[0] if row else None

@@ -167,21 +167,24 @@ def add_host(
 
 
 def list_hosts(db: Database, exprs: Sequence[str]) -> list[HostRow]:
+    # Listings select table columns (Core), not mapped attributes: a command that only reads
+    # then never pays for configuring the ORM's relationships (~50 ms a process).
+    h, a = Host.__table__.c, Appliance.__table__.c
     with reading(db) as s:
         query = select(
-            Host.name,
-            Appliance.membership,
-            Host.cpus,
-            Host.rack,
-            Host.rank,
-            Host.run_action,
-            Host.install_action,
-            Host.comment,
-        ).join(Appliance, Appliance.id == Host.appliance_id)
+            h.name,
+            a.membership,
+            h.cpus,
+            h.rack,
+            h.rank,
+            h.run_action,
+            h.install_action,
+            h.comment,
+        ).join_from(Host.__table__, Appliance.__table__, a.id == h.appliance_id)
         if exprs:
-            ids = [h.id for h in resolve_hosts(s, exprs)]
-            query = query.where(Host.id.in_(ids))
-        query = query.order_by(*host_order())
+            ids = [host.id for host in resolve_hosts(s, exprs)]
+            query = query.where(h.id.in_(ids))
+        query = query.order_by(h.rack, h.rank, h.name)
         return [HostRow(*row) for row in s.execute(query).tuples()]
 
 
@@ -479,8 +482,9 @@ def list_networks(db: Database) -> list[NetworkRow]:
 
 def list_appliances(db: Database) -> list[tuple[str, str, bool]]:
     with reading(db) as s:
-        query = select(Appliance.name, Appliance.membership, Appliance.public)
-        return list(s.execute(query.order_by(Appliance.id)).tuples().all())
+        a = Appliance.__table__.c
+        query = select(a.name, a.membership, a.public).order_by(a.id)
+        return list(s.execute(query).tuples().all())
 
 
 def set_boot(db: Database, exprs: Sequence[str], action: str) -> list[str]:
