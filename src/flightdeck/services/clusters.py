@@ -364,9 +364,11 @@ def remove_clusters(
     the cluster in the database (unless `force`, which removes it anyway with a warning).
     """
     from flightdeck.services.lifecycle import destroy_for_removal
+    from flightdeck.services.network import cluster_containers, release_cluster_links
 
     if not exprs:
         raise UserError("must supply at least one frontend name")
+    carried: list[tuple[int, list[str]]] = []
     with writing(db) as s:
         removed = []
         for fe in resolve_hosts(s, exprs, default_all=False):
@@ -380,13 +382,19 @@ def remove_clusters(
                 )
             )
             removed.append((fe.name, c.vlan, [m.name for m in members]))
+            carried.append((c.vlan, cluster_containers(s, c.id)))
             for w in destroy_for_removal(s, [*members, fe], keep_disks=keep_disks, force=force):
                 warn(w)
             for m in members:
                 s.delete(m)
             s.delete(c)
             s.delete(fe)
-        return removed
+    # After the commit: the cluster's VLAN devices on the containers that carried it.
+    for vlan, containers in carried:
+        for line in release_cluster_links(db, vlan, containers):
+            if line.startswith("warning"):
+                warn(line)
+    return removed
 
 
 def cluster_macs(db: Database, expr: str) -> list[tuple[list[str], str]]:

@@ -147,6 +147,9 @@ def _start_one(db: Database, vm: str, plugins: list[Any]) -> str:
         raise Conflict(f"the host {vm} is already running on {where.container}")
     if state == "paused":
         raise Conflict(f"the host {vm} is paused: resume it with 'rocks resume host vm {vm}'")
+    from flightdeck.services.network import ensure_vm_links  # its VLAN devices (reference §8.2)
+
+    ensure_vm_links(db, vm)
     if conn.has_managed_save(vm):
         dom = conn.require(vm)
         conn.start(dom)
@@ -237,6 +240,26 @@ def resume_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
     return _simple(db, exprs, resume)
 
 
+def reset_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
+    """Hard reset (the reset button): the guest reboots at once, its definition unchanged."""
+
+    def reset(conn: hv.Hypervisor, vm: str) -> str:
+        conn.reset(vm)
+        return f"reset {vm}"
+
+    return _simple(db, exprs, reset)
+
+
+def shutdown_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
+    """Ask the guests to shut down (ACPI power button); they stop when their OS is done."""
+
+    def shutdown(conn: hv.Hypervisor, vm: str) -> str:
+        conn.shutdown(vm)
+        return f"asked {vm} to shut down"
+
+    return _simple(db, exprs, shutdown)
+
+
 def _save_path(s: Session, host: Host, given: str | None) -> str:
     if given:
         if not os.path.isabs(given):
@@ -271,6 +294,9 @@ def restore_vms(db: Database, exprs: Sequence[str], file: str | None = None) -> 
         paths = {h.name: _save_path(s, h, file) for h in hosts}
 
     def restore(conn: hv.Hypervisor, vm: str) -> str:
+        from flightdeck.services.network import ensure_vm_links
+
+        ensure_vm_links(db, vm)  # as the original ran sync host vlan before a restore
         conn.restore(paths[vm])
         return f"restored {vm} from {paths[vm]}"
 

@@ -81,6 +81,8 @@ def translate(exc: libvirt.libvirtError, container: str, what: str) -> Flightdec
 
 _lock = threading.Lock()
 _cache: dict[str, libvirt.virConnect] = {}
+#: Serialises `Hypervisor.pool_for` per URI (dict.setdefault is atomic under the GIL).
+_pool_locks: dict[str, threading.Lock] = {}
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="libvirt")
 
 
@@ -269,7 +271,15 @@ class Hypervisor:
     # Storage ---------------------------------------------------------------------------------
 
     def pool_for(self, directory: str) -> libvirt.virStoragePool:
-        """The directory pool whose target is `directory`, defined and started if missing."""
+        """The directory pool whose target is `directory`, defined and started if missing.
+
+        One caller at a time per URI in this process: two VMs starting at once on a container
+        without the pool would otherwise both define and build it, and the second fail.
+        """
+        with _pool_locks.setdefault(self.uri, threading.Lock()):
+            return self._pool_for(directory)
+
+    def _pool_for(self, directory: str) -> libvirt.virStoragePool:
         directory = os.path.normpath(directory)
         pools = self._call("listing storage pools", lambda: self.conn.listAllStoragePools(0))
         for pool in pools:

@@ -1,0 +1,517 @@
+"""The network of VM containers: report, sync (files and live), VLAN listing and lifecycle.
+
+The database is read in one transaction into the planner's plain inputs (a handful of queries
+whatever the number of VMs); the plan is rendered (`net.render`) and applied (`net.apply`)
+outside any transaction. Where the work happens:
+
+- `local=yes`: this machine, in-process (netlink), in the network namespace `netns=` when
+  given; files under `root=` (default `/`).
+- otherwise: over ssh to the container (`ssh -o BatchMode=yes root@<host>`, or the user and
+  host of a `qemu+ssh://user@host/...` libvirt URI), with iproute2 commands.
+
+Starting a VM makes sure of its cluster VLAN devices on its container (`ensure_vm_links`):
+in-process when the container's libvirt URI is local (`qemu:///system`: this machine is the
+container; attribute `kvm_netns` names the namespace libvirtd runs in, for labs), over ssh when
+it is remote, as the original did on every start; nothing for libvirt's `test:` driver, or when
+the container's attribute `kvm_vlan_sync` is false. Removing a cluster removes its VLAN
+devices from the containers that carried them (`release_cluster_links`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from flightdeck.db import attrs
+from flightdeck.db.engine import Database
+from flightdeck.db.hostexpr import resolve_host, resolve_hosts
+from flightdeck.db.models import VM, Cluster, Host, Interface, Network, Route
+from flightdeck.errors import DriverError, FlightdeckError, UsageError, UserError
+from flightdeck.planner.network import (
+    GuestNic,
+    HostInterface,
+    HostNetwork,
+    HostNetworkInput,
+    NetworkDef,
+    RouteDef,
+    Settings,
+    plan_host_network,
+    vlan_devices,
+)
+from flightdeck.services.base import reading
+
+#: Attribute names (host > appliance > global).
+ATTR_FORMAT = "kvm_network_format"
+ATTR_NETNS = "kvm_netns"
+ATTR_VLAN_SYNC = "kvm_vlan_sync"
+SETTING_ATTRS = ("kvm_vlan_mode", "bridge_stp_forward_delay", "bridge_hello_time", "tx_offload")
+
+Where = Literal["local", "remote", "none"]
+
+
+# From the database to the planner -------------------------------------------------------------
+
+
+def _require_container(s: Session, hosts: Sequence[Host]) -> None:
+    kvm = attrs.resolve_many(s, hosts, "kvm")
+    for h in hosts:
+        if not attrs.is_true(kvm.get(h.id)):
+            raise UserError(
+                f"host {h.name} is not a VM container (its attribute kvm is not true): "
+                "Flightdeck manages the network of VM containers only"
+            )
+
+
+def network_input(
+    s: Session, host: Host, *, vm_host_ids: Sequence[int] | None = None
+) -> HostNetworkInput:
+    """The planner's input for `host`: its interfaces, the networks, its VMs' NICs (all of
+    them, or only those of the VM hosts given), its routes and attributes."""
+    nets = {n.id: n for n in s.scalars(select(Network).order_by(Network.id))}
+    ifaces = list(
+        s.scalars(select(Interface).where(Interface.host_id == host.id).order_by(Interface.id))
+    )
+    clusters = {
+        cid: (vlan, net_id, fe)
+        for cid, vlan, net_id, fe in s.execute(
+            select(Cluster.id, Cluster.vlan, Cluster.network_id, Host.name).join(
+                Host, Host.id == Cluster.frontend_id
+            )
+        ).tuples()
+    }
+    by_vlan = {vlan: fe for vlan, _n, fe in clusters.values()}
+    private = next((n.id for n in nets.values() if n.name == "private"), None)
+    q = (
+        select(
+            Host.name,
+            Interface.device,
+            Interface.mac,
+            Interface.vlan,
+            Interface.network_id,
+            Interface.disable_kvm,
+            VM.cluster_id,
+        )
+        .join(VM, VM.host_id == Host.id)
+        .join(Interface, Interface.host_id == Host.id)
+        .where(VM.container_id == host.id)
+        .order_by(Host.name, Interface.device)
+    )
+    if vm_host_ids is not None:
+        q = q.where(Host.id.in_(list(vm_host_ids)))
+    guests = []
+    for vm, device, mac, vlan, net_id, disabled, cluster_id in s.execute(q).tuples():
+        if disabled or not mac:
+            continue
+        cluster = clusters.get(cluster_id) if cluster_id is not None else None
+        if vlan is not None and vlan >= 2:
+            net = (cluster[1] if cluster else None) or net_id or private
+            label = cluster[2] if cluster else by_vlan.get(vlan)
+        else:
+            net, label = net_id, cluster[2] if cluster else None
+        guests.append(
+            GuestNic(vm, device, mac, nets[net].name if net in nets else None, vlan, label)
+        )
+    resolved = {r.name: r.value for r in attrs.resolve_all(s, host)}
+    values = {n: resolved.get(n) for n in SETTING_ATTRS}
+    primary = resolved.get("primary_net") or "private"
+    zone = next((n.dnszone for n in nets.values() if n.name == primary), None)
+    routes = [
+        RouteDef(r.destination, r.netmask, r.gateway)
+        for r in s.scalars(select(Route).where(Route.host_id == host.id).order_by(Route.id))
+    ]
+    return HostNetworkInput(
+        host=host.name,
+        interfaces=[
+            HostInterface(
+                i.device,
+                i.mac,
+                i.ip,
+                nets[i.network_id].name if i.network_id in nets else None,
+                i.vlan,
+                i.module,
+                i.options,
+            )
+            for i in ifaces
+        ],
+        networks=[NetworkDef(n.name, n.subnet, n.netmask, n.mtu) for n in nets.values()],
+        guests=guests,
+        routes=routes,
+        settings=Settings(
+            vlan_mode=values["kvm_vlan_mode"],
+            stp_forward_delay=values["bridge_stp_forward_delay"],
+            hello_time=values["bridge_hello_time"],
+            tx_offload=values["tx_offload"],
+        ),
+        fqdn=f"{host.name}.{zone}" if zone else host.name,
+    )
+
+
+def plan_for(s: Session, host: Host, *, vm_host_ids: Sequence[int] | None = None) -> HostNetwork:
+    return plan_host_network(network_input(s, host, vm_host_ids=vm_host_ids))
+
+
+def _format(s: Session, host: Host, given: str | None) -> str:
+    from flightdeck.net.render import FORMATS
+
+    fmt = (given or attrs.resolve(s, host, ATTR_FORMAT) or "networkd").strip().lower()
+    if fmt not in FORMATS:
+        source = "format=" if given else f"attribute {ATTR_FORMAT} of {host.name} is "
+        raise UserError(f"{source}{fmt!r}: give one of {', '.join(FORMATS)}")
+    return fmt
+
+
+# Where a container's network is reached ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How to reach a container's network: in-process, over ssh, or not at all."""
+
+    where: Where
+    host: str
+    ssh_target: str | None = None
+    netns: str | None = None
+
+
+def reach_of(s: Session, host: Host) -> Reach:
+    """From the container's libvirt URI: no host part is this machine, `test:` is nowhere."""
+    from flightdeck.services.domains import container_uris
+
+    uri = container_uris(s, [host])[host.id]
+    parts = urlsplit(uri)
+    netns = attrs.resolve(s, host, ATTR_NETNS) or None
+    if parts.scheme.split("+")[0] == "test":
+        return Reach("none", host.name)
+    if not parts.hostname or parts.hostname in ("localhost", "127.0.0.1", "::1"):
+        return Reach("local", host.name, netns=netns)
+    return Reach("remote", host.name, ssh_target=f"{parts.username or 'root'}@{parts.hostname}")
+
+
+def _ssh_reach(s: Session, host: Host) -> Reach:
+    """Over ssh: to the user and host of a remote libvirt URI, else root@<host name>."""
+    reach = reach_of(s, host)
+    if reach.where == "remote":
+        return reach
+    return Reach("remote", host.name, ssh_target=f"root@{host.name}")
+
+
+def _target(reach: Reach):  # type: ignore[no-untyped-def]  # -> flightdeck.net.apply.Target
+    if reach.where == "local":
+        from flightdeck.net.netlink import NetlinkHost
+
+        return NetlinkHost(reach.host, reach.netns)
+    from flightdeck.net.shell import ShellHost, SshRunner
+
+    assert reach.ssh_target is not None
+    return ShellHost(reach.host, SshRunner(reach.host, reach.ssh_target))
+
+
+# report host network --------------------------------------------------------------------------
+
+
+def report_network(
+    db: Database, exprs: Sequence[str], fmt: str | None = None
+) -> list[tuple[str, str, list[str]]]:
+    """(host, text of its files, problems) for each container."""
+    from flightdeck.net.render import as_text, render
+
+    with reading(db) as s:
+        hosts = resolve_hosts(s, exprs, default_all=False)
+        _require_container(s, hosts)
+        out = []
+        for h in hosts:
+            plan = plan_for(s, h)
+            out.append((h.name, as_text(render(plan, _format(s, h, fmt))), list(plan.problems)))
+        return out
+
+
+# sync host network ----------------------------------------------------------------------------
+
+
+@dataclass
+class SyncOutcome:
+    host: str
+    ok: bool = True
+    changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def sync_network(
+    db: Database,
+    exprs: Sequence[str],
+    *,
+    apply: bool = False,
+    local: bool = False,
+    root: str | None = None,
+    netns: str | None = None,
+    fmt: str | None = None,
+) -> list[SyncOutcome]:
+    """Write each container's files (and with `apply`, bring its live network to the plan)."""
+    from flightdeck.net.render import render
+
+    if netns and not local:
+        raise UsageError("netns= applies to this machine: give local=yes as well")
+    with reading(db) as s:
+        hosts = resolve_hosts(s, exprs, default_all=False)
+        if not hosts:
+            raise UserError("must supply at least one VM container")
+        if local and len(hosts) > 1:
+            raise UsageError(
+                "local=yes configures this machine as one container: give one host, not "
+                + ", ".join(h.name for h in hosts)
+            )
+        _require_container(s, hosts)
+        jobs = []
+        for h in hosts:
+            plan = plan_for(s, h)
+            reach = Reach("local", h.name, netns=netns) if local else _ssh_reach(s, h)
+            jobs.append((plan, render(plan, _format(s, h, fmt)), reach))
+
+    def one(plan: HostNetwork, rendering: object, reach: Reach) -> SyncOutcome:
+        from flightdeck.net.apply import converge
+        from flightdeck.net.files import Backup, restore, write_local
+        from flightdeck.net.render import Rendering
+        from flightdeck.net.shell import ShellHost
+
+        assert isinstance(rendering, Rendering)
+        out = SyncOutcome(plan.host, warnings=list(plan.problems))
+        backup: Backup = {}
+        try:
+            target = _target(reach) if (apply or reach.where == "remote") else None
+            try:
+                if isinstance(target, ShellHost):
+                    out.changes += target.write(rendering, root or "/")
+                else:
+                    out.changes += write_local(rendering, root or "/", backup)
+                if apply:
+                    assert target is not None
+                    try:
+                        result = converge(plan, target)
+                    except FlightdeckError as exc:
+                        problems = restore(backup)
+                        kept = "; ".join(problems) or (
+                            "the files written before were restored" if backup else ""
+                        )
+                        raise DriverError(f"{exc.message}{'; ' + kept if kept else ''}") from None
+                    out.changes += result.changes
+                    out.warnings += result.warnings
+            finally:
+                if target is not None:
+                    target.close()
+        except FlightdeckError as exc:
+            out.ok, out.error = False, exc.message
+        return out
+
+    if len(jobs) == 1:
+        return [one(*jobs[0])]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
+        return list(pool.map(lambda j: one(*j), jobs))
+
+
+# list host vlan -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VlanRow:
+    host: str
+    vlan: int
+    device: str
+    interface: str
+    clusters: tuple[str, ...]
+    vms: int
+    #: "yes", "no", "down", or None when the live state was not looked at or is unknown.
+    present: str | None
+
+
+def list_vlans(
+    db: Database, exprs: Sequence[str], *, live: bool = True, netns: str | None = None
+) -> tuple[list[VlanRow], list[str]]:
+    """The cluster VLANs each container carries, and whether their devices exist live."""
+    with reading(db) as s:
+        hosts = resolve_hosts(s, exprs, default_all=True)
+        kvm = attrs.resolve_many(s, hosts, "kvm")
+        hosts = [h for h in hosts if attrs.is_true(kvm.get(h.id))]
+        work = []
+        for h in hosts:
+            plan = plan_for(s, h)
+            reach = Reach("local", h.name, netns=netns) if netns else reach_of(s, h)
+            work.append((plan, reach))
+
+    def look(plan: HostNetwork, reach: Reach) -> dict[str, str] | str | None:
+        """The state of each attach device, an error message, or None (not looked at)."""
+        if not (live and plan.vlans and reach.where != "none"):
+            return None
+        try:
+            target = _target(reach)
+            try:
+                snapshot = target.observe()
+            finally:
+                target.close()
+        except FlightdeckError as exc:
+            return exc.message
+        states = {}
+        for use in plan.vlans:
+            link = snapshot.link(use.attach)
+            states[use.attach] = "no" if link is None else "yes" if link.up else "down"
+        return states
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(work)))) as pool:
+        looked = list(pool.map(lambda w: look(*w), work))
+    rows: list[VlanRow] = []
+    notes: list[str] = []
+    for (plan, _reach), states in zip(work, looked, strict=True):
+        if isinstance(states, str):
+            notes.append(f"{plan.host}: live state unknown: {states}")
+            states = None
+        for use in plan.vlans:
+            rows.append(
+                VlanRow(
+                    plan.host,
+                    use.vlan,
+                    use.attach,
+                    use.interface,
+                    use.clusters,
+                    len(use.vms),
+                    states.get(use.attach) if states is not None else None,
+                )
+            )
+    return rows, notes
+
+
+# VLAN lifecycle -------------------------------------------------------------------------------
+
+
+def ensure_vm_links(db: Database, vm: str) -> list[str]:
+    """Make sure the cluster VLAN devices `vm` attaches to exist and are up on its container.
+
+    Called when a VM starts (and resumes from a saved state), before its domain is defined.
+    Returns what was changed; warnings (a bridge-mode VLAN without its uplink) are logged.
+    Raises DriverError when a device the VM's NICs need cannot be made (nothing the VM does
+    not need is changed, and nothing is ever removed here).
+    """
+    from flightdeck.services.domains import vm_row
+
+    with reading(db) as s:
+        host = resolve_host(s, vm)
+        row = vm_row(s, host)
+        container = row.container
+        if container is None:
+            return []
+        vlans = sorted(
+            {
+                i.vlan
+                for i in host.interfaces
+                if i.vlan is not None and i.vlan >= 2 and i.mac and not i.disable_kvm
+            }
+        )
+        if not vlans:
+            return []
+        if not attrs.is_true(attrs.resolve(s, container, ATTR_VLAN_SYNC) or "yes"):
+            return []
+        reach = reach_of(s, container)
+        if reach.where == "none":
+            return []
+        plan = plan_for(s, container, vm_host_ids=[host.id])
+    return _ensure(plan, vlans, reach, vm)
+
+
+def _ensure(plan: HostNetwork, vlans: Sequence[int], reach: Reach, vm: str) -> list[str]:
+    from flightdeck.net.apply import converge
+
+    required, uplinks = vlan_devices(plan, vlans)
+    planned = {d.name for d in plan.devices}
+    missing = [name for name in required if name not in planned]
+    if missing:
+        why = "; ".join(plan.problems) or "it is not in the container's plan"
+        raise DriverError(f"{vm} needs {', '.join(missing)} on {plan.host}: {why}")
+    target = _target(reach)
+    try:
+        result = converge(plan, target, only=required, remove=False)
+        lacking = [name for name in required if name in result.skipped]
+        if lacking:
+            raise DriverError(
+                f"{vm} needs {', '.join(lacking)} on {plan.host}: " + "; ".join(result.warnings)
+            )
+        changes = list(result.changes)
+        for uplink in uplinks:
+            if uplink not in planned:
+                problems = [p for p in plan.problems if uplink in p] or [f"{uplink} is not planned"]
+            else:
+                try:
+                    up = converge(plan, target, only=[uplink], remove=False)
+                    changes += up.changes
+                    problems = up.warnings
+                except FlightdeckError as exc:
+                    problems = [exc.message]
+            for text in problems:
+                import logging
+
+                logging.getLogger("flightdeck.network").warning(
+                    "warning - %s: the VLAN stays local to %s until its uplink exists: %s",
+                    vm,
+                    plan.host,
+                    text,
+                )
+    finally:
+        target.close()
+    return [f"{plan.host}: {c}" for c in changes]
+
+
+def cluster_containers(s: Session, cluster_id: int) -> list[str]:
+    """The containers that carry VMs of a cluster (its frontend included), by name."""
+    c = s.get(Cluster, cluster_id)
+    members = select(VM.container_id).where(VM.cluster_id == cluster_id)
+    ids = set(s.scalars(members))
+    if c is not None:
+        ids |= set(s.scalars(select(VM.container_id).where(VM.host_id == c.frontend_id)))
+    ids.discard(None)
+    return sorted(s.scalars(select(Host.name).where(Host.id.in_(list(ids)))))
+
+
+def release_cluster_links(db: Database, vlan: int, containers: Sequence[str]) -> list[str]:
+    """Remove a removed cluster's VLAN devices (`p<dev>.<vlan>`, bridge `vlan<vlan>`) from
+    the containers that carried it; call after the removal is committed.
+
+    A container where another VM still uses that VLAN keeps it; devices still in use live (a
+    VM's macvtap, a bridge with a VM's tap) are left with a warning. Never raises: the lines
+    returned say what was removed and what could not be (`warning - ...`).
+    """
+    from flightdeck.net.diff import diff_removals
+
+    with reading(db) as s:
+        work = []
+        for name in containers:
+            host = s.scalar(select(Host).where(Host.name == name))
+            if host is None:
+                continue
+            reach = reach_of(s, host)
+            if reach.where == "none":
+                continue
+            work.append((plan_for(s, host), reach))
+    lines: list[str] = []
+    for plan, reach in work:
+        if any(use.vlan == vlan for use in plan.vlans):
+            continue
+        names = [f"p{dev}.{vlan}" for dev in plan.managed] + [f"vlan{vlan}"]
+        try:
+            target = _target(reach)
+            try:
+                changes = diff_removals(plan, target.observe(), names)
+                done = target.apply(changes.steps) if changes.steps else []
+            finally:
+                target.close()
+            lines += [f"{plan.host}: {c}" for c in done]
+            lines += [f"warning - {w}" for w in changes.warnings]
+        except FlightdeckError as exc:
+            lines.append(f"warning - {plan.host}: VLAN {vlan} devices not removed: {exc.message}")
+    return lines
