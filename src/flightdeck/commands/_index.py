@@ -35,7 +35,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "remove host": ("flightdeck.commands.remove.host", "Remove physical hosts and everything attached to them (interfaces, attributes)"),
     "remove host attr": ("flightdeck.commands.remove.host.attr", "Remove an attribute set on hosts (the appliance or global value applies again)"),
     "remove host interface": ("flightdeck.commands.remove.host.interface", "Remove a network interface of a host"),
-    "remove host key": ("flightdeck.commands.remove.host.key", "Remove a public key of a host (the Airboss refuses it from the next request)"),
     "remove host vm": ("flightdeck.commands.remove.host.vm", "Remove VMs: power off, undefine, delete their disks (keep-disks=yes keeps them)"),
     "report host network": ("flightdeck.commands.report.host.network", "Print the network files of VM containers: systemd-networkd units or RHEL ifcfg"),
     "report host vm config": ("flightdeck.commands.report.host.vm.config", "Print the libvirt domain XML of VMs, as the next start would define it"),
