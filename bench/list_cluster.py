@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _harness import report, timed
 
 VENV_BIN = Path(sys.executable).parent
 ROCKS = str(VENV_BIN / "rocks")
@@ -95,30 +96,6 @@ def build(home: Path, clusters: int, nodes: int) -> Path:
     return path
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall and CPU (user + system of the child) milliseconds of one run, and its stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
-    wall = (time.perf_counter() - t0) * 1000
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
-    return wall, cpu, done.stdout
-
-
-def report(
-    title: str, label: str, wall: dict[str, list[float]], cpu: dict[str, list[float]]
-) -> None:
-    """Median and minimum, wall clock and CPU, baseline first; ratio of the medians."""
-    print(f"{title:<34} {'wall median':>11} {'min':>7} {'cpu median':>11} {'min':>7}  (ms)")
-    rows = (("baseline: stdlib sqlite3 process", "baseline"), (label, "rocks"))
-    for text, key in rows:
-        wm, wmin = statistics.median(wall[key]), min(wall[key])
-        cm, cmin = statistics.median(cpu[key]), min(cpu[key])
-        print(f"{text:<34} {wm:>11.1f} {wmin:>7.1f} {cm:>11.1f} {cmin:>7.1f}")
-    ratio = statistics.median(wall["rocks"]) / statistics.median(wall["baseline"])
-    cratio = statistics.median(cpu["rocks"]) / statistics.median(cpu["baseline"])
-    print(f"{'ratio rocks / baseline':<34} {ratio:>10.2f}x {'':>7} {cratio:>10.2f}x")
 
 
 def main() -> None:
