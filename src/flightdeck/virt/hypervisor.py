@@ -81,8 +81,10 @@ def translate(exc: libvirt.libvirtError, container: str, what: str) -> Flightdec
 
 _lock = threading.Lock()
 _cache: dict[str, libvirt.virConnect] = {}
-#: Serialises `Hypervisor.pool_for` per URI (dict.setdefault is atomic under the GIL).
-_pool_locks: dict[str, threading.Lock] = {}
+#: Serialises the storage-pool work of one URI in this process (dict.setdefault is atomic
+#: under the GIL): VMs starting at once on one container would otherwise define the same pool
+#: twice, or refresh it while a volume is being created ("has asynchronous jobs running").
+_storage_locks: dict[str, threading.RLock] = {}
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="libvirt")
 
 
@@ -273,11 +275,13 @@ class Hypervisor:
     def pool_for(self, directory: str) -> libvirt.virStoragePool:
         """The directory pool whose target is `directory`, defined and started if missing.
 
-        One caller at a time per URI in this process: two VMs starting at once on a container
-        without the pool would otherwise both define and build it, and the second fail.
+        One caller at a time per URI in this process (see `_storage_locks`).
         """
-        with _pool_locks.setdefault(self.uri, threading.Lock()):
+        with self._storage():
             return self._pool_for(directory)
+
+    def _storage(self) -> threading.RLock:
+        return _storage_locks.setdefault(self.uri, threading.RLock())
 
     def _pool_for(self, directory: str) -> libvirt.virStoragePool:
         directory = os.path.normpath(directory)
@@ -300,34 +304,37 @@ class Hypervisor:
         return pool
 
     def volume(self, path: str) -> libvirt.virStorageVol | None:
-        pool = self.pool_for(os.path.dirname(path))
-        self._call("refreshing pool", lambda: pool.refresh(0))
-        try:
-            return pool.storageVolLookupByName(os.path.basename(path))
-        except libvirt.libvirtError as exc:
-            if _code(exc) == libvirt.VIR_ERR_NO_STORAGE_VOL:
-                return None
-            raise translate(exc, self.container, f"looking up volume {path}") from None
+        with self._storage():
+            pool = self.pool_for(os.path.dirname(path))
+            self._call("refreshing pool", lambda: pool.refresh(0))
+            try:
+                return pool.storageVolLookupByName(os.path.basename(path))
+            except libvirt.libvirtError as exc:
+                if _code(exc) == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                    return None
+                raise translate(exc, self.container, f"looking up volume {path}") from None
 
     def create_volume(self, path: str, size_gb: int, fmt: str) -> bool:
         """Create the volume at `path` unless it exists; True when it was created."""
-        if self.volume(path) is not None:
-            return False
-        pool = self.pool_for(os.path.dirname(path))
-        xml = (
-            f"<volume><name>{_esc(os.path.basename(path))}</name>"
-            f"<capacity unit='bytes'>{size_gb * GB}</capacity>"
-            f"<target><format type='{_esc(fmt)}'/></target></volume>"
-        )
-        self._call(f"creating volume {path}", lambda: pool.createXML(xml, 0))
-        return True
+        with self._storage():
+            if self.volume(path) is not None:
+                return False
+            pool = self.pool_for(os.path.dirname(path))
+            xml = (
+                f"<volume><name>{_esc(os.path.basename(path))}</name>"
+                f"<capacity unit='bytes'>{size_gb * GB}</capacity>"
+                f"<target><format type='{_esc(fmt)}'/></target></volume>"
+            )
+            self._call(f"creating volume {path}", lambda: pool.createXML(xml, 0))
+            return True
 
     def delete_volume(self, path: str) -> bool:
-        vol = self.volume(path)
-        if vol is None:
-            return False
-        self._call(f"deleting volume {path}", lambda: vol.delete(0))
-        return True
+        with self._storage():
+            vol = self.volume(path)
+            if vol is None:
+                return False
+            self._call(f"deleting volume {path}", lambda: vol.delete(0))
+            return True
 
     def read_volume(self, path: str) -> Iterator[bytes]:
         """The bytes of a volume, streamed through libvirt (works to a remote container)."""

@@ -1,0 +1,242 @@
+"""The Airboss under load: signed power requests against the HTTP floor and the direct call.
+
+One run, one machine, same database and the same libvirt test driver behind:
+
+* `health`  - unsigned GET /health of the same Airboss process: the HTTP floor (uvicorn,
+              Starlette, the client), no signature, no database;
+* `signed power` - POST /v1/power, each client toggling its own VM on and off, signed with
+              Ed25519 by the pilot client library: signature, replay cache (database insert),
+              rate limit, authorisation, the power operation, the audit row;
+* `signed macs`  - GET /v1/macs (no libvirt): the signed pipeline with a light operation;
+* `direct power` - `services.airboss.power` called in this process, as many threads: the same
+              operation with no HTTP and no signature;
+
+each with 1, 10 and 50 concurrent clients (threads, one keep-alive connection each), then the
+CPU cost of one signature verification (Ed25519, RSA-3072 PSS), in this process.
+
+    .venv/bin/python bench/airboss.py [--seconds 5] [--clients 1,10,50] [--database URL]
+
+The Airboss runs as `airboss serve` (one process), its rate limit raised for the run. The
+clients run in this process, on the same 2 cores: their cost is in every figure alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+VENV_BIN = Path(sys.executable).parent
+CONTAINERS = 10
+COMPUTES = 50
+
+
+def rocks(env: dict[str, str], *args: str) -> None:
+    subprocess.run([str(VENV_BIN / "rocks"), *args], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def build_site(home: Path, env: dict[str, str]) -> None:
+    rocks(env, "init", "frontend", "name=bench.example.org", "public-ip=192.0.2.10",
+          "public-netmask=255.255.255.0", "private-ip=10.1.1.1", "private-netmask=255.255.0.0")
+    rocks(env, "set", "attr", "kvm_domain_type", "qemu")
+    rocks(env, "set", "attr", "kvm_disk_dir", str(home / "disks"))
+    rocks(env, "set", "host", "attr", "frontend-0-0", "libvirt_uri",
+          f"test://{_node(home, 'frontend-0-0')}")
+    for c in range(CONTAINERS):
+        name = f"vm-container-0-{c}"
+        rocks(env, "add", "host", name, "membership=VM Container", "rack=0", f"rank={c}")
+        rocks(env, "add", "host", "interface", name, "eth0", f"mac=52:54:00:fd:01:{c:02x}",
+              "ip=auto", "subnet=private")
+        rocks(env, "set", "host", "attr", name, "libvirt_uri", f"test://{_node(home, name)}")
+    rocks(env, "add", "cluster", "192.0.2.20", str(COMPUTES), "disk-per-compute=1",
+          "disk-per-frontend=1", "mem-per-compute=256", "mem-per-frontend=256")
+
+
+def _node(home: Path, name: str) -> Path:
+    path = home / f"{name}.xml"
+    path.write_text("<node/>\n")
+    return path
+
+
+def start_airboss(env: dict[str, str], home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    pid_file = home / "bench-airboss.pid"
+    state = pid_file.with_suffix(".json")
+    log = (home / "bench-airboss.log").open("wb")
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "airboss"), "serve", "--listen", "127.0.0.1:0", "--pid-file",
+         str(pid_file), "--rate", "1000000", "--burst", "1000000"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if state.exists():
+            return proc, json.loads(state.read_text())["url"].split("://", 1)[1]
+        if proc.poll() is not None:
+            raise SystemExit(f"airboss exited: {(home / 'bench-airboss.log').read_text()}")
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("airboss did not start")
+
+
+def measure(clients: int, seconds: float, work: Callable[[int, int], None]) -> dict[str, float]:
+    """Run `work(client, i)` in `clients` threads for `seconds`; throughput and latencies."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+
+    def loop(n: int) -> None:
+        start.wait()
+        i = 0
+        mine = latencies[n]
+        while time.perf_counter() < stop_at[0]:
+            t0 = time.perf_counter()
+            try:
+                work(n, i)
+            except Exception as exc:  # counted, and the first one shown
+                errors.append(exc)
+            mine.append(time.perf_counter() - t0)
+            i += 1
+
+    threads = [threading.Thread(target=loop, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    stop_at[0] = time.perf_counter() + seconds
+    t0 = time.perf_counter()
+    start.wait()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        print(f"  ({len(errors)} error(s), first: {errors[0]})")
+    flat = sorted(x for xs in latencies for x in xs)
+    return {
+        "n": len(flat),
+        "rps": len(flat) / elapsed,
+        "p50": flat[len(flat) // 2] * 1000,
+        "p99": flat[min(len(flat) - 1, int(len(flat) * 0.99))] * 1000,
+    }
+
+
+def verification_cost(rounds: int = 2000) -> dict[str, float]:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from flightdeck.crypto import keys as ck
+    from flightdeck.crypto.httpsig import InMemoryNonceCache, sign_request, verify_request
+
+    out = {}
+    body = json.dumps({"target": "76:77:6e:40:00:02", "action": "on"}).encode()
+    for name, key in (("Ed25519", ck.generate_private_key()),
+                      ("RSA-3072", rsa.generate_private_key(65537, 3072))):
+        pub = key.public_key()
+        n = rounds if name == "Ed25519" else rounds // 4
+        signed = [sign_request("POST", "/v1/power", "", body, key) for _ in range(n)]
+        cache = InMemoryNonceCache()
+        t0 = time.process_time()
+        for headers in signed:
+            verify_request("POST", "/v1/power", "", headers, body,
+                           lambda _k, pub=pub: [pub], seen_nonce=cache)
+        out[f"verify {name}"] = (time.process_time() - t0) / n * 1e6
+        t0 = time.process_time()
+        for _ in range(n):
+            sign_request("POST", "/v1/power", "", body, key)
+        out[f"sign {name}"] = (time.process_time() - t0) / n * 1e6
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--clients", default="1,10,50")
+    ap.add_argument("--database", help="a database URL (default: SQLite in a temp directory)")
+    a = ap.parse_args()
+    levels = [int(x) for x in a.clients.split(",")]
+
+    from flightdeck.crypto import keys as ck
+    from flightdeck.db.engine import open_database
+    from flightdeck.pilot.client import AirbossClient
+    from flightdeck.services import airboss as svc
+    from flightdeck.services.clusters import cluster_macs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        env = dict(os.environ, FLIGHTDECK_HOME=str(home))
+        if a.database:
+            env["FLIGHTDECK_DB"] = a.database
+        else:
+            env.pop("FLIGHTDECK_DB", None)
+        build_site(home, env)
+        key = ck.generate_private_key()
+        (home / "owner.pub").write_text(ck.public_key_to_pem(key.public_key()))
+        rocks(env, "add", "host", "key", "frontend-0-0-0", f"key={home / 'owner.pub'}")
+        os.environ.update({k: v for k, v in env.items() if k.startswith("FLIGHTDECK")})
+        db = open_database(env.get("FLIGHTDECK_DB"))
+        nodes = cluster_macs(db, "frontend-0-0-0")
+        computes = [(macs[0], name) for macs, name in nodes[1:]]
+        proc, address = start_airboss(env, home)
+        try:
+            client = AirbossClient(key, address)
+            keyid = client.keyid
+            print(f"Airboss {address}, database {db.dialect}, {CONTAINERS} test:/// containers, "
+                  f"{len(computes)} VMs, {a.seconds:g} s per figure")
+            print(f"{'':14}{'clients':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'n':>8}")
+            results: dict[tuple[str, int], dict[str, float]] = {}
+
+            def show(what: str, clients: int, r: dict[str, float]) -> None:
+                results[(what, clients)] = r
+                print(f"{what:14}{clients:>8}{r['rps']:>10.0f}{r['p50']:>10.2f}"
+                      f"{r['p99']:>10.2f}{r['n']:>8.0f}", flush=True)
+
+            for clients in levels:
+                show("health", clients, measure(clients, a.seconds,
+                                                lambda _n, _i: client.health()))
+                show("signed macs", clients, measure(
+                    clients, a.seconds, lambda _n, _i: client.macs(computes[0][0])))
+
+                def remote(n: int, i: int) -> None:
+                    client.power(computes[n][0], "on" if i % 2 == 0 else "off")
+
+                show("signed power", clients, measure(clients, a.seconds, remote))
+                targets = [svc.authorise(db, keyid, mac) for mac, _name in computes]
+
+                def direct(n: int, i: int, targets: list[Any] = targets) -> None:
+                    svc.power(db, targets[n], "on" if i % 2 == 0 else "off")
+
+                show("direct power", clients, measure(clients, a.seconds, direct))
+                # Leave every VM off for the next level (an odd count leaves some on).
+                for mac, _name in computes[:clients]:
+                    with contextlib.suppress(Exception):
+                        client.power(mac, "off")
+                for t in targets[:clients]:
+                    with contextlib.suppress(Exception):
+                        svc.power(db, t, "off")
+            one = levels[0]
+            if ("signed power", one) in results:
+                signed = results[("signed power", one)]["p50"]
+                extra = signed - results[("direct power", one)]["p50"]
+                floor = results[("signed macs", one)]["p50"] - results[("health", one)]["p50"]
+                print(f"\nat {one} client(s), p50: signed power - direct power = {extra:.2f} ms "
+                      f"(HTTP + signature + replay + authorisation + audit)")
+                print(f"at {one} client(s), p50: signed macs - health = {floor:.2f} ms "
+                      "(signature + replay + authorisation + audit + MAC query)")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+            db.dispose()
+    print("\nCPU per operation, this process (microseconds):")
+    for what, micros in verification_cost().items():
+        print(f"  {what:16} {micros:8.0f} us")
+
+
+if __name__ == "__main__":
+    main()

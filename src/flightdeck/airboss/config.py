@@ -1,0 +1,149 @@
+"""The Airboss's settings: defaults, the optional TOML file, the command-line overrides.
+
+The file is `<state dir>/airboss.toml` (`FLIGHTDECK_HOME`, default `/var/lib/flightdeck`) unless
+`--config` names another; every key is optional:
+
+    listen = "127.0.0.1:8677"     # anything but loopback needs tls_cert and tls_key
+    tls_cert = "/etc/pki/flightdeck/airboss.crt"
+    tls_key = "/etc/pki/flightdeck/airboss.key"
+    max_skew = 30                 # seconds of clock difference tolerated
+    rate = 10.0                   # requests per second per key, on average
+    burst = 30                    # ... and at most this many at once
+    max_body = 16384              # bytes
+    max_header_bytes = 16384      # bytes, all request headers together
+    max_headers = 64              # header lines
+    workers = 8                   # threads verifying signatures and reading the database
+    libvirt_workers = 16          # threads talking to libvirt, all containers together
+    per_container = 4             # libvirt operations at once on one container
+    action_timeout = 300          # seconds before a libvirt operation is reported as timed out
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flightdeck import config as site
+from flightdeck.crypto.httpsig import MAX_LIFETIME
+from flightdeck.errors import UserError
+
+DEFAULT_PORT = 8677
+DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
+CONFIG_NAME = "airboss.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    listen: str = DEFAULT_LISTEN
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_skew: int = 30
+    rate: float = 10.0
+    burst: int = 30
+    max_body: int = 16 * 1024
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 64
+    workers: int = 8
+    libvirt_workers: int = 16
+    per_container: int = 4
+    action_timeout: float = 300.0
+    #: How often expired nonces are deleted, in seconds.
+    purge_interval: float = 60.0
+
+    def __post_init__(self) -> None:
+        parse_listen(self.listen)
+        if not 0 <= self.max_skew <= MAX_LIFETIME:
+            raise UserError(f"max_skew={self.max_skew}: give 0 to {MAX_LIFETIME} seconds")
+        if self.rate <= 0 or self.burst < 1:
+            raise UserError("rate must be above 0 and burst at least 1")
+        for name in (
+            "max_body",
+            "max_header_bytes",
+            "max_headers",
+            "workers",
+            "libvirt_workers",
+            "per_container",
+        ):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise UserError("give both tls_cert and tls_key, or neither")
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`host:port` (IPv6 in brackets) -> (host, port); port 0 asks for a free one."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise UserError(f"listen={text!r}: give host:port, e.g. {DEFAULT_LISTEN}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(settings: Settings) -> None:
+    """Refuse to listen beyond loopback without TLS (requests are signed, answers are not)."""
+    if settings.tls:
+        for name in ("tls_cert", "tls_key"):
+            path = getattr(settings, name)
+            if not os.access(path, os.R_OK):
+                raise UserError(f"{name}={path} cannot be read")
+        return
+    if not is_loopback(settings.host):
+        raise UserError(
+            f"refusing to listen on {settings.listen} without TLS: give --tls-cert and "
+            "--tls-key (a certificate of the site CA), or listen on 127.0.0.1 and let owners "
+            "reach it through `ssh -L 8677:localhost:8677`"
+        )
+
+
+def config_path(given: str | None = None) -> Path:
+    return Path(given) if given else site.state_dir() / CONFIG_NAME
+
+
+def load(path: str | None = None, **overrides: Any) -> Settings:
+    """Settings from the file (if any) with `overrides` (None values ignored) on top."""
+    file = config_path(path)
+    values: dict[str, Any] = {}
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read the Airboss configuration {file}: {exc}") from None
+        values = dict(data.get("airboss", data))
+    elif path:
+        raise UserError(f"the Airboss configuration {file} does not exist")
+    known = {f.name: f for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise UserError(f"{file}: unknown setting {unknown[0]!r} (known: {', '.join(known)})")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**values)
+    except TypeError as exc:
+        raise UserError(f"Airboss settings: {exc}") from None

@@ -1,0 +1,42 @@
+"""rocks list airboss log"""
+
+from __future__ import annotations
+
+from flightdeck.cli.command import Command as Base
+from flightdeck.cli.output import Table
+from flightdeck.cli.params import POSITIVE, Example, Param, Parsed
+
+
+class Command(Base):
+    summary = "List the Airboss's audit log: every request, accepted or why it was refused"
+    description = """
+        One row per request, oldest first: time (UTC), client address, key fingerprint,
+        operation, target, and the result (the outcome, or the refusal's code and reason). A
+        refused request's key is the one it claimed; only accepted and 'forbidden' rows have a
+        key whose signature verified. Whoever may read the cluster database may read it (the
+        SQLite file is root's; on PostgreSQL, the database's own rights).
+    """
+    params = (Param("limit", "how many of the latest requests", POSITIVE, default=100),)
+    writes = False
+    examples = (
+        Example("rocks list airboss log", "The last 100 requests."),
+        Example("rocks list airboss log limit=20 output-format=json", "For a script."),
+    )
+
+    def run(self, p: Parsed) -> None:
+        from flightdeck.services.airboss import list_audit
+
+        t = Table(
+            ["time", "client", "key", "operation", "target", "accepted", "result"], owner=False
+        )
+        for r in list_audit(self.ctx.db, p["limit"]):
+            t.add(
+                r.at.strftime("%Y-%m-%d %H:%M:%S"),
+                r.client,
+                r.keyid,
+                r.operation,
+                r.target,
+                r.accepted,
+                r.reason,
+            )
+        self.emit(t)

@@ -1,0 +1,5 @@
+"""`python -m flightdeck.pilot ...`."""
+
+from flightdeck.pilot.main import main
+
+main()

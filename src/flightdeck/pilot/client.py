@@ -1,0 +1,242 @@
+"""The one Airboss client: every owner-side command (`rocks ... key=`, `pilot ...`) uses it.
+
+Standard library (`http.client`, `ssl`, `json`) plus `flightdeck.crypto` only: a laptop with
+`pip install flightdeck` and nothing else can run it (no database, no libvirt, no compiler).
+
+Each request is signed anew (RFC 9421, see `crypto.httpsig`): a fresh nonce, `created` now and
+a short lifetime, over the method, the exact path and query string sent, and the body's
+digest. A connection is kept per thread (keep-alive), so one client can be shared by worker
+threads; a kept connection the server has meanwhile closed is reopened and the request signed
+again with a new nonce (a resend of the same signature would be refused as a replay).
+
+Transport: `host:port` (default `localhost:8677`, the end of `ssh -L 8677:localhost:8677
+<frontend>`) speaks plain HTTP, and only to a loopback address: anything else must be
+`https://host:port`, whose certificate is verified (against `cafile`, the site CA, when given).
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import socket
+import ssl
+import threading
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flightdeck.crypto.httpsig import sign_request
+from flightdeck.crypto.keys import PrivateKey, fingerprint
+from flightdeck.errors import FlightdeckError, UserError
+
+DEFAULT_PORT = 8677
+DEFAULT_ADDRESS = f"localhost:{DEFAULT_PORT}"
+USER_AGENT = "flightdeck-pilot/1"
+#: Largest answer read (a MAC list of a few thousand nodes is far below).
+MAX_RESPONSE = 8 * 1024 * 1024
+
+
+class AirbossError(FlightdeckError):
+    """The Airboss refused or failed a request: `code` is its stable error code."""
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Address:
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_address(text: str | None) -> Address:
+    """`host`, `host:port`, `http://host:port` or `https://host:port` (IPv6 in brackets)."""
+    text = (text or DEFAULT_ADDRESS).strip()
+    scheme = "http"
+    if "://" in text:
+        scheme, _, text = text.partition("://")
+        scheme = scheme.lower()
+        if scheme not in ("http", "https"):
+            raise UserError(f"airboss={scheme}://...: use http:// (loopback) or https://")
+        text = text.rstrip("/")
+    try:
+        parts = urllib.parse.urlsplit(f"//{text}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise UserError(f"airboss={text!r}: give host:port, e.g. {DEFAULT_ADDRESS}") from None
+    if not host or parts.path or parts.query or parts.username:
+        raise UserError(f"airboss={text!r}: give host:port, e.g. {DEFAULT_ADDRESS}")
+    return Address(scheme, host, port or DEFAULT_PORT)
+
+
+class AirbossClient:
+    """Signed requests to one Airboss with one private key."""
+
+    def __init__(
+        self,
+        key: PrivateKey,
+        address: str | None = None,
+        *,
+        cafile: str | None = None,
+        timeout: float = 300.0,
+        expires_in: int = 60,
+    ) -> None:
+        self.key = key
+        self.keyid = fingerprint(key.public_key())
+        self.address = parse_address(address)
+        self.timeout = timeout
+        self.expires_in = expires_in
+        if self.address.scheme == "http" and not _loopback(self.address.host):
+            raise UserError(
+                f"airboss={self.address.host}: plain HTTP only to this machine; use "
+                f"https://{self.address.host}:{self.address.port} or an ssh tunnel "
+                f"(ssh -L 8677:localhost:8677 <frontend>, then airboss=localhost:8677)"
+            )
+        self._ssl: ssl.SSLContext | None = None
+        if self.address.scheme == "https":
+            self._ssl = ssl.create_default_context(cafile=cafile)
+            self._ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._local = threading.local()
+
+    # Connections -------------------------------------------------------------------------------
+
+    def _new_connection(self) -> http.client.HTTPConnection:
+        if self._ssl is not None:
+            return http.client.HTTPSConnection(
+                self.address.host, self.address.port, timeout=self.timeout, context=self._ssl
+            )
+        return http.client.HTTPConnection(
+            self.address.host, self.address.port, timeout=self.timeout
+        )
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn, True
+        conn = self._new_connection()
+        self._local.conn = conn
+        return conn, False
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        self._drop()
+
+    # Requests ----------------------------------------------------------------------------------
+
+    def _send(
+        self, method: str, path: str, query: str, body: bytes, signed: bool
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        for attempt in (1, 2):
+            conn, reused = self._connection()
+            headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+            if body:
+                headers["Content-Type"] = "application/json"
+            if signed:
+                headers.update(
+                    sign_request(method, path, query, body, self.key, expires_in=self.expires_in)
+                )
+            target = f"{path}?{query}" if query else path
+            try:
+                conn.request(method, target, body=body if body else None, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read(MAX_RESPONSE + 1)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self._drop()
+                if reused and attempt == 1:
+                    continue  # the kept connection had been closed: sign again, on a new one
+                raise self._unreachable(exc) from None
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop()
+                raise self._unreachable(exc) from None
+            if resp.will_close:
+                self._drop()
+            if len(data) > MAX_RESPONSE:
+                self._drop()
+                raise AirbossError("bad-response", "the Airboss's answer is too large")
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unreachable(self, exc: BaseException) -> AirbossError:
+        if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+            why = f"TLS failed ({exc}); give the site CA with ca=<file>"
+        elif isinstance(exc, socket.timeout | TimeoutError):
+            why = f"no answer within {self.timeout:g} s"
+        else:
+            why = str(exc) or type(exc).__name__
+        hint = ""
+        if _loopback(self.address.host):
+            hint = "; is the ssh tunnel open (ssh -L 8677:localhost:8677 <physical frontend>)?"
+        return AirbossError(
+            "unreachable", f"cannot reach the Airboss at {self.address}: {why}{hint}"
+        )
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        *,
+        signed: bool = True,
+    ) -> Any:
+        """One request; the decoded JSON answer, or `AirbossError` with the Airboss's code."""
+        query_text = urllib.parse.urlencode(dict(query or {}), quote_via=urllib.parse.quote)
+        raw = json.dumps(dict(body), separators=(",", ":")).encode() if body is not None else b""
+        status, _headers, data = self._send(method, path, query_text, raw, signed)
+        try:
+            answer = json.loads(data) if data else None
+        except ValueError:
+            answer = None
+        if status == 200 and answer is not None:
+            return answer
+        if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+            raise AirbossError(answer["error"], str(answer.get("message", "")), status)
+        raise AirbossError(
+            "bad-response", f"the Airboss answered HTTP {status} without JSON", status
+        )
+
+    # Operations ------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return dict(self.call("GET", "/health", signed=False))
+
+    def power(self, target: str, action: str) -> dict[str, Any]:
+        """Power `target` (a MAC or a physical-side name) on, off, install, reset, shutdown."""
+        return dict(self.call("POST", "/v1/power", body={"target": target, "action": action}))
+
+    def macs(self, target: str, status: bool = False) -> list[dict[str, Any]]:
+        """The nodes of `target`'s cluster: host, macs, frontend and (with status) status."""
+        query = {"target": target}
+        if status:
+            query["status"] = "yes"
+        return list(self.call("GET", "/v1/macs", query=query)["nodes"])
+
+    def isos(self, target: str) -> list[str]:
+        return list(self.call("GET", "/v1/isos", query={"target": target})["images"])
+
+    def cdrom(self, target: str, cdrom: str) -> dict[str, Any]:
+        return dict(self.call("POST", "/v1/cdrom", body={"target": target, "cdrom": cdrom}))

@@ -1,0 +1,114 @@
+"""What the owner-side commands do, shared by `rocks ... key=` and `pilot ...`.
+
+Each function takes an `AirbossClient` and returns rows or results; printing is the caller's.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flightdeck.cli.output import Table
+from flightdeck.errors import FlightdeckError, UserError
+from flightdeck.pilot.client import AirbossClient
+
+#: The power actions the original offered (`reset` and `shutdown` are Flightdeck's additions).
+ACTIONS = ("on", "off", "install", "reset", "shutdown")
+#: Requests in flight at once for a fan-out; the Airboss further bounds each container's share.
+FAN_OUT = 8
+
+
+def check_action(action: str | None) -> str:
+    word = (action or "").strip().lower()
+    if word not in ACTIONS:
+        raise UserError(
+            'invalid action. action must be "on", "off", "install", "reset" or "shutdown"'
+        )
+    return word
+
+
+@dataclass(frozen=True)
+class Result:
+    """One target's outcome: what was asked for, which VM it is, and what happened."""
+
+    target: str
+    host: str | None
+    ok: bool
+    message: str
+
+    def line(self) -> str:
+        who = self.host or self.target
+        if self.host and self.host != self.target:
+            who = f"{self.host} ({self.target})"
+        return f"{who}: {self.message}"
+
+
+def _power_one(client: AirbossClient, target: str, action: str) -> Result:
+    try:
+        answer = client.power(target, action)
+    except FlightdeckError as exc:
+        return Result(target, None, False, exc.message)
+    return Result(target, str(answer.get("host")), True, str(answer.get("result")))
+
+
+def power_many(
+    client: AirbossClient,
+    targets: Sequence[str],
+    action: str,
+    *,
+    workers: int = FAN_OUT,
+    names: dict[str, str] | None = None,
+) -> list[Result]:
+    """Power every target, at most `workers` requests at once; results in the given order."""
+    action = check_action(action)
+    if not targets:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(min(workers, len(targets))) as pool:
+        results = list(pool.map(lambda t: _power_one(client, t, action), targets))
+    if names:
+        results = [
+            Result(r.target, r.host or names.get(r.target), r.ok, r.message) for r in results
+        ]
+    return results
+
+
+def cluster_power(
+    client: AirbossClient, frontend: str, action: str, *, workers: int = FAN_OUT
+) -> list[Result]:
+    """Power every node of the frontend's cluster but the frontend itself, in parallel.
+
+    As the original, the nodes come from the MAC list and each is named by its first MAC; the
+    frontend is left alone (the command usually runs on it). Unlike the original, nodes are
+    powered in parallel rather than one per second.
+    """
+    action = check_action(action)
+    nodes = [n for n in client.macs(frontend) if not n.get("frontend")]
+    targets = [n["macs"][0] if n.get("macs") else n["host"] for n in nodes]
+    names = {t: str(n["host"]) for t, n in zip(targets, nodes, strict=True)}
+    return power_many(client, targets, action, workers=workers, names=names)
+
+
+def macs_table(nodes: Sequence[dict[str, Any]], status: bool) -> Table:
+    """The guide's `list host macs` layout: MACS IN CLUSTER [STATE] HOST NAMES."""
+    header = ["macs in cluster"] + (["state"] if status else []) + ["host names"]
+    table = Table(header, owner=False)
+    for node in nodes:
+        state = [node.get("status") or "nostate"] if status else []
+        table.add(" ".join(node.get("macs") or []), *state, node.get("host"))
+    return table
+
+
+def report(
+    results: Sequence[Result], say: Callable[[str], None], warn: Callable[[str], object]
+) -> None:
+    """One line per target; any failure makes the command fail after all lines are out."""
+    failed = [r for r in results if not r.ok]
+    for r in results:
+        (say if r.ok else warn)(r.line() if r.ok else f"error - {r.line()}")
+    if failed:
+        raise FlightdeckError(
+            f"{len(failed)} of {len(results)} request(s) failed: "
+            + ", ".join(r.host or r.target for r in failed)
+        )

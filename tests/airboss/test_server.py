@@ -1,0 +1,309 @@
+"""The Airboss as a process: uvicorn on 127.0.0.1 and a free port, sockets and signals.
+
+`airboss serve` in its own process (the `site.server()` fixture), or the daemon of
+`rocks start service airboss`. Clients are the pilot client library and raw `http.client`
+connections (for what a well-behaved client never sends).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flightdeck.pilot.client import AirbossClient, AirbossError
+
+
+def client(site: Any, srv: Any, owner: Any, **kw: Any) -> AirbossClient:
+    return AirbossClient(owner.key, srv.address, **kw)
+
+
+def test_serves_then_stops_cleanly_on_sigterm(site: Any, alice: Any) -> None:
+    srv = site.server()
+    c = client(site, srv, alice)
+    assert c.health() == {"status": "ok"}
+    nodes = c.macs(site.mac(site.cluster_a[0]))
+    assert [n["host"] for n in nodes] == site.cluster_a
+    assert srv.pid_file.read_text().strip() == str(srv.process.pid)
+    state = json.loads(srv.pid_file.with_suffix(".json").read_text())
+    assert state["pid"] == srv.process.pid and state["loopback"] is True
+    # A request in flight when SIGTERM arrives is answered before the process ends.
+    slow = c.power(site.cluster_a[1], "on")
+    assert slow["result"].startswith("started")
+    assert srv.stop() == 0
+    assert not srv.pid_file.exists() and not srv.pid_file.with_suffix(".json").exists()
+    log = srv.log.read_text()
+    assert "listening on http://127.0.0.1:" in log and "stopped" in log
+    assert "Traceback" not in log
+
+
+@pytest.fixture
+def airboss_bin() -> str:
+    import sys
+
+    return str(Path(sys.executable).parent / "airboss")
+
+
+def test_non_loopback_listen_needs_tls(site: Any, airboss_bin: str) -> None:
+    for listen in ("0.0.0.0:0", "192.0.2.1:8677", "[::]:0", "espresso.example.org:8677"):
+        done = subprocess.run(
+            [airboss_bin, "serve", "--listen", listen, "--database", site.url],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "FLIGHTDECK_HOME": str(site.tmp)},
+        )
+        assert done.returncode == 1, done.stderr
+        assert "refusing to listen on" in done.stderr and "without TLS" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp / "airboss.crt", tmp / "airboss.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_tls_with_the_site_certificate(site: Any, alice: Any) -> None:
+    cert, key = _self_signed(site.tmp)
+    srv = site.server("--tls-cert", str(cert), "--tls-key", str(key))
+    assert srv.url.startswith("https://127.0.0.1:")
+    port = srv.url.rsplit(":", 1)[1]
+    good = AirbossClient(alice.key, f"https://localhost:{port}", cafile=str(cert))
+    assert [n["host"] for n in good.macs(site.cluster_a[0])] == site.cluster_a
+    # Without the site CA the certificate is not trusted, and nothing is sent.
+    bad = AirbossClient(alice.key, f"https://localhost:{port}")
+    with pytest.raises(AirbossError) as err:
+        bad.macs(site.cluster_a[0])
+    assert err.value.code == "unreachable" and "TLS" in err.value.message
+    # Plain HTTP to a TLS port gets nowhere either.
+    plain = AirbossClient(alice.key, f"127.0.0.1:{port}")
+    with pytest.raises(AirbossError):
+        plain.macs(site.cluster_a[0])
+
+
+def test_client_refuses_plain_http_beyond_loopback(alice: Any) -> None:
+    from flightdeck.errors import UserError
+
+    with pytest.raises(UserError, match="plain HTTP only to this machine"):
+        AirbossClient(alice.key, "espresso.example.org:8677")
+
+
+def test_slow_clients_do_not_block_anyone(site: Any, alice: Any) -> None:
+    srv = site.server()
+    host, port = srv.address.rsplit(":", 1)
+    stalled = []
+    for i in range(20):
+        s = socket.create_connection((host, int(port)))
+        if i % 2:
+            s.sendall(b"POST /v1/power HTTP/1.1\r\nHost: x\r\n")  # headers never finish
+        else:
+            s.sendall(b"POST /v1/power HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        stalled.append(s)
+    try:
+        c = client(site, srv, alice)
+        t0 = time.monotonic()
+        for _ in range(5):
+            assert len(c.macs(site.cluster_a[0])) == 3
+        assert time.monotonic() - t0 < 5
+    finally:
+        for s in stalled:
+            s.close()
+
+
+def _raw(address: str) -> http.client.HTTPConnection:
+    host, port = address.rsplit(":", 1)
+    return http.client.HTTPConnection(host, int(port), timeout=60)
+
+
+def _send(conn: http.client.HTTPConnection, method: str, path: str, query: str,
+          headers: dict[str, str], body: bytes = b"") -> int:
+    url = f"{path}?{query}" if query else path
+    conn.request(method, url, body=body or None, headers=headers)
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+@pytest.mark.slow
+def test_flood_of_5000_requests_from_50_clients(site: Any, alice: Any, bob: Any,
+                                                 mallory: Any) -> None:
+    """No forgery is ever accepted, every request is answered, and it ends in bounded time."""
+    srv = site.server("--rate", "100000", "--burst", "100000")
+    mine = f"target={site.mac(site.cluster_a[0])}"
+    theirs = f"target={site.mac(site.cluster_b[0])}"
+    captured = alice.sign("GET", "/v1/macs", mine)
+    conn = _raw(srv.address)
+    assert _send(conn, "GET", "/v1/macs", mine, captured) == 200
+    conn.close()
+
+    kinds = ["valid", "valid", "valid", "valid", "replay", "tampered", "unknown-key",
+             "other-cluster", "unsigned", "bad-digest"]
+    expected = {"valid": {200}, "replay": {401}, "tampered": {401}, "unknown-key": {401},
+                "other-cluster": {403}, "unsigned": {401}, "bad-digest": {401}}
+    seen: dict[str, list[int]] = {k: [] for k in expected}
+    lock = threading.Lock()
+
+    def one_client(n: int) -> None:
+        conn = _raw(srv.address)
+        try:
+            for i in range(100):
+                kind = kinds[(n + i) % len(kinds)]
+                query = mine
+                if kind == "valid":
+                    headers = alice.sign("GET", "/v1/macs", mine)
+                elif kind == "replay":
+                    headers = captured
+                elif kind == "tampered":
+                    headers, query = alice.sign("GET", "/v1/macs", mine), theirs
+                elif kind == "unknown-key":
+                    headers = mallory.sign("GET", "/v1/macs", mine)
+                elif kind == "other-cluster":
+                    headers = bob.sign("GET", "/v1/macs", mine)
+                elif kind == "bad-digest":
+                    headers = {**alice.sign("GET", "/v1/macs", mine),
+                               "Content-Digest": "sha-256=:AAAA:"}
+                else:
+                    headers = {}
+                status = _send(conn, "GET", "/v1/macs", query, headers)
+                with lock:
+                    seen[kind].append(status)
+        finally:
+            conn.close()
+
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        for f in [pool.submit(one_client, n) for n in range(50)]:
+            f.result(timeout=600)
+    elapsed = time.monotonic() - t0
+    assert sum(len(v) for v in seen.values()) == 5000
+    for kind, statuses in seen.items():
+        assert set(statuses) <= expected[kind], (kind, sorted(set(statuses)))
+    assert elapsed < 300, f"5,000 requests took {elapsed:.0f} s"
+    # Still answering, at once.
+    t1 = time.monotonic()
+    assert client(site, srv, alice).health() == {"status": "ok"}
+    assert client(site, srv, alice).macs(site.cluster_a[0])
+    assert time.monotonic() - t1 < 2
+    # Every one of them is in the audit log, and only the valid ones were accepted.
+    from sqlalchemy import func, select
+
+    from flightdeck.db.models import AuditEntry
+
+    with site.db.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+        ok = conn.execute(select(func.count()).select_from(AuditEntry)
+                          .where(AuditEntry.accepted.is_(True))).scalar_one()
+    assert total == 5000 + 1 + 1
+    assert ok == len(seen["valid"]) + 1 + 1
+    print(f"\nflood: 5000 requests, 50 clients, {elapsed:.1f} s, {5000 / elapsed:.0f} req/s")
+
+
+def test_daemon_start_report_stop(site: Any, alice: Any, monkeypatch: pytest.MonkeyPatch
+                                  ) -> None:
+    monkeypatch.setenv("FLIGHTDECK_HOME", str(site.tmp))
+    rocks = site.rocks
+    r = rocks("report", "service", "airboss")
+    assert r.code == 3 and "not running" in r.err
+    out = rocks.ok("start", "service", "airboss", "listen=127.0.0.1:0")
+    assert out.startswith("airboss started (pid ")
+    pid = int(out.split("(pid ", 1)[1].split(")", 1)[0])
+    try:
+        url = out.split(" on ", 1)[1].split(";", 1)[0]
+        assert rocks.ok("report", "service", "airboss").startswith(
+            f"airboss is running (pid {pid}) on {url}")
+        again = rocks("start", "service", "airboss", "listen=127.0.0.1:0")
+        assert again.code == 1 and "already running" in again.err
+        c = AirbossClient(alice.key, url.split("://", 1)[1])
+        assert len(c.macs(site.cluster_a[0])) == 3
+        # It belongs to no terminal: a session of its own, not ours.
+        assert os.getsid(pid) != os.getsid(0)
+    finally:
+        out = rocks("stop", "service", "airboss")
+    assert out.code == 0 and out.out == f"airboss stopped (pid {pid})\n"
+    assert not (site.tmp / "airboss.pid").exists()
+    log = (site.tmp / "airboss.log").read_text()
+    assert f"airboss {pid} listening" in log and f"airboss {pid} stopped" in log
+    r = rocks("stop", "service", "airboss")
+    assert r.code == 3 and "not running" in r.err
+
+
+def test_daemon_that_cannot_start_says_why(site: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLIGHTDECK_HOME", str(site.tmp))
+    r = site.rocks("start", "service", "airboss", "listen=0.0.0.0:0")
+    assert r.code == 1 and "without TLS" in r.err
+
+
+def test_stale_pid_file_is_not_trusted(site: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pid file naming some other live process must not get that process killed."""
+    monkeypatch.setenv("FLIGHTDECK_HOME", str(site.tmp))
+    (site.tmp / "airboss.pid").write_text(f"{os.getpid()}\n")
+    r = site.rocks("stop", "service", "airboss")
+    assert r.code == 3
+    assert not (site.tmp / "airboss.pid").exists()
+
+
+def test_sigterm_with_open_keepalive_connections(site: Any, alice: Any) -> None:
+    srv = site.server()
+    c = client(site, srv, alice)
+    c.macs(site.cluster_a[0])  # leaves a kept-alive connection open
+    t0 = time.monotonic()
+    srv.process.send_signal(signal.SIGTERM)
+    assert srv.process.wait(timeout=40) == 0
+    assert time.monotonic() - t0 < 20
+
+
+def test_expired_nonces_are_purged_by_the_running_airboss(site: Any, alice: Any) -> None:
+    from sqlalchemy import func, insert, select
+
+    from flightdeck.db.models import Nonce
+
+    settings = site.tmp / "airboss.toml"
+    settings.write_text("purge_interval = 0.2\n")
+    with site.db.engine.begin() as conn:
+        conn.execute(insert(Nonce).values(keyid="k", nonce="old-nonce-0123456789", expires=1))
+    srv = site.server("--config", str(settings))
+    client(site, srv, alice).macs(site.cluster_a[0])  # one live nonce
+
+    def nonces() -> list[str]:
+        with site.db.engine.connect() as conn:
+            return list(conn.scalars(select(Nonce.nonce)))
+
+    deadline = time.monotonic() + 10
+    while "old-nonce-0123456789" in nonces() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(nonces()) == 1 and "old-nonce-0123456789" not in nonces()
+    with site.db.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Nonce)).scalar_one() == 1
