@@ -121,11 +121,31 @@ demo_listings() {
     demo_cmd 'rocks list cluster'
 }
 
+# The owner of the virtual cluster, who is not root: a key, the Airboss, signed power requests.
+demo_airboss() {
+    demo_section "the cluster's owner: signed requests through the Airboss"
+    rocks stop service airboss >/dev/null 2>&1 || true
+    demo_cmd "rocks create keys key=$FLIGHTDECK_HOME/owner.key passphrase=no > $FLIGHTDECK_HOME/owner.pub"
+    demo_cmd "rocks add host key frontend-0-0-0 key=$FLIGHTDECK_HOME/owner.pub description=owner"
+    demo_cmd 'rocks list host key'
+    demo_cmd 'rocks start service airboss'
+    cp "$FLIGHTDECK_HOME/owner.key" /tmp/flightdeck-demo-owner.key
+    chown nobody /tmp/flightdeck-demo-owner.key
+    demo_cmd "setpriv --reuid=nobody --regid=nogroup --clear-groups pilot list host macs host=frontend-0-0-0 key=/tmp/flightdeck-demo-owner.key status=yes"
+    demo_cmd "setpriv --reuid=nobody --regid=nogroup --clear-groups pilot set host power host=hosted-vm-0-0-0 key=/tmp/flightdeck-demo-owner.key action=on"
+    demo_cmd 'rocks list cluster status=y'
+    demo_cmd "setpriv --reuid=nobody --regid=nogroup --clear-groups pilot set host power host=hosted-vm-0-0-0 key=/tmp/flightdeck-demo-owner.key action=off"
+    demo_cmd 'rocks list airboss log limit=5'
+    rm -f /tmp/flightdeck-demo-owner.key
+    rocks stop service airboss >/dev/null 2>&1 || true
+}
+
 DEMO_SECTIONS=(
     demo_frontend
     demo_vm_container
     demo_listings
     demo_virtual_cluster
+    demo_airboss
 )
 
 # ------------------------------------------------------------------------------ main

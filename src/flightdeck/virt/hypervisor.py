@@ -289,9 +289,7 @@ class Hypervisor:
         for pool in pools:
             target = ET.fromstring(pool.XMLDesc(0)).findtext("./target/path")
             if target and os.path.normpath(target) == directory:
-                if not pool.isActive():
-                    self._call(f"starting pool {pool.name()}", partial(pool.create, 0))
-                return pool
+                return self._usable(pool)
         name = "flightdeck" + directory.replace("/", "-")
         xml = (
             f"<pool type='dir'><name>{_esc(name)}</name>"
@@ -301,6 +299,26 @@ class Hypervisor:
         self._call(f"building pool {name}", lambda: pool.build(0))
         self._call(f"starting pool {name}", lambda: pool.create(0))
         self._call(f"setting autostart of pool {name}", lambda: pool.setAutostart(1))
+        return pool
+
+    def _usable(self, pool: libvirt.virStoragePool) -> libvirt.virStoragePool:
+        """A known pool, started; if its directory went away (wiped by hand), built again.
+
+        libvirt keeps an active pool whose directory was removed, and every refresh of it then
+        fails: stop it, build the directory and start it again.
+        """
+        name = pool.name()
+        try:
+            if not pool.isActive():
+                pool.create(0)
+            pool.refresh(0)
+            return pool
+        except libvirt.libvirtError:
+            pass
+        with contextlib.suppress(libvirt.libvirtError):
+            pool.destroy()
+        self._call(f"building pool {name}", partial(pool.build, 0))
+        self._call(f"starting pool {name}", partial(pool.create, 0))
         return pool
 
     def volume(self, path: str) -> libvirt.virStorageVol | None:
