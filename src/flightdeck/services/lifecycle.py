@@ -224,40 +224,34 @@ def _simple(
     )
 
 
-def pause_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
-    def pause(conn: hv.Hypervisor, vm: str) -> str:
-        conn.suspend(vm)
-        return f"paused {vm}"
+def _one_call(
+    call: Callable[[hv.Hypervisor, str], None], done: str
+) -> Callable[[hv.Hypervisor, str], str]:
+    """An action that is one hypervisor call per VM, reported as `done` (with {vm})."""
 
-    return _simple(db, exprs, pause)
+    def act(conn: hv.Hypervisor, vm: str) -> str:
+        call(conn, vm)
+        return done.format(vm=vm)
+
+    return act
+
+
+def pause_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
+    return _simple(db, exprs, _one_call(hv.Hypervisor.suspend, "paused {vm}"))
 
 
 def resume_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
-    def resume(conn: hv.Hypervisor, vm: str) -> str:
-        conn.resume(vm)
-        return f"resumed {vm}"
-
-    return _simple(db, exprs, resume)
+    return _simple(db, exprs, _one_call(hv.Hypervisor.resume, "resumed {vm}"))
 
 
 def reset_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
     """Hard reset (the reset button): the guest reboots at once, its definition unchanged."""
-
-    def reset(conn: hv.Hypervisor, vm: str) -> str:
-        conn.reset(vm)
-        return f"reset {vm}"
-
-    return _simple(db, exprs, reset)
+    return _simple(db, exprs, _one_call(hv.Hypervisor.reset, "reset {vm}"))
 
 
 def shutdown_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
     """Ask the guests to shut down (ACPI power button); they stop when their OS is done."""
-
-    def shutdown(conn: hv.Hypervisor, vm: str) -> str:
-        conn.shutdown(vm)
-        return f"asked {vm} to shut down"
-
-    return _simple(db, exprs, shutdown)
+    return _simple(db, exprs, _one_call(hv.Hypervisor.shutdown, "asked {vm} to shut down"))
 
 
 def _save_path(s: Session, host: Host, given: str | None) -> str:
@@ -314,8 +308,9 @@ def statuses(db: Database, names: Sequence[str] | None = None) -> dict[str, str]
         wanted = None if names is None else set(names)
         if wanted is not None and len(wanted) <= 5000:  # keep under SQLite's bound-parameter cap
             q = q.where(Host.name.in_(sorted(wanted)))
-        rows = [(h, vm) for h, vm in s.execute(q).tuples().all()
-                if wanted is None or h.name in wanted]
+        rows = [
+            (h, vm) for h, vm in s.execute(q).tuples().all() if wanted is None or h.name in wanted
+        ]
         containers = {vm.container_id: vm.container for _h, vm in rows if vm.container is not None}
         uris = container_uris(s, [c for c in containers.values() if c is not None])
         timeouts = {cid: _timeout(s, c) for cid, c in containers.items() if c is not None}
