@@ -110,6 +110,21 @@ class RocksRunner:
         assert r.code == 0, f"rocks {' '.join(argv)} failed ({r.code}): {r.err}"
         return r.out
 
+    def refused(self, *argv: str, says: str) -> str:
+        """Run a command that must fail: one `error - ` line naming `says`, a non-zero exit,
+        no traceback, nothing on stdout, and not one row of the database changed."""
+        before = self.dump()
+        r = self(*argv)
+        assert r.code in (1, 2), (r.code, r.err)
+        assert r.out == ""
+        lines = r.err.splitlines()
+        assert len(lines) == 1, r.err
+        assert lines[0].startswith("error - "), r.err
+        assert "Traceback" not in r.err and "internal error" not in r.err
+        assert says in lines[0], lines[0]
+        assert self.dump() == before
+        return lines[0]
+
     def process(self, argv: Sequence[str], **kw: object) -> subprocess.CompletedProcess[str]:
         """Run the real `rocks` executable of this virtualenv as a separate process."""
         env = dict(os.environ, FLIGHTDECK_DB=self.url)

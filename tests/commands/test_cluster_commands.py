@@ -12,21 +12,6 @@ import pytest
 PUBLIC = "137.110.119.118"
 
 
-def refused(rocks: Any, *argv: str, says: str) -> str:
-    """Run a command that must fail: one `error - ` line, non-zero, and not one row changed."""
-    before = rocks.dump()
-    r = rocks(*argv)
-    assert r.code in (1, 2), (r.code, r.err)
-    assert r.out == ""
-    lines = r.err.splitlines()
-    assert len(lines) == 1, r.err
-    assert lines[0].startswith("error - "), r.err
-    assert "Traceback" not in r.err and "internal error" not in r.err
-    assert says in lines[0], lines[0]
-    assert rocks.dump() == before
-    return lines[0]
-
-
 def table(text: str) -> list[list[str]]:
     return [line.split() for line in text.splitlines()]
 
@@ -270,14 +255,13 @@ def test_two_clusters_get_vlans_2_and_3_and_consecutive_macs(espresso: Any) -> N
 )
 def test_add_cluster_refusals(espresso: Any, argv: list[str], says: str) -> None:
     ip = [] if any(a.startswith("ip=") for a in argv) else [PUBLIC]
-    refused(espresso, "add", "cluster", *ip, *argv, says=says)
+    espresso.refused("add", "cluster", *ip, *argv, says=says)
 
 
 def test_add_cluster_refusals_against_an_existing_cluster(espresso: Any) -> None:
     espresso.ok("add", "cluster", PUBLIC, "1")
-    refused(espresso, "add", "cluster", PUBLIC, "1", says="already used by frontend-0-0-0 eth1")
-    refused(
-        espresso,
+    espresso.refused("add", "cluster", PUBLIC, "1", says="already used by frontend-0-0-0 eth1")
+    espresso.refused(
         "add",
         "cluster",
         "137.110.119.119",
@@ -290,8 +274,7 @@ def test_add_cluster_refusals_against_an_existing_cluster(espresso: Any) -> None
 def test_add_cluster_refuses_containers_without_kvm(espresso: Any) -> None:
     espresso.ok("add", "host", "compute-0-0", "membership=Compute", "rack=0", "rank=0")
     for param in ("container-hosts=vm-container-0-0 compute-0-0", "fe-container=compute-0-0"):
-        refused(
-            espresso,
+        espresso.refused(
             "add",
             "cluster",
             PUBLIC,
@@ -303,8 +286,7 @@ def test_add_cluster_refuses_containers_without_kvm(espresso: Any) -> None:
 
 def test_capacity_refusal_names_the_shortfall(espresso: Any) -> None:
     espresso.ok("set", "appliance", "attr", "vm-container", "kvm_mem_mb", "2048")
-    line = refused(
-        espresso,
+    line = espresso.refused(
         "add",
         "cluster",
         PUBLIC,
@@ -349,11 +331,11 @@ def test_list_cluster_with_frontend_arguments(espresso: Any) -> None:
 @pytest.mark.parametrize("arg", ["vm-container-0-0", "hosted-vm-0-1-0"])
 def test_list_cluster_refuses_what_is_not_a_frontend(espresso: Any, arg: str) -> None:
     espresso.ok("add", "cluster", PUBLIC, "2")
-    refused(espresso, "list", "cluster", arg, says=f"host {arg} is not a virtual frontend")
+    espresso.refused("list", "cluster", arg, says=f"host {arg} is not a virtual frontend")
 
 
 def test_list_cluster_unknown_host(espresso: Any) -> None:
-    refused(espresso, "list", "cluster", "nosuch", says="unknown host 'nosuch'")
+    espresso.refused("list", "cluster", "nosuch", says="unknown host 'nosuch'")
 
 
 def _test_uri(tmp_path: Path, name: str) -> str:
@@ -417,7 +399,7 @@ def test_remove_cluster(espresso: Any) -> None:
 )
 def test_remove_cluster_refusals(espresso: Any, argv: list[str], says: str) -> None:
     espresso.ok("add", "cluster", PUBLIC, "2")
-    refused(espresso, "remove", "cluster", *argv, says=says)
+    espresso.refused("remove", "cluster", *argv, says=says)
 
 
 # list host macs / report vm nextmac ------------------------------------------------------------
@@ -446,7 +428,7 @@ def test_list_host_macs(espresso: Any) -> None:
 @pytest.mark.parametrize("arg", ["frontend-0-0", "vm-container-0-1", "hosted-vm-0-0-0"])
 def test_list_host_macs_refuses_what_is_not_a_virtual_frontend(espresso: Any, arg: str) -> None:
     espresso.ok("add", "cluster", PUBLIC, "2")
-    refused(espresso, "list", "host", "macs", arg, says=f"host {arg} is not a virtual frontend")
+    espresso.refused("list", "host", "macs", arg, says=f"host {arg} is not a virtual frontend")
 
 
 def test_report_vm_nextmac_from_the_public_ip(rocks: Any) -> None:

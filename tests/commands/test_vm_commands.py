@@ -12,21 +12,6 @@ C0, C1 = "vm-container-0-0", "vm-container-0-1"
 HEADER = ["VM-HOST", "SLICE", "MEM", "CPUS", "MAC", "HOST", "VIRT-TYPE"]
 
 
-def refused(rocks: Any, *argv: str, says: str) -> str:
-    """Run a command that must fail: one `error - ` line, non-zero, and not one row changed."""
-    before = rocks.dump()
-    r = rocks(*argv)
-    assert r.code in (1, 2), (r.code, r.err)
-    assert r.out == ""
-    lines = r.err.splitlines()
-    assert len(lines) == 1, r.err
-    assert lines[0].startswith("error - "), r.err
-    assert "Traceback" not in r.err and "internal error" not in r.err
-    assert says in lines[0], lines[0]
-    assert rocks.dump() == before
-    return lines[0]
-
-
 def table(text: str) -> list[list[str]]:
     return [line.split() for line in text.splitlines()]
 
@@ -117,7 +102,7 @@ def test_list_host_vm_continuation_rows_and_host_arguments(espresso: Any) -> Non
     )
     # Physical hosts are skipped; an empty answer is not an error.
     assert table(espresso.ok("list", "host", "vm", C0)) == [HEADER]
-    refused(espresso, "list", "host", "vm", "nosuch", says="unknown host 'nosuch'")
+    espresso.refused("list", "host", "vm", "nosuch", says="unknown host 'nosuch'")
 
 
 @pytest.mark.parametrize(
@@ -153,13 +138,12 @@ def test_list_host_vm_continuation_rows_and_host_arguments(espresso: Any) -> Non
 )
 def test_add_host_vm_refusals(espresso: Any, argv: list[str], says: str) -> None:
     espresso.ok("add", "cluster", "137.110.119.118", "0")
-    refused(espresso, "add", "host", "vm", C0, *argv, says=says)
+    espresso.refused("add", "host", "vm", C0, *argv, says=says)
 
 
 def test_add_host_vm_refuses_a_container_without_kvm(espresso: Any) -> None:
     espresso.ok("add", "host", "compute-0-0", "membership=Compute", "rack=0", "rank=0")
-    refused(
-        espresso,
+    espresso.refused(
         "add",
         "host",
         "vm",
@@ -247,14 +231,14 @@ def test_set_host_vm(espresso: Any) -> None:
 def test_set_host_vm_refusals(espresso: Any, argv: list[str], says: str) -> None:
     espresso.ok("add", "cluster", "137.110.119.118", "0")
     espresso.ok("add", "host", "vm", C0, "membership=Compute")
-    refused(espresso, "set", "host", "vm", "compute-0-0-0", *argv, says=says)
+    espresso.refused("set", "host", "vm", "compute-0-0-0", *argv, says=says)
 
 
 def test_set_host_vm_needs_exactly_one_vm(espresso: Any) -> None:
     espresso.ok("add", "host", "vm", C0, C1, "membership=Compute")
-    refused(espresso, "set", "host", "vm", "compute-%", "mem=5", says="names 2 hosts")
-    refused(espresso, "set", "host", "vm", C0, "mem=5", says="is not a virtual machine")
-    refused(espresso, "set", "host", "vm", "mem=5", says="needs {host}")
+    espresso.refused("set", "host", "vm", "compute-%", "mem=5", says="names 2 hosts")
+    espresso.refused("set", "host", "vm", C0, "mem=5", says="is not a virtual machine")
+    espresso.refused("set", "host", "vm", "mem=5", says="needs {host}")
 
 
 # set host vm cdrom -----------------------------------------------------------------------------
@@ -274,9 +258,9 @@ def test_set_host_vm_cdrom(espresso: Any) -> None:
         ("cdrom=./debian.iso", "use an absolute path"),
         ("cdrom=/isos/../../etc/shadow", "may not contain '..'"),
     ):
-        refused(espresso, "set", "host", "vm", "cdrom", "compute-0-0-0", bad, says=says)
-    refused(
-        espresso, "set", "host", "vm", "cdrom", C0, "cdrom=/x.iso", says="is not a virtual machine"
+        espresso.refused("set", "host", "vm", "cdrom", "compute-0-0-0", bad, says=says)
+    espresso.refused(
+        "set", "host", "vm", "cdrom", C0, "cdrom=/x.iso", says="is not a virtual machine"
     )
 
 
@@ -302,4 +286,4 @@ def test_remove_host_vm(espresso: Any) -> None:
 def test_remove_host_vm_refusals(espresso: Any, argv: list[str], says: str) -> None:
     espresso.ok("add", "cluster", "137.110.119.118", "1")
     espresso.ok("add", "host", "vm", C0, "membership=Compute")
-    refused(espresso, "remove", "host", "vm", *argv, says=says)
+    espresso.refused("remove", "host", "vm", *argv, says=says)
