@@ -32,3 +32,23 @@ def report(
     ratio = statistics.median(wall["rocks"]) / statistics.median(wall["baseline"])
     cratio = statistics.median(cpu["rocks"]) / statistics.median(cpu["baseline"])
     print(f"{'ratio rocks / baseline':<34} {ratio:>10.2f}x {'':>7} {cratio:>10.2f}x")
+
+
+def interleaved(
+    cmds: dict[str, list[str]], env: dict[str, str], runs: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, str]]:
+    """Time `rocks` and `baseline` alternately (after one warm-up each, for the page cache and
+    bytecode), so both share the machine's noise; wall and CPU ms per run, and first outputs."""
+    wall: dict[str, list[float]] = {name: [] for name in cmds}
+    cpu: dict[str, list[float]] = {name: [] for name in cmds}
+    outputs: dict[str, str] = {}
+    for cmd in cmds.values():
+        timed(cmd, env)
+    for i in range(runs):
+        names = ["rocks", "baseline"] if i % 2 == 0 else ["baseline", "rocks"]
+        for name in names:
+            w, c, out = timed(cmds[name], env)
+            wall[name].append(w)
+            cpu[name].append(c)
+            outputs.setdefault(name, out)
+    return wall, cpu, outputs

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import report, timed
+from _harness import interleaved, report
 
 VENV_BIN = Path(sys.executable).parent
 ROCKS = str(VENV_BIN / "rocks")
@@ -119,18 +119,7 @@ def main() -> None:
             # An installed rocks has its bytecode compiled; let the warm-up write it.
             env.pop("PYTHONDONTWRITEBYTECODE", None)
         cmds = {"rocks": [ROCKS, "list", "cluster"], "baseline": [PY, "-c", BASELINE, str(path)]}
-        wall: dict[str, list[float]] = {"rocks": [], "baseline": []}
-        cpu: dict[str, list[float]] = {"rocks": [], "baseline": []}
-        outputs: dict[str, str] = {}
-        for cmd in cmds.values():  # warm-up: page cache, bytecode
-            timed(cmd, env)
-        for i in range(a.runs):
-            names = ["rocks", "baseline"] if i % 2 == 0 else ["baseline", "rocks"]
-            for name in names:
-                w, c, out = timed(cmds[name], env)
-                wall[name].append(w)
-                cpu[name].append(c)
-                outputs.setdefault(name, out)
+        wall, cpu, outputs = interleaved(cmds, env, a.runs)
         assert outputs["rocks"] == outputs["baseline"], "the two listings differ"
         lines = outputs["rocks"].count("\n")
         print(f"both print the same {lines} lines")
