@@ -55,7 +55,8 @@ def operations(url: str) -> list[Any]:
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
     found = [result.ok() for result in schema.get_all_operations()]
     assert {op.label for op in found} == {
-        "GET /health", "POST /v1/power", "GET /v1/macs", "GET /v1/isos", "POST /v1/cdrom"}
+        "GET /health", "POST /v1/power", "GET /v1/macs", "GET /v1/isos", "POST /v1/cdrom",
+        "GET /v1/console", "POST /v1/console/token"}
     return found
 
 

@@ -16,6 +16,10 @@ Order of work for a request, cheapest and most decisive first; each refusal ends
    container, so a slow container delays only its own VMs' requests.
 9. One audit row, whatever happened, before the answer leaves (its id is `Audit-Id`).
 
+Consoles are WebSockets on `/v1/console` (`flightdeck.airboss.console`), admitted in the same
+order; their web tokens are issued by `POST /v1/console/token` (`flightdeck.airboss.tokens`).
+The browser console's page (`flightdeck.airboss.web`, when present) is served under `/console/`.
+
 Database and crypto work runs in worker threads, never on the event loop, so one slow request
 never holds up another. Every answer is JSON; a refusal is `{"error": code, "message": text}`
 with a stable code, and a bug answers `internal` (the traceback goes to the log only).
@@ -26,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import importlib
+import inspect
 import json
 import logging
 import time
@@ -37,12 +43,13 @@ from typing import Any, TypeVar
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from flightdeck.airboss.config import Settings
 from flightdeck.airboss.openapi import DOCUMENT
 from flightdeck.airboss.ratelimit import RateLimiter
+from flightdeck.airboss.tokens import TokenStore
 from flightdeck.crypto import sfv
 from flightdeck.crypto.httpsig import SignatureRejected, verify_request
 from flightdeck.db.engine import Database
@@ -59,6 +66,9 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "/v1/macs"): "macs",
     ("GET", "/v1/isos"): "isos",
     ("POST", "/v1/cdrom"): "cdrom",
+    ("POST", "/v1/console/token"): "console_token",
+    # The console itself is a WebSocket (flightdeck.airboss.console); a plain GET is told so.
+    ("GET", "/v1/console"): "console",
 }
 _PATHS = {path for _m, path in OPERATIONS}
 _TRUE = {"yes", "y", "true", "on", "1"}
@@ -79,6 +89,10 @@ STATUS: dict[str, int] = {
     "conflict": 409,
     "body-too-large": 413,
     "rate-limited": 429,
+    "too-many-sessions": 429,
+    "token-unknown": 401,
+    "token-expired": 401,
+    "token-mismatch": 401,
     "headers-too-large": 431,
     "internal": 500,
     "driver": 502,
@@ -207,6 +221,8 @@ class Airboss:
         self.settings = settings
         self.clock = clock
         self.limiter = RateLimiter(settings.rate, settings.burst)
+        #: Web console tokens, in this process's memory only (see `airboss.tokens`).
+        self.tokens = TokenStore(clock=clock)
         self.db_pool = concurrent.futures.ThreadPoolExecutor(
             settings.workers, thread_name_prefix="airboss-db"
         )
@@ -558,6 +574,29 @@ class Airboss:
 
         return Next(target.container, lambda: svc.set_iso(self.db, keyid, target, cdrom), answer)
 
+    def _op_console_token(self, ex: Exchange, _query: str, body: bytes) -> Response:
+        params = _body(body, {"target", "kind"}, {"target", "kind"})
+        kind = params["kind"]
+        if kind not in svc.CONSOLE_KINDS:
+            raise Refusal(
+                "invalid-request", f"kind must be one of {', '.join(svc.CONSOLE_KINDS)}"
+            )
+        ex.operation = f"console token {kind}"
+        target = self._authorise(ex, params["target"])
+        assert ex.keyid is not None
+        token, grant = self.tokens.issue(ex.keyid, target.given, kind)
+        ex.reason = f"web token valid until {int(grant.expires)}"
+        query = urllib.parse.urlencode({"token": token, "kind": kind})
+        return JSONResponse(
+            {"token": token, "expires": int(grant.expires), "path": f"/console/?{query}"}
+        )
+
+    def _op_console(self, _ex: Exchange, _query: str, _body: bytes) -> Response:
+        raise Refusal(
+            "invalid-request",
+            "the console is a WebSocket: send this request with Upgrade: websocket",
+        )
+
 
 @dataclass(frozen=True)
 class Done:
@@ -589,11 +628,37 @@ def create_app(
     db: Database, settings: Settings, clock: Callable[[], float] = time.time
 ) -> Starlette:
     """The ASGI application: every path and method goes through one `Airboss` pipeline."""
+    from flightdeck.airboss.console import PATH, ConsoleRelay
+
     airboss = Airboss(db, settings, clock)
+    relay = ConsoleRelay(airboss)
     app = Starlette(
-        routes=[Route("/{path:path}", endpoint=airboss)],
+        routes=[
+            WebSocketRoute(PATH, endpoint=relay),
+            *_page_routes(settings),
+            Route("/{path:path}", endpoint=airboss),
+        ],
         exception_handlers={404: _not_found, 405: _not_found, Exception: _internal},
         lifespan=airboss.lifespan,
     )
     app.state.airboss = airboss
+    app.state.console = relay
     return app
+
+
+def _page_routes(settings: Settings) -> list[BaseRoute]:
+    """The browser console's page under `/console/`, if `flightdeck.airboss.web` is installed.
+
+    Imported lazily: without the module there is simply no page (the WebSocket and the token
+    operation work the same; `pilot open host console` needs neither).
+    """
+    try:
+        web = importlib.import_module("flightdeck.airboss.web")
+    except ModuleNotFoundError as exc:
+        if exc.name != "flightdeck.airboss.web":
+            raise
+        return []
+    routes = web.routes
+    if inspect.signature(routes).parameters:
+        return list(routes(settings.web_dir))
+    return list(routes())

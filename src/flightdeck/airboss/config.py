@@ -16,6 +16,9 @@ The file is `<state dir>/airboss.toml` (`FLIGHTDECK_HOME`, default `/var/lib/fli
     libvirt_workers = 16          # threads talking to libvirt, all containers together
     per_container = 4             # libvirt operations at once on one container
     action_timeout = 300          # seconds before a libvirt operation is reported as timed out
+    console_sessions = 4          # console sessions (VNC or serial) open at once per key
+    console_idle = 1800           # seconds without a byte either way before a console closes
+    web_dir = "/srv/flightdeck/web"  # the browser console's files (default: the source tree's web/)
 """
 
 from __future__ import annotations
@@ -54,6 +57,12 @@ class Settings:
     action_timeout: float = 300.0
     #: How often expired nonces are deleted, in seconds.
     purge_interval: float = 60.0
+    #: Console sessions (VNC or serial, WebSocket) one key may hold open at once.
+    console_sessions: int = 4
+    #: Seconds without a byte either way after which a console session is closed.
+    console_idle: float = 1800.0
+    #: The browser console's page and its npm packages (`airboss.web`); None: the source tree's.
+    web_dir: str | None = None
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)
@@ -68,9 +77,12 @@ class Settings:
             "workers",
             "libvirt_workers",
             "per_container",
+            "console_sessions",
         ):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1")
+        if self.console_idle <= 0:
+            raise UserError(f"console_idle={self.console_idle}: give seconds above 0")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise UserError("give both tls_cert and tls_key, or neither")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flightdeck.services.airboss import MAX_TARGET, POWER_ACTIONS
+from flightdeck.services.airboss import CONSOLE_KINDS, MAX_TARGET, POWER_ACTIONS
 
 VERSION = "1"
 
@@ -32,7 +32,8 @@ _ERROR = {
             "description": "a stable code: the signature checks' reasons (missing-signature, "
             "bad-signature, expired, replay...), forbidden, invalid-target, invalid-request, "
             "unknown-operation, method-not-allowed, body-too-large, headers-too-large, "
-            "rate-limited, action-failed, conflict, not-found, driver, timeout, internal",
+            "rate-limited, action-failed, conflict, not-found, driver, timeout, internal; for "
+            "consoles also too-many-sessions, token-unknown, token-expired, token-mismatch",
         },
         "message": {"type": "string", "description": "one line for a person"},
     },
@@ -110,6 +111,37 @@ def _obj(required: list[str], props: dict[str, Any]) -> dict[str, Any]:
 
 
 _TARGET_QUERY = {"name": "target", "in": "query", "required": True, "schema": _TARGET}
+_KIND = {"type": "string", "enum": list(CONSOLE_KINDS)}
+
+_CONSOLE = {
+    "summary": "A console of the VM as a WebSocket (RFC 6455): its VNC (RFB) byte stream or its "
+    "serial console, binary frames both ways",
+    "description": "Send this GET with Upgrade: websocket. Authenticated EITHER by the RFC 9421 "
+    "signature of the upgrade request (as every operation; target and kind in the signed "
+    "query) OR by token= (a web console token from POST /v1/console/token; target= then "
+    "optional, and must match). Refusals are the JSON errors below, as the answer to the "
+    "upgrade request. A session ends with a close frame: 1000 when the VM's console closed "
+    "(it stopped), 4408 after the idle timeout, 1001 when the Airboss shuts down. A plain "
+    "GET without Upgrade is refused with invalid-request.",
+    "parameters": [
+        {**_TARGET_QUERY, "required": False,
+         "description": "the VM (required with a signature; optional with a token)"},
+        {"name": "kind", "in": "query", "required": True, "schema": _KIND},
+        {"name": "token", "in": "query", "required": False,
+         "schema": {"type": "string", "minLength": 43, "maxLength": 43},
+         "description": "a web console token instead of a signature"},
+        *[{**h, "required": False} for h in _SIGNATURE_HEADERS],
+    ],
+    "security": [{"httpSignature": []}, {}],
+    "responses": {
+        "101": {"description": "switching to the WebSocket: the console session"},
+        **_SIGNED_ERRORS,
+        "401": _error("no valid signature or token (error: the reason, e.g. token-expired)"),
+        "409": _error("the VM is not running"),
+        "429": _error("too many requests (rate-limited) or console sessions "
+                      "(too-many-sessions) with this key"),
+    },
+}
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -218,6 +250,22 @@ DOCUMENT: dict[str, Any] = {
                         },
                     },
                 ),
+            )
+        },
+        "/v1/console": {"get": _CONSOLE},
+        "/v1/console/token": {
+            "post": _op(
+                "A web console token: single-use, valid 60 s, bound to this key, the target "
+                "and the kind; kept in the Airboss's memory only",
+                _obj(
+                    ["token", "expires", "path"],
+                    {
+                        "token": {"type": "string"},
+                        "expires": {"type": "integer", "description": "Unix time, seconds"},
+                        "path": {"type": "string", "description": "the browser console page"},
+                    },
+                ),
+                body=_obj(["target", "kind"], {"target": _TARGET, "kind": _KIND}),
             )
         },
     },

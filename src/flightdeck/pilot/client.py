@@ -30,6 +30,7 @@ from typing import Any
 from flightdeck.crypto.httpsig import sign_request
 from flightdeck.crypto.keys import PrivateKey, fingerprint
 from flightdeck.errors import FlightdeckError, UserError
+from flightdeck.pilot.websocket import WebSocket
 
 DEFAULT_PORT = 8677
 DEFAULT_ADDRESS = f"localhost:{DEFAULT_PORT}"
@@ -240,3 +241,53 @@ class AirbossClient:
 
     def cdrom(self, target: str, cdrom: str) -> dict[str, Any]:
         return dict(self.call("POST", "/v1/cdrom", body={"target": target, "cdrom": cdrom}))
+
+    # Consoles --------------------------------------------------------------------------------
+
+    def open_console(self, target: str, kind: str = "vnc") -> WebSocket:
+        """A console session: a WebSocket relaying `target`'s VNC (RFB) or serial bytes.
+
+        Its own connection (not the kept one), and the upgrade request is signed like any
+        other request: a fresh nonce, so each session needs a new call. `AirbossError` with
+        the Airboss's code when it is refused (forbidden, too-many-sessions, conflict...).
+        """
+        query = urllib.parse.urlencode(
+            {"target": target, "kind": kind}, quote_via=urllib.parse.quote
+        )
+        path = "/v1/console"
+        headers = {"User-Agent": USER_AGENT}
+        headers.update(sign_request("GET", path, query, b"", self.key, expires_in=self.expires_in))
+        return self._websocket(f"{path}?{query}", headers)
+
+    def _websocket(self, target: str, headers: Mapping[str, str]) -> WebSocket:
+        try:
+            sock = socket.create_connection(
+                (self.address.host, self.address.port), timeout=min(self.timeout, 30.0)
+            )
+        except OSError as exc:
+            raise self._unreachable(exc) from None
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._ssl is not None:
+                sock = self._ssl.wrap_socket(sock, server_hostname=self.address.host)
+            host = f"[{self.address.host}]" if ":" in self.address.host else self.address.host
+            ws = WebSocket.handshake(sock, f"{host}:{self.address.port}", target, headers)
+        except AirbossError:
+            sock.close()
+            raise
+        except (OSError, ssl.SSLError) as exc:
+            sock.close()
+            raise self._unreachable(exc) from None
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(None)  # a console may be quiet for as long as the owner likes
+        return ws
+
+    def console_token(self, target: str, kind: str = "vnc") -> dict[str, Any]:
+        """A web console token for `target` (single-use, 60 s): {"token", "expires", "path"}.
+
+        The seam for `web=yes`: the browser opens `<airboss URL><path>` and its page connects
+        to the console with the token instead of a signature.
+        """
+        return dict(self.call("POST", "/v1/console/token", body={"target": target, "kind": kind}))

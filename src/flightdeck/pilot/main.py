@@ -5,6 +5,7 @@
     pilot list host macs host=<frontend MAC|name> [status=yes] [key=] [airboss=]
     pilot list host isos host=<MAC|name> [key=] [airboss=]
     pilot set host cdrom host=<MAC|name> cdrom=<image>|none [key=] [airboss=]
+    pilot open host console host=<MAC|name> [console=vnc|serial] [viewer=<program>|none] [port=]
     pilot create keys key=<file> [passphrase=yes] [type=ed25519|rsa] [bits=3072]
 
 Common parameters: `key=` the private key (default ~/.ssh/id_ed25519, then ~/.ssh/id_rsa);
@@ -30,6 +31,7 @@ COMMANDS: dict[str, tuple[set[str], set[str]]] = {
     "list host macs": ({"host"}, {"key", "airboss", "ca", "status", "output-header"}),
     "list host isos": ({"host"}, {"key", "airboss", "ca"}),
     "set host cdrom": ({"host", "cdrom"}, {"key", "airboss", "ca"}),
+    "open host console": ({"host"}, {"key", "airboss", "ca", "console", "viewer", "port"}),
     "create keys": ({"key"}, {"passphrase", "type", "bits"}),
 }
 
@@ -109,6 +111,19 @@ def run(argv: Sequence[str], out: Callable[[str], None], err: Callable[[str], No
     elif command == "list host isos":
         for name in client.isos(host):
             out(name)
+    elif command == "open host console":
+        from flightdeck.cli.params import to_int
+        from flightdeck.pilot.console import open_console
+
+        return open_console(
+            client,
+            host,
+            kind=params.get("console", "vnc"),
+            viewer=params.get("viewer"),
+            port=to_int(params.get("port", "0"), "port"),
+            say=out,
+            warn=err,
+        )
     elif command == "set host cdrom":
         answer = client.cdrom(host, params["cdrom"])
         out(f"{answer['host']}: cdrom {answer['cdrom'] or 'none'} (from its next start)")

@@ -14,7 +14,9 @@ threads. The order of a request is fixed by the daemon, and this module provides
    * nothing else, ever: the physical frontend and the VM containers are not VMs.
    Every refusal is `Refused` with a precise reason for the audit log; the owner is told only
    that the target is not a VM they may control, so the Airboss is no oracle for what exists.
-3. The operation: `power`, `cluster_nodes`, `iso_images`, `set_iso`.
+3. The operation: `power`, `cluster_nodes`, `iso_images`, `set_iso`; for a console,
+   `console_place` (where the VM runs and where its VNC server can be reached), then
+   `vnc_endpoint` or `open_serial` (libvirt) for the relay in `flightdeck.airboss.console`.
 4. `audit(...)`: one row per request, whatever the outcome.
 """
 
@@ -27,8 +29,10 @@ import os
 import posixpath
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +47,9 @@ from flightdeck.errors import FlightdeckError, UserError
 from flightdeck.planner.macs import is_mac, normalize_mac
 from flightdeck.services.base import reading
 
+if TYPE_CHECKING:
+    from flightdeck.virt.console import SerialStream
+
 #: The power actions an owner may ask for.
 POWER_ACTIONS = ("on", "off", "install", "reset", "shutdown")
 #: Longest target accepted (a host name's limit); anything longer never reaches the database.
@@ -50,6 +57,8 @@ MAX_TARGET = 253
 _TARGET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 #: Longest CD-ROM image name accepted (a file name's limit on Linux).
 MAX_ISO_NAME = 255
+#: The consoles an owner may open: the VM's VNC screen (RFB) or its first serial port.
+CONSOLE_KINDS = ("vnc", "serial")
 
 
 class InvalidTarget(UserError):
@@ -454,6 +463,85 @@ def set_iso(db: Database, keyid: str, target: Target, cdrom: str) -> str | None:
         assert vm is not None
         vm.cdrom_path = path
     return path
+
+
+# Consoles ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsolePlace:
+    """Where a VM's consoles are: its container, and the address its VNC server listens on."""
+
+    vm: str
+    container: str
+    uri: str
+    #: The address the Airboss connects to for VNC; None when there is no reachable one
+    #: (`vnc_problem` says why).
+    vnc_host: str | None
+    vnc_problem: str | None = None
+
+
+def _uri_host(uri: str) -> str | None:
+    """The host of a libvirt URI; None for a local one (`qemu:///system`, `test:///...`)."""
+    try:
+        host = urllib.parse.urlsplit(uri).hostname
+    except ValueError:
+        return None
+    return None if not host or host == "localhost" else host
+
+
+def console_place(db: Database, target: Target) -> ConsolePlace:
+    """Where the target VM's consoles are reached (database only).
+
+    The VNC address: loopback for a container that is this machine (its libvirt URI has no
+    host), else the container's `vnc_listen` attribute, the address its VMs' VNC servers
+    listen on (the designer's default, 127.0.0.1, is reachable only from the container
+    itself: then there is no VNC console through the Airboss, and the message says which
+    attribute to set). `0.0.0.0` / `::` mean the container's own address (its URI's host).
+    Serial consoles need none of this: they go through libvirt's stream, remote or not.
+    """
+    from flightdeck.services.domains import container_uris
+
+    with reading(db) as s:
+        vm = s.scalar(select(VM).where(VM.host_id == target.host_id))
+        if vm is None or vm.container is None:
+            raise ActionFailed(f"{target.name} has no container: ask the administrator")
+        uri = container_uris(s, [vm.container])[vm.container.id]
+        remote = _uri_host(uri)
+        host: str | None = "127.0.0.1"
+        problem = None
+        if remote is not None:
+            listen = (attrs.resolve(s, vm.container, "vnc_listen") or "").strip()
+            if listen in ("0.0.0.0", "::", "[::]"):
+                host = remote
+            elif not listen or listen.startswith("127.") or listen in ("::1", "localhost"):
+                host = None
+                problem = (
+                    f"the VNC console of {target.name} is not reachable from the Airboss: ask "
+                    f"the administrator to set the vnc_listen attribute of {vm.container.name} "
+                    "to an address of that container the frontend reaches"
+                )
+            else:
+                host = listen
+        return ConsolePlace(target.name, vm.container.name, uri, host, problem)
+
+
+def vnc_endpoint(place: ConsolePlace) -> tuple[str, int]:
+    """(address, TCP port) of the running VM's VNC server (asks libvirt for the port)."""
+    from flightdeck.virt import hypervisor as hv
+    from flightdeck.virt.console import vnc_port
+
+    if place.vnc_host is None:
+        raise ActionFailed(place.vnc_problem or f"{place.vm} has no reachable VNC console")
+    return place.vnc_host, vnc_port(hv.connect(place.container, place.uri), place.vm)
+
+
+def open_serial(place: ConsolePlace) -> SerialStream:
+    """The running VM's serial console, attached (takes it over from an earlier session)."""
+    from flightdeck.virt import hypervisor as hv
+    from flightdeck.virt.console import SerialStream
+
+    return SerialStream.open(hv.connect(place.container, place.uri), place.vm)
 
 
 # Audit ------------------------------------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""rocks open host console"""
+
+from __future__ import annotations
+
+from flightdeck.cli.command import Command as Base
+from flightdeck.cli.params import COUNT, ONE_HOST, Example, Param, Parsed
+from flightdeck.commands.set.host.power import AIRBOSS_PARAMS
+
+
+class Command(Base):
+    summary = "Open a VM's VNC or serial console through the Airboss, with your key"
+    description = """
+        The VM is a MAC, or a name this database turns into its first MAC. console=vnc (the
+        default) listens on 127.0.0.1 (port=, else a free port) and relays each connection
+        to it through the Airboss; a VNC viewer is started if one is installed (vncviewer,
+        xtightvncviewer, remote-viewer; viewer= chooses, viewer=none never), else the address
+        is printed for any viewer and the command waits for Ctrl-C. console=serial attaches
+        this terminal to the VM's serial console in raw mode; Ctrl-] detaches. When standard
+        input is not a terminal, it is sent as is and the output printed until the VM stops.
+    """
+    args = ONE_HOST
+    params = (
+        Param("console", "vnc or serial", default="vnc"),
+        Param("viewer", "the VNC viewer program, or none", default_text="the first installed"),
+        Param("port", "local port to listen on (0: a free one)", COUNT, default=0),
+        *AIRBOSS_PARAMS,
+    )
+    writes = False
+    examples = (
+        Example(
+            "rocks open host console frontend-0-0-0 key=private.key",
+            "Watch the virtual frontend's screen (its install) in a VNC viewer.",
+        ),
+        Example(
+            "rocks open host console 36:77:6e:c0:00:02 console=serial key=private.key",
+            "Attach this terminal to a compute node's serial console (Ctrl-] leaves).",
+        ),
+    )
+
+    def run(self, p: Parsed) -> None:
+        from flightdeck.errors import FlightdeckError
+        from flightdeck.pilot import site
+        from flightdeck.pilot.console import check_kind, open_console
+
+        kind = check_kind(p["console"])
+        client = site.client(p["key"], p["airboss"], lambda: self.ctx.db, p["ca"])
+        (target,), _names = site.targets(p.args, lambda: self.ctx.db)
+        code = open_console(
+            client,
+            target,
+            kind=kind,
+            viewer=p["viewer"],
+            port=int(p["port"]),
+            say=self.say,
+            warn=lambda line: self.ctx.err.write(line + "\n"),
+        )
+        if code:
+            raise FlightdeckError(f"the console of {target} ended with status {code}")

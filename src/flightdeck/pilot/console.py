@@ -1,0 +1,277 @@
+"""`open host console` on the owner's side, shared by `rocks open host console` and `pilot`.
+
+VNC: a listening socket on 127.0.0.1 (`port=`, or a free one); each TCP connection a viewer
+makes to it is relayed through its own WebSocket session to the Airboss (signed anew each time,
+so a viewer that reconnects just works). A VNC viewer is started when one is installed
+(`VIEWERS`, or `viewer=`; `viewer=none` never); otherwise the address is printed and the
+forwarder runs until Ctrl-C.
+
+Serial: one session, attached to the terminal like `virsh console`: raw mode when standard
+input is a terminal, Ctrl-] detaches. When standard input is not a terminal (a script, a test)
+its bytes are sent as they come and the guest's output is written to standard output until the
+console closes (the VM stopped) or the process is interrupted; the end of input does not end
+the session.
+
+Standard library only (threads and blocking sockets, no asyncio): it runs on a laptop. The
+viewer is started with `os.posix_spawnp` (the project's layering keeps `subprocess` in the
+driver packages; a plain spawn of one program is all this needs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from typing import BinaryIO
+
+from flightdeck.errors import UserError
+from flightdeck.pilot.client import AirbossClient
+from flightdeck.pilot.websocket import Closed, WebSocket, WebSocketError
+
+#: Viewers tried in this order when `viewer=` is not given.
+VIEWERS = ("vncviewer", "xtightvncviewer", "remote-viewer")
+KINDS = ("vnc", "serial")
+#: Ctrl-]: detaches a serial console attached to a terminal (as `virsh console`).
+ESCAPE = b"\x1d"
+CHUNK = 64 * 1024
+
+
+def check_kind(kind: str | None) -> str:
+    word = (kind or "vnc").strip().lower()
+    if word not in KINDS:
+        raise UserError('invalid console. console must be "vnc" or "serial"')
+    return word
+
+
+def find_viewer(choice: str | None) -> str | None:
+    """The viewer program to start: `choice`, else the first of `VIEWERS` installed; None
+    for `none` or when none is installed. A named viewer that is not installed is an error."""
+    if choice is not None and choice.strip().lower() == "none":
+        return None
+    if choice:
+        found = shutil.which(choice)
+        if found is None:
+            raise UserError(
+                f"viewer {choice!r} is not installed: install it, or give viewer=none and "
+                "point any VNC viewer at the printed address"
+            )
+        return found
+    return next((p for p in (shutil.which(v) for v in VIEWERS) if p), None)
+
+
+def viewer_argv(viewer: str, port: int) -> list[str]:
+    """The command line that points `viewer` at 127.0.0.1:`port`."""
+    name = os.path.basename(viewer)
+    if name.startswith("remote-viewer"):
+        return [viewer, f"vnc://127.0.0.1:{port}"]
+    return [viewer, f"127.0.0.1::{port}"]  # TigerVNC / TightVNC: `::` introduces a port
+
+
+def pump_to_websocket(source: Callable[[], bytes], ws: WebSocket) -> None:
+    """Send what `source` yields until it returns b"" or the session breaks."""
+    with contextlib.suppress(OSError, WebSocketError):
+        while True:
+            data = source()
+            if not data:
+                return
+            ws.send(data)
+
+
+class Forwarder:
+    """127.0.0.1:<port>, each connection relayed through a new console session."""
+
+    def __init__(
+        self,
+        client: AirbossClient,
+        target: str,
+        kind: str = "vnc",
+        port: int = 0,
+        *,
+        warn: Callable[[str], object] = lambda _line: None,
+    ) -> None:
+        self.client = client
+        self.target = target
+        self.kind = kind
+        self.warn = warn
+        if not 0 <= port <= 65535:
+            raise UserError(f"port={port}: give 1 to 65535, or 0 for a free port")
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.listener.bind(("127.0.0.1", port))
+        except OSError as exc:
+            self.listener.close()
+            raise UserError(
+                f"port={port}: cannot listen on 127.0.0.1:{port}: {exc.strerror}"
+            ) from None
+        self.listener.listen(16)
+        self.port: int = self.listener.getsockname()[1]
+        self._stop = threading.Event()
+
+    def serve(self) -> None:
+        """Accept and relay connections until `stop()` (or the listener fails)."""
+        while not self._stop.is_set():
+            try:
+                conn, _peer = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+
+    def _session(self, conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            ws = self.client.open_console(self.target, self.kind)
+        except Exception as exc:  # refused or unreachable: tell the owner, drop the viewer
+            self.warn(f"error - {getattr(exc, 'message', None) or exc}")
+            conn.close()
+            return
+        relay(conn, ws)
+
+    def __enter__(self) -> Forwarder:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def relay(conn: socket.socket, ws: WebSocket) -> Closed | None:
+    """Relay TCP `conn` <-> `ws` until either ends; the server's close, if it closed."""
+    up = threading.Thread(
+        target=pump_to_websocket, args=(lambda: conn.recv(CHUNK), ws), daemon=True
+    )
+    up.start()
+    closed: Closed | None = None
+    try:
+        while True:
+            got = ws.recv()
+            if isinstance(got, Closed):
+                closed = got
+                return closed
+            conn.sendall(got)
+    except (OSError, WebSocketError):
+        return closed
+    finally:
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
+        conn.close()
+        ws.close()
+
+
+def spawn(argv: list[str]) -> int | None:
+    """Start `argv` (the viewer) in the background; its pid, or None where spawning is not
+    available (then the address is printed instead)."""
+    spawner = getattr(os, "posix_spawnp", None)
+    if spawner is None:
+        return None
+    try:
+        return int(spawner(argv[0], argv, dict(os.environ)))
+    except OSError:
+        return None
+
+
+def attach_serial(
+    ws: WebSocket,
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    *,
+    tty: bool,
+) -> str:
+    """Attach `stdin`/`stdout` to a serial console session; why it ended.
+
+    With `tty`, the terminal is put in raw mode (restored on the way out) and Ctrl-] ends the
+    session; without, input is sent as it comes and its end leaves the session open.
+    """
+    fd = stdin.fileno()
+    detached = threading.Event()
+
+    def read_input() -> bytes:
+        data = os.read(fd, 1024)
+        if tty and ESCAPE in data:
+            before = data.split(ESCAPE, 1)[0]
+            detached.set()
+            if before:
+                ws.send(before)
+            ws.close(1000, "detached")
+            return b""
+        return data
+
+    restore: Callable[[], None] = lambda: None  # noqa: E731
+    if tty:
+        import termios
+        import tty as ttymod
+
+        saved = termios.tcgetattr(fd)
+        ttymod.setraw(fd)
+
+        def restore() -> None:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+    threading.Thread(target=pump_to_websocket, args=(read_input, ws), daemon=True).start()
+    out = stdout.fileno()
+    try:
+        while True:
+            try:
+                got = ws.recv()
+            except WebSocketError as exc:
+                return "detached" if detached.is_set() else exc.message
+            if isinstance(got, Closed):
+                return "detached" if detached.is_set() else got.reason or f"closed ({got.code})"
+            view = memoryview(got)
+            while view:
+                view = view[os.write(out, view):]
+    finally:
+        restore()
+        ws.close()
+
+
+def open_console(
+    client: AirbossClient,
+    target: str,
+    *,
+    kind: str = "vnc",
+    viewer: str | None = None,
+    port: int = 0,
+    say: Callable[[str], None],
+    warn: Callable[[str], object],
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+) -> int:
+    """What `open host console` does; the exit status."""
+    kind = check_kind(kind)
+    if kind == "serial":
+        ws = client.open_console(target, "serial")
+        src = stdin or sys.stdin.buffer
+        is_tty = os.isatty(src.fileno())
+        if is_tty:
+            warn(f"Connected to the serial console of {target} (escape character is ^])")
+        why = attach_serial(ws, src, stdout or sys.stdout.buffer, tty=is_tty)
+        warn(("\r\n" if is_tty else "") + f"console closed: {why}")
+        return 0
+    program = find_viewer(viewer)
+    with Forwarder(client, target, "vnc", port, warn=warn) as fwd:
+        address = f"127.0.0.1:{fwd.port}"
+        server = threading.Thread(target=fwd.serve, daemon=True)
+        server.start()
+        pid = spawn(viewer_argv(program, fwd.port)) if program else None
+        if pid is not None:
+            say(f"{target}: VNC console on {address}, viewer {os.path.basename(program or '')}")
+            with contextlib.suppress(ChildProcessError, KeyboardInterrupt):
+                os.waitpid(pid, 0)
+            return 0
+        say(address)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            while server.is_alive():
+                server.join(1.0)
+    return 0
