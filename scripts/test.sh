@@ -24,6 +24,7 @@ fd_banner "set-up: system packages"
 fd_install_system
 fd_banner "set-up: virtualenv"
 fd_venv
+fd_web_assets
 fd_banner "set-up: libvirtd"
 fd_start_libvirtd
 fd_banner "set-up: PostgreSQL"

@@ -9,6 +9,7 @@
 #   fd_lock                 serialise scripts that share libvirtd / the run directory (flock)
 #   fd_install_system       apt packages (skipped when all installed), libvirt-qemu user, qemu.conf
 #   fd_venv                 $FD_VENV with `pip install -e .[server,dev]` (skipped when unchanged)
+#   fd_web_assets           web/node_modules (noVNC, xterm.js) with `npm ci` (skipped when unchanged)
 #   fd_start_libvirtd       virtlogd + libvirtd, unless qemu:///system already answers
 #   fd_stop_libvirtd        stops them again, only if WE started them
 #   fd_start_postgres       private throwaway PostgreSQL 15 on 127.0.0.1:<free port>, exports
@@ -50,6 +51,7 @@ FD_SYSTEM_PACKAGES=(
     libvirt-dev pkg-config dnsmasq-base ipxe-qemu bridge-utils iproute2
     postgresql
     gcc python3 procps util-linux
+    chromium
 )
 
 FD_T0=${EPOCHREALTIME}
@@ -393,6 +395,32 @@ EOF
     fi
     printf '%s\n' "$want" >"$stamp"
     fd_log "venv: done"
+}
+
+# ------------------------------------------------------------------------------ browser console
+# web/node_modules: the upstream noVNC and xterm.js packages the Airboss's console page uses, from
+# the npm registry exactly as web/package-lock.json pins them (`npm ci`). Skipped when the lock file
+# is unchanged since the last install and node_modules is there. Needs node >= 18 and npm (this
+# machine has node 20 and npm; Debian 12's own nodejs is 18 and would do).
+fd_web_assets() {
+    local dir=$FD_REPO/web want stamp
+    stamp=$dir/node_modules/.flightdeck-lock.sha256
+    [[ -f $dir/package-lock.json ]] || fd_die "$dir/package-lock.json is missing"
+    command -v npm >/dev/null ||
+        fd_die "npm not found: install Node.js >= 18 with npm (the browser console's assets)"
+    want=$(sha256sum <"$dir/package-lock.json" | cut -d' ' -f1)
+    if [[ -d $dir/node_modules && -f $stamp && $(cat "$stamp") == "$want" ]]; then
+        fd_log "web assets: $dir/node_modules is up to date with package-lock.json (npm skipped)"
+        return 0
+    fi
+    : >"$FD_LOG_DIR/npm.log"
+    fd_log "web assets: npm ci in $dir (log: $FD_LOG_DIR/npm.log)"
+    if ! (cd "$dir" && fd_nolock npm ci --no-audit --no-fund) >>"$FD_LOG_DIR/npm.log" 2>&1; then
+        fd__tail "$FD_LOG_DIR/npm.log"
+        fd_die "npm ci in $dir failed"
+    fi
+    printf '%s\n' "$want" >"$stamp"
+    fd_log "web assets: done"
 }
 
 # ------------------------------------------------------------------------------ libvirtd

@@ -6,6 +6,7 @@
     pilot list host isos host=<MAC|name> [key=] [airboss=]
     pilot set host cdrom host=<MAC|name> cdrom=<image>|none [key=] [airboss=]
     pilot open host console host=<MAC|name> [console=vnc|serial] [viewer=<program>|none] [port=]
+                            [web=yes]  (print a one-time link for a browser instead)
     pilot create keys key=<file> [passphrase=yes] [type=ed25519|rsa] [bits=3072]
 
 Common parameters: `key=` the private key (default ~/.ssh/id_ed25519, then ~/.ssh/id_rsa);
@@ -31,7 +32,7 @@ COMMANDS: dict[str, tuple[set[str], set[str]]] = {
     "list host macs": ({"host"}, {"key", "airboss", "ca", "status", "output-header"}),
     "list host isos": ({"host"}, {"key", "airboss", "ca"}),
     "set host cdrom": ({"host", "cdrom"}, {"key", "airboss", "ca"}),
-    "open host console": ({"host"}, {"key", "airboss", "ca", "console", "viewer", "port"}),
+    "open host console": ({"host"}, {"key", "airboss", "ca", "console", "viewer", "port", "web"}),
     "create keys": ({"key"}, {"passphrase", "type", "bits"}),
 }
 
@@ -115,6 +116,10 @@ def run(argv: Sequence[str], out: Callable[[str], None], err: Callable[[str], No
         from flightdeck.cli.params import to_int
         from flightdeck.pilot.console import open_console
 
+        if _bool(params.get("web"), "web", False):
+            from flightdeck.pilot.webconsole import print_web_console
+
+            return print_web_console(client, host, params.get("console", "vnc"), out, err)
         return open_console(
             client,
             host,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flightdeck.cli.command import Command as Base
-from flightdeck.cli.params import COUNT, ONE_HOST, Example, Param, Parsed
+from flightdeck.cli.params import BOOL, COUNT, ONE_HOST, Example, Param, Parsed
 from flightdeck.commands.set.host.power import AIRBOSS_PARAMS
 
 
@@ -17,12 +17,14 @@ class Command(Base):
         is printed for any viewer and the command waits for Ctrl-C. console=serial attaches
         this terminal to the VM's serial console in raw mode; Ctrl-] detaches. When standard
         input is not a terminal, it is sent as is and the output printed until the VM stops.
+        web=yes prints a link to the console page in a browser instead (single-use, 60 s).
     """
     args = ONE_HOST
     params = (
         Param("console", "vnc or serial", default="vnc"),
         Param("viewer", "the VNC viewer program, or none", default_text="the first installed"),
         Param("port", "local port to listen on (0: a free one)", COUNT, default=0),
+        Param("web", "print a one-time link to the console in a browser", BOOL, default=False),
         *AIRBOSS_PARAMS,
     )
     writes = False
@@ -45,6 +47,12 @@ class Command(Base):
         kind = check_kind(p["console"])
         client = site.client(p["key"], p["airboss"], lambda: self.ctx.db, p["ca"])
         (target,), _names = site.targets(p.args, lambda: self.ctx.db)
+        if p["web"]:
+            from flightdeck.pilot.webconsole import print_web_console
+
+            print_web_console(client, target, kind, self.say,
+                              lambda line: self.ctx.err.write(line + "\n"))
+            return
         code = open_console(
             client,
             target,
