@@ -53,19 +53,35 @@ BUSYBOX = "busybox-static"
 DEFAULT_CACHE = Path("/var/cache/flightdeck/debs")
 APT_LISTS = Path("/var/lib/apt/lists")
 #: Bump when the layout of the image changes, so existing images are rebuilt.
-RECIPE = 1
+RECIPE = 2
+#: NOTE: busybox 1.35's `wget -T` segfaults (static build); /init uses `timeout 30 wget`.
 #: The modules the guest needs (virtio disk and NIC over PCI); their dependencies are added.
 MODULE_ROOTS = ("virtio_pci", "virtio_blk", "virtio_net")
 #: Applets /init uses; the symlinks of the rest come from `busybox --list` when it runs here.
 REQUIRED_APPLETS = (
     "sh", "mount", "insmod", "cat", "cut", "echo", "printf", "dd", "sleep", "sync",
-    "poweroff", "ls", "tr", "grep",
+    "poweroff", "ls", "tr", "grep", "ip", "udhcpc", "wget", "timeout",
 )  # fmt: skip
 KERNEL_NAME = "vmlinuz"
 INITRD_NAME = "initrd.gz"
 MANIFEST_NAME = "image.json"
 MARKER_BOOTED = "FLIGHTDECK-BOOTED"
 MARKER_STAMPED = "FLIGHTDECK-STAMPED"
+MARKER_DHCP = "FLIGHTDECK-DHCP"
+MARKER_REPORTED = "FLIGHTDECK-REPORTED"
+#: udhcpc's hook: configures the address it got and says so on the console.
+UDHCPC_SCRIPT = """#!/bin/sh
+# udhcpc hook of the Flightdeck installer image (flightdeck.pxe.image).
+case "$1" in
+    deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+    bound|renew)
+        ip addr flush dev "$interface"
+        ip addr add "$ip/${mask:-24}" dev "$interface"
+        if [ -n "$router" ]; then ip route add default via "${router%% *}" 2>/dev/null; fi
+        echo "FLIGHTDECK-DHCP ip=$ip server=$serverid"
+        ;;
+esac
+"""
 STAMP = "FLIGHTDECK-STAMP"
 STAMP_SIZE = 512
 
@@ -302,6 +318,13 @@ def init_script(modules: Sequence[str]) -> str:
     spoke); `fd.stamp=1` writes `FLIGHTDECK-STAMP <host>\\n` plus zeros as the first 512 bytes
     of /dev/vda, so the disk shows the install happened. Output goes to /dev/console, which is
     the serial port when the command line ends with `console=ttyS0`.
+
+    Booted over the network (the boot server's iPXE script adds them): `fd.install=<url>` and
+    `fd.report=<url>` (or `fd.dhcp=1`) bring eth0 up with udhcpc after the stamp; the install
+    instructions are fetched and shown, and once the stamp is written the completion is POSTed
+    to the report URL, from the address DHCP gave, which is the only one the frontend accepts.
+    A failed stamp is never reported as an install. Without them (a virtual frontend's direct
+    kernel boot) nothing touches the network.
     """
     names = " ".join(modules)
     return f"""#!/bin/sh
@@ -315,10 +338,17 @@ for m in {names}; do
 done
 host=unknown
 stamp=0
+stamped=0
+net=0
+install=
+report=
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
         fd.host=*) host="${{arg#fd.host=}}" ;;
         fd.stamp=1) stamp=1 ;;
+        fd.install=*) install="${{arg#fd.install=}}"; net=1 ;;
+        fd.report=*) report="${{arg#fd.report=}}"; net=1 ;;
+        fd.dhcp=1) net=1 ;;
     esac
 done
 echo "{MARKER_BOOTED} host=$host uptime=$(cut -d' ' -f1 /proc/uptime)"
@@ -330,12 +360,36 @@ if [ "$stamp" = 1 ]; then
         printf '{STAMP} %s\\n' "$host" | dd of=/tmp/stamp conv=notrunc 2>/dev/null
         if dd if=/tmp/stamp of=/dev/vda bs={STAMP_SIZE} count=1 conv=fsync 2>/dev/null; then
             sync
+            stamped=1
             echo "{MARKER_STAMPED}"
         else
             echo "FLIGHTDECK-STAMP-FAILED writing /dev/vda"
         fi
     else
         echo "FLIGHTDECK-STAMP-FAILED no /dev/vda"
+    fi
+fi
+if [ "$net" = 1 ]; then
+    ip link set lo up
+    ip link set eth0 up
+    udhcpc -i eth0 -n -q -t 10 -T 2 -s /bin/udhcpc.script || echo "FLIGHTDECK-DHCP-FAILED"
+fi
+if [ -n "$install" ]; then
+    if timeout 30 wget -q -O /tmp/install "$install"; then
+        echo "FLIGHTDECK-INSTRUCTIONS $(tr '\\n' ' ' </tmp/install)"
+    else
+        echo "FLIGHTDECK-INSTRUCTIONS-FAILED $install"
+    fi
+fi
+if [ -n "$report" ]; then
+    if [ "$stamp" = "$stamped" ]; then
+        if timeout 30 wget -q -O /tmp/report --post-data "host=$host" "$report"; then
+            echo "{MARKER_REPORTED} $(cat /tmp/report)"
+        else
+            echo "FLIGHTDECK-REPORT-FAILED $report"
+        fi
+    else
+        echo "FLIGHTDECK-REPORT-SKIPPED the stamp failed"
     fi
 fi
 sync
@@ -501,6 +555,7 @@ def initramfs(
             a.symlink(f"bin/{applet}", "busybox")
     for name, data in modules:
         a.file(f"lib/modules/{name}.ko", data)
+    a.file("bin/udhcpc.script", UDHCPC_SCRIPT.encode(), 0o755)
     a.file("init", init_script([name for name, _ in modules]).encode(), 0o755)
     return gzip.compress(a.bytes(), compresslevel=6, mtime=0)
 
@@ -529,7 +584,7 @@ def _inputs(debs: Sequence[Path]) -> dict[str, object]:
     """What the image is made of: when any of it changes, the image is rebuilt."""
     return {
         "recipe": RECIPE,
-        "init": hashlib.sha256(init_script(["@"]).encode()).hexdigest(),
+        "init": hashlib.sha256((init_script(["@"]) + UDHCPC_SCRIPT).encode()).hexdigest(),
         "roots": list(MODULE_ROOTS),
         "debs": [[d.name, d.stat().st_size] for d in debs],
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -9,7 +11,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from flightdeck.db.engine import Database
-from flightdeck.db.models import BootAction, Host
+from flightdeck.db.hostexpr import resolve_hosts
+from flightdeck.db.models import BOOT_ACTIONS, BootAction, Host, HostBoot
 from flightdeck.errors import Conflict, NotFound, UserError
 from flightdeck.services.base import writing
 from flightdeck.services.domains import FRONTEND_INSTALL
@@ -25,12 +28,35 @@ def _check_name(name: str) -> str:
     return name
 
 
+def is_url(value: str) -> bool:
+    """A kernel or ramdisk given as a URL is fetched by iPXE itself, not served from here."""
+    return "://" in value
+
+
+def check_files(name: str, kernel: str | None, ramdisk: str | None) -> None:
+    """Refuse a boot action whose kernel or ramdisk names a file that is not on this frontend.
+
+    The boot server serves these files to PXE-booting nodes, so they must exist here. Not
+    checked: URLs (iPXE fetches them), and 'install vm frontend', whose files are read by the
+    VM container's libvirtd, which may be another machine.
+    """
+    if name == FRONTEND_INSTALL:
+        return
+    for what, value in (("kernel", kernel), ("ramdisk", ramdisk)):
+        if value and not is_url(value) and not os.path.isfile(value):
+            raise UserError(
+                f"boot action {name!r}: {what} {value} does not exist on this frontend: give an "
+                "existing file (rocks create installer image builds one) or an http:// URL"
+            )
+
+
 def add_bootaction(
     db: Database, name: str, kernel: str | None, ramdisk: str | None, args: str | None
 ) -> None:
     with writing(db) as s:
         if s.scalar(select(BootAction.id).where(BootAction.name == _check_name(name))):
             raise Conflict(f"boot action {name!r} exists: change it with rocks set bootaction")
+        check_files(name, kernel, ramdisk)
         s.add(BootAction(name=name, kernel=kernel, ramdisk=ramdisk, args=args))
 
 
@@ -41,6 +67,38 @@ def set_bootaction(db: Database, name: str, changes: dict[str, str | None]) -> N
             raise NotFound(f"no boot action {name!r}: see rocks list bootaction")
         for key, value in changes.items():
             setattr(row, key, None if value is not None and value.lower() == "none" else value)
+        check_files(
+            row.name,
+            row.kernel if "kernel" in changes else None,
+            row.ramdisk if "ramdisk" in changes else None,
+        )
+
+
+def set_host_boot(db: Database, exprs: Sequence[str], action: str) -> list[str]:
+    """`rocks set host boot`: what hosts do at their next boot, in one transaction.
+
+    `install` and `run` are refused for a host whose boot action (its install_action or
+    run_action row) names a kernel or ramdisk file that is missing here: the node would PXE
+    boot into a 404. A boot action that names no kernel at all is allowed (the node is told so
+    on its console and boots its disk).
+    """
+    action = action.strip().lower()
+    if action not in BOOT_ACTIONS:
+        raise UserError(f"invalid boot action {action!r}: use install, os or run")
+    with writing(db) as s:
+        hosts = resolve_hosts(s, exprs, default_all=False)
+        for h in hosts:
+            if action != "os":
+                name = h.install_action if action == "install" else h.run_action
+                row = s.scalar(select(BootAction).where(BootAction.name == name))
+                if row is not None:
+                    check_files(row.name, row.kernel, row.ramdisk)
+            boot = s.get(HostBoot, h.id)
+            if boot is None:
+                s.add(HostBoot(host_id=h.id, action=action))
+            else:
+                boot.action = action
+        return [h.name for h in hosts]
 
 
 def remove_bootaction(db: Database, name: str) -> None:

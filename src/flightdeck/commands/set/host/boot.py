@@ -15,6 +15,6 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.inventory import set_boot
+        from flightdeck.services.bootactions import set_host_boot
 
-        set_boot(self.ctx.db, p.args, p["action"])
+        set_host_boot(self.ctx.db, p.args, p["action"])

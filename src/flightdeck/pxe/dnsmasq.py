@@ -1,0 +1,333 @@
+"""dnsmasq as the private network's DHCP and TFTP server: its files, and the process, no systemd.
+
+Three files, rendered from typed values so the same database gives the same bytes:
+
+- `dnsmasq.conf`, written once by `rocks start service dhcp`: the interface, the *static*
+  range (only MACs named in the hosts file get an address; any other request is logged as
+  `DHCPDISCOVER(<if>) <mac> no address available`, which is what insert-ethers watches), TFTP
+  for the iPXE chain script, the log, pid and lease files, and the IPv6 router advertisement
+  that saves iPXE ~13 s of waiting for IPv6 autoconfiguration (shared/reference/feasibility.md).
+- `hosts` (`--dhcp-hostsfile`): one fixed lease per known MAC, `mac,ip,name,lease`.
+- `opts` (`--dhcp-optsfile`): router, DNS server, domain.
+
+The last two are what `rocks sync dhcp` rewrites; dnsmasq re-reads both on SIGHUP, so a sync
+never restarts it and leases in flight survive.
+
+dnsmasq daemonises itself and writes its pid file; `start` runs it (inside a network namespace
+with `ip netns exec` when asked, as the tests do) and waits for that file. `stop` checks that
+the pid really is our dnsmasq (its command line names our conf file) before signalling it, so
+a stale pid file never kills a stranger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flightdeck.errors import DriverError
+
+#: Where QEMU's and Debian's iPXE put the BIOS chain loader (package `ipxe`); served over TFTP
+#: to PXE ROMs that are not iPXE yet (real hardware). QEMU NICs already boot iPXE.
+UNDIONLY_CANDIDATES = (Path("/usr/lib/ipxe/undionly.kpxe"), Path("/boot/ipxe/undionly.kpxe"))
+CHAIN_NAME = "boot.ipxe"
+UNDIONLY_NAME = "undionly.kpxe"
+#: DHCP option 175 is iPXE's own; its presence tags the request `ipxe`.
+IPXE_OPTION = 175
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_IFACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
+
+
+@dataclass(frozen=True)
+class DhcpHost:
+    """One fixed lease: this MAC always gets this IP and this host name."""
+
+    mac: str
+    ip: str
+    name: str
+
+    def line(self, lease: str) -> str:
+        # dnsmasq takes a plain label as the name: a FQDN's domain is the domain option's job.
+        label = self.name.split(".", 1)[0]
+        if not _NAME_RE.match(label):
+            raise DriverError(f"host name {self.name!r} is not a valid DHCP host name")
+        return f"{self.mac},{self.ip},{label},{lease}"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The files of one dnsmasq instance, all under one directory (`<state>/dhcp`)."""
+
+    root: Path
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "dnsmasq.conf"
+
+    @property
+    def hosts(self) -> Path:
+        return self.root / "hosts"
+
+    @property
+    def opts(self) -> Path:
+        return self.root / "opts"
+
+    @property
+    def leases(self) -> Path:
+        return self.root / "leases"
+
+    @property
+    def pid(self) -> Path:
+        return self.root / "dnsmasq.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "dnsmasq.log"
+
+    @property
+    def tftp(self) -> Path:
+        return self.root / "tftp"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What `dnsmasq.conf` says: where it listens, the network, the boot files."""
+
+    interface: str
+    server_ip: str
+    subnet: str
+    netmask: str
+    paths: Paths
+    lease: str = "infinite"
+    #: Send an IPv6 router advertisement built from the interface's own IPv6 prefix.
+    router_advert: bool = True
+    #: Also offer undionly.kpxe to PXE ROMs that are not iPXE (it must be in the TFTP root).
+    undionly: bool = False
+    extra: Sequence[str] = field(default_factory=tuple)
+
+
+def render_conf(st: Settings) -> str:
+    """The main configuration (read once, at start)."""
+    if not _IFACE_RE.match(st.interface):
+        raise DriverError(f"invalid interface name {st.interface!r} for dnsmasq")
+    p = st.paths
+    lines = [
+        "# Flightdeck: dnsmasq for the private network (written by rocks start service dhcp).",
+        "# Fixed leases live in the hosts file and options in the opts file; rocks sync dhcp",
+        "# rewrites those two and sends SIGHUP, which re-reads them without a restart.",
+        "port=0",
+        f"interface={st.interface}",
+        "bind-interfaces",
+        # State files may sit in a directory only root can read (FLIGHTDECK_HOME): stay root,
+        # or a SIGHUP could no longer re-read the hosts file.
+        "user=root",
+        f"dhcp-range=set:private,{st.subnet},static,{st.netmask},{st.lease}",
+        "dhcp-authoritative",
+        f"dhcp-hostsfile={p.hosts}",
+        f"dhcp-optsfile={p.opts}",
+        f"dhcp-leasefile={p.leases}",
+        f"dhcp-match=set:ipxe,{IPXE_OPTION}",
+        f"dhcp-boot=tag:ipxe,{CHAIN_NAME},,{st.server_ip}",
+    ]
+    if st.undionly:
+        lines.append(f"dhcp-boot=tag:!ipxe,{UNDIONLY_NAME},,{st.server_ip}")
+    lines += [
+        "enable-tftp",
+        f"tftp-root={p.tftp}",
+        "log-dhcp",
+        f"log-facility={p.log}",
+        f"pid-file={p.pid}",
+    ]
+    if st.router_advert:
+        lines += ["enable-ra", f"dhcp-range=::,constructor:{st.interface},ra-only"]
+    lines += list(st.extra)
+    return "\n".join(lines) + "\n"
+
+
+def render_hosts(hosts: Sequence[DhcpHost], lease: str = "infinite") -> str:
+    """The `--dhcp-hostsfile`: one fixed lease a line, in the given order."""
+    head = "# Flightdeck: fixed leases (rocks report host dhcp); dnsmasq re-reads this on SIGHUP\n"
+    return head + "".join(h.line(lease) + "\n" for h in hosts)
+
+
+def render_opts(router: str | None, dns: str | None, domain: str | None) -> str:
+    """The `--dhcp-optsfile`: the options every host on the private network gets."""
+    lines = ["# Flightdeck: DHCP options of the private network"]
+    if router:
+        lines.append(f"tag:private,option:router,{router}")
+    if dns:
+        lines.append(f"tag:private,option:dns-server,{dns}")
+    if domain:
+        lines.append(f"tag:private,option:domain-name,{domain}")
+    return "\n".join(lines) + "\n"
+
+
+def find_undionly() -> Path | None:
+    return next((p for p in UNDIONLY_CANDIDATES if p.is_file()), None)
+
+
+# Files ------------------------------------------------------------------------------------------
+
+
+def write_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
+    """Write `text` atomically unless the file already holds it; True when it was written."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return True
+
+
+# The process ----------------------------------------------------------------------------------
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def running(paths: Paths) -> int | None:
+    """The pid of the dnsmasq that runs with our conf file, or None."""
+    pid = read_pid(paths.pid)
+    if pid is None or not _alive(pid):
+        return None
+    argv = cmdline(pid)
+    if not argv or os.path.basename(argv[0]) != "dnsmasq":
+        return None
+    if f"--conf-file={paths.conf}" not in argv:
+        return None
+    return pid
+
+
+def netns_prefix(netns: str | None) -> list[str]:
+    """`ip netns exec <ns>` when a namespace is asked for (checked to exist: a clear error)."""
+    if not netns:
+        return []
+    if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", netns) or not Path("/run/netns", netns).exists():
+        raise DriverError(f"network namespace {netns!r} does not exist: ip netns add {netns}")
+    return ["ip", "netns", "exec", netns]
+
+
+def start(paths: Paths, netns: str | None = None, timeout: float = 10.0) -> int:
+    """Run dnsmasq with `paths.conf`; its pid once it has written its pid file."""
+    if running(paths) is not None:
+        raise DriverError(f"dnsmasq already runs with {paths.conf} (pid {read_pid(paths.pid)})")
+    paths.pid.unlink(missing_ok=True)
+    paths.log.touch()
+    argv = [*netns_prefix(netns), "dnsmasq", f"--conf-file={paths.conf}"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise DriverError(
+            f"{argv[0]} is not installed: apt-get install dnsmasq-base iproute2"
+        ) from None
+    if done.returncode != 0:
+        why = (done.stderr or done.stdout).strip().splitlines()
+        raise DriverError(
+            f"dnsmasq did not start ({why[-1] if why else f'exit {done.returncode}'}): "
+            f"see {paths.conf}"
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = running(paths)
+        if pid is not None:
+            return pid
+        time.sleep(0.05)
+    raise DriverError(f"dnsmasq wrote no pid file {paths.pid} within {timeout:g} s")
+
+
+def reload(paths: Paths) -> int | None:
+    """SIGHUP: dnsmasq re-reads the hosts and opts files. The pid, or None when not running."""
+    pid = running(paths)
+    if pid is not None:
+        os.kill(pid, signal.SIGHUP)
+    return pid
+
+
+def stop_pid(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM `pid` and wait for it to go (SIGKILL after `timeout`)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline += timeout
+        time.sleep(0.05)
+
+
+def stop(paths: Paths) -> int | None:
+    """Stop our dnsmasq; its pid, or None when it was not running."""
+    pid = running(paths)
+    if pid is not None:
+        stop_pid(pid)
+    paths.pid.unlink(missing_ok=True)
+    return pid
+
+
+# The log --------------------------------------------------------------------------------------
+
+#: `... dnsmasq-dhcp[123]: 456 DHCPDISCOVER(srv0) 52:54:00:12:34:56 no address available`
+DISCOVER_RE = re.compile(
+    r"dnsmasq-dhcp\[\d+\]: (?:\d+ )?DHCPDISCOVER\(([^)]+)\) (?:[0-9.]+ )?"
+    r"((?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2})(.*)$"
+)
+#: `... DHCPACK(srv0) 10.1.255.254 52:54:00:12:34:56 compute-0-0-0`
+ACK_RE = re.compile(
+    r"dnsmasq-dhcp\[\d+\]: (?:\d+ )?DHCPACK\(([^)]+)\) ([0-9.]+) "
+    r"((?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2})"
+)
+
+
+@dataclass(frozen=True)
+class Discover:
+    interface: str
+    mac: str
+    #: True when dnsmasq had no address for it (an unknown MAC under a static range).
+    unknown: bool
+
+
+def parse_discover(line: str) -> Discover | None:
+    m = DISCOVER_RE.search(line)
+    if not m:
+        return None
+    return Discover(m.group(1), m.group(2).lower(), "no address available" in m.group(3))
+
+
+def parse_ack(line: str) -> tuple[str, str] | None:
+    """(mac, ip) of a DHCPACK line."""
+    m = ACK_RE.search(line)
+    return (m.group(3).lower(), m.group(2)) if m else None

@@ -1,0 +1,155 @@
+"""The DHCP and provisioning commands as an administrator types them, and their bad input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flightdeck.cli import insert_ethers
+from flightdeck.errors import UsageError
+
+
+@pytest.fixture
+def site(espresso: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("FLIGHTDECK_HOME", str(tmp_path))
+    return espresso
+
+
+def test_report_host_dhcp_prints_three_files(site: Any, tmp_path: Path) -> None:
+    out = site.ok("report", "host", "dhcp")
+    files = [ln.split()[-1] for ln in out.splitlines() if ln.startswith("# file ")]
+    assert files == [str(tmp_path / "dhcp" / n) for n in ("dnsmasq.conf", "hosts", "opts")]
+    assert "interface=eth0\n" in out  # the frontend's private device
+    assert "52:54:00:fd:00:01,10.1.255.254,vm-container-0-0,infinite\n" in out
+    assert "tag:private,option:router,10.1.1.1\n" in out
+    assert "interface=br0\n" in site.ok("report", "host", "dhcp", "interface=br0")
+    assert not (tmp_path / "dhcp").exists()  # a report writes nothing
+
+
+def test_sync_dhcp_then_no_change(site: Any, tmp_path: Path) -> None:
+    out = site.ok("sync", "dhcp")
+    assert out.splitlines() == [
+        f"dhcp: wrote {tmp_path}/dhcp/hosts, {tmp_path}/dhcp/opts; 2 fixed lease(s)",
+        "dhcp: dnsmasq is not running",
+    ]
+    assert site.ok("sync", "dhcp") == "dhcp: no change (2 fixed lease(s))\n"
+
+
+def test_service_not_running(site: Any) -> None:
+    r = site("report", "service", "dhcp")
+    assert r.code == 3 and r.err.startswith("error - the DHCP service is not running")
+    r = site("stop", "service", "dhcp")
+    assert r.code == 3 and "not running" in r.err
+
+
+def test_start_in_a_missing_namespace_is_refused_and_nothing_runs(site: Any) -> None:
+    site.refused(
+        "start", "service", "dhcp", "netns=fd-no-such-ns",
+        says="network namespace 'fd-no-such-ns' does not exist: ip netns add fd-no-such-ns",
+    )  # fmt: skip
+    assert site("report", "service", "dhcp").code == 3
+
+
+def test_boot_actions_naming_missing_files_are_refused(site: Any, tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "vmlinuz"
+    site.refused(
+        "add", "bootaction", "action=install debian", f"kernel={missing}",
+        says=f"boot action 'install debian': kernel {missing} does not exist on this frontend",
+    )  # fmt: skip
+    site.refused(
+        "set", "bootaction", "action=install", f"ramdisk={missing}",
+        says=f"boot action 'install': ramdisk {missing} does not exist",
+    )  # fmt: skip
+    # URLs are iPXE's to fetch, and the virtual frontend's files are on its container.
+    site.ok("add", "bootaction", "action=install debian", "kernel=http://mirror/linux")
+    site.ok("set", "bootaction", "action=install vm frontend", f"kernel={missing}")
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"k")
+    site.ok("set", "bootaction", "action=install", f"kernel={kernel}")
+
+
+def test_set_host_boot_install_refuses_a_missing_kernel(site: Any, tmp_path: Path) -> None:
+    site.ok("set", "host", "boot", "vm-container-0-0", "action=install")  # no kernel: allowed
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"k")
+    site.ok("set", "bootaction", "action=install", f"kernel={kernel}")
+    site.ok("set", "host", "boot", "vm-container-0-1", "action=os")
+    kernel.unlink()
+    site.refused(
+        "set", "host", "boot", "vm-container-0-1", "action=install",
+        says=f"boot action 'install': kernel {kernel} does not exist on this frontend",
+    )  # fmt: skip
+    site.ok("set", "host", "boot", "vm-container-0-1", "action=os")
+
+
+def test_insert_ethers_arguments() -> None:
+    assert insert_ethers.parse(["appliance=VM Container", "rack=1", "rank=2"]) == {
+        "appliance": "VM Container", "rack": "1", "rank": "2",
+    }  # fmt: skip
+    assert insert_ethers.parse(["--remove", "compute-0-0"]) == {"remove": "compute-0-0"}
+    assert insert_ethers.parse(["--remove=compute-0-0"]) == {"remove": "compute-0-0"}
+    assert insert_ethers.parse(["--membership=Compute"]) == {"appliance": "Compute"}
+    with pytest.raises(UsageError, match="unknown parameter 'colour'"):
+        insert_ethers.parse(["colour=blue"])
+    with pytest.raises(UsageError, match="--remove needs the name of a host"):
+        insert_ethers.parse(["--remove"])
+
+
+def test_insert_ethers_without_dnsmasq_says_how_to_start_it(
+    site: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = io.StringIO()
+    assert insert_ethers.main(["appliance=Compute"], out) == 1
+    assert capsys.readouterr().err == (
+        "error - dnsmasq is not running, so no DHCP request can be seen: rocks start service dhcp\n"
+    )
+    assert insert_ethers.main(["appliance=Toaster"], out) == 1
+    assert "membership 'Toaster' is not valid" in capsys.readouterr().err
+
+
+def test_insert_ethers_remove(site: Any) -> None:
+    out = io.StringIO()
+    assert insert_ethers.main(["--remove", "vm-container-0-1"], out) == 0
+    assert (
+        out.getvalue() == "removed vm-container-0-1; 1 fixed lease(s) left, dnsmasq not running\n"
+    )
+    assert "vm-container-0-1" not in site.ok("list", "host")
+
+
+def test_insert_ethers_follows_the_log_and_stops_on_sigterm(site: Any, tmp_path: Path) -> None:
+    """The watch loop on a log this test writes: an unknown MAC becomes a host, a known is not."""
+    import os
+    import signal
+    import threading
+    import time
+
+    log = tmp_path / "dnsmasq.log"
+    log.write_text("old line DHCPDISCOVER(eth0) 52:54:00:00:00:99 no address available\n")
+    out = io.StringIO()
+
+    def dhcp_requests() -> None:
+        deadline = time.monotonic() + 30
+        while "watching" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with log.open("a") as fh:
+            fh.write("Nov 22 dnsmasq-dhcp[1]: 5 DHCPDISCOVER(eth0) 52:54:00:fd:00:01 \n")
+            fh.write("Nov 22 dnsmasq-dhcp[1]: 6 DHCPDISCOVER(eth0) 52:54:00:00:00:42 no address "
+                     "available\n")  # fmt: skip
+        while "discovered" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler insert-ethers installed
+
+    helper = threading.Thread(target=dhcp_requests, daemon=True)
+    helper.start()
+    assert insert_ethers.watch({"appliance": "VM Container", "log": str(log)}, out) == 0
+    helper.join(10)
+    lines = out.getvalue().splitlines()
+    assert lines[1] == (
+        "discovered 52:54:00:00:00:42: vm-container-0-2 10.1.255.252 (VM Container); "
+        "vm-container-0-2 gets 10.1.255.252; dnsmasq reloaded"
+    )
+    assert lines[-1] == "insert-ethers: 1 new host(s)"
+    assert "52:54:00:00:00:99" not in site.ok("list", "host", "interface")
