@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 
+from flightdeck.db import tables
 from flightdeck.db.engine import Database, open_database
-from flightdeck.db.hostexpr import resolve_host, resolve_hosts
-from flightdeck.errors import NotFound, UserError
+from flightdeck.db.hostexpr import resolve_host, resolve_host_ids, resolve_hosts
+from flightdeck.errors import FlightdeckError, NotFound, UserError
 from flightdeck.services import inventory
 from flightdeck.services.frontend import FrontendSpec, init_frontend
 
@@ -48,9 +50,34 @@ def db(db_url: str) -> Iterator[Database]:
     database.dispose()
 
 
+def _core_names(db: Database, exprs: list[str]) -> list[str]:
+    h = tables.hosts.c
+    with db.reading_core() as conn:
+        ids = resolve_host_ids(conn, exprs)
+        by_id = dict(conn.execute(sa.select(h.id, h.name).where(h.id.in_(ids))).tuples().all())
+    return [by_id[i] for i in ids]
+
+
 def names(db: Database, *exprs: str) -> list[str]:
-    with db.transaction() as s:
-        return [h.name for h in resolve_hosts(s, list(exprs))]
+    """What the ORM resolver (writers) names; the Core one (read-only listings, no ORM import)
+    must name exactly the same hosts in the same order, or fail with the same error."""
+    orm: list[str] | FlightdeckError
+    core: list[str] | FlightdeckError
+    try:
+        with db.transaction() as s:
+            orm = [h.name for h in resolve_hosts(s, list(exprs))]
+    except FlightdeckError as exc:
+        orm = exc
+    try:
+        core = _core_names(db, list(exprs))
+    except FlightdeckError as exc:
+        core = exc
+    if isinstance(orm, FlightdeckError):
+        assert isinstance(core, FlightdeckError), f"Core found {core} where the ORM failed: {orm}"
+        assert (type(core), core.message) == (type(orm), orm.message)
+        raise orm
+    assert core == orm
+    return orm
 
 
 def test_no_expression_is_every_host_by_rack_rank_name(db: Database) -> None:
@@ -60,6 +87,8 @@ def test_no_expression_is_every_host_by_rack_rank_name(db: Database) -> None:
 def test_no_expression_when_one_is_needed(db: Database) -> None:
     with db.transaction() as s, pytest.raises(UserError, match="at least one host"):
         resolve_hosts(s, [], default_all=False)
+    with db.reading_core() as c, pytest.raises(UserError, match="at least one host"):
+        resolve_host_ids(c, [], default_all=False)
 
 
 def test_a_name(db: Database) -> None:

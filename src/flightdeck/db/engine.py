@@ -5,6 +5,10 @@ transaction starts with `BEGIN IMMEDIATE`, so concurrent `rocks` processes queue
 lock instead of failing with "database is locked" when a reader tries to upgrade. On PostgreSQL
 a write transaction takes a transaction-level advisory lock for the same effect: allocations
 (next MAC, next IP, next VLAN) are read-then-write and must not interleave.
+
+This module must not import `sqlalchemy.orm` at import time: read-only commands open the database
+through it and query Core tables (`reading_core`), and the ORM import alone costs them ~70 ms.
+`Session` is imported where a session is made.
 """
 
 from __future__ import annotations
@@ -12,14 +16,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
 
 from flightdeck import config
 from flightdeck.errors import DriverError, NotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 #: The Alembic revision this code expects; a database behind it is upgraded when opened.
 SCHEMA_HEAD = "0001"
@@ -69,6 +75,8 @@ class Database:
     @contextlib.contextmanager
     def transaction(self, write: bool = False) -> Iterator[Session]:
         """A session in one transaction: committed when the block ends, rolled back on error."""
+        from sqlalchemy.orm import Session
+
         with self.engine.connect() as conn:
             conn.execution_options(flightdeck_write=write)
             with (
@@ -78,6 +86,20 @@ class Database:
                 if write and self.dialect == "postgresql":
                     session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK})
                 yield session
+
+    @contextlib.contextmanager
+    def reading_core(self) -> Iterator[Connection]:
+        """A Core connection in one read transaction, for listings that never load the ORM.
+
+        The same transaction as `transaction(write=False)`: on SQLite a deferred `BEGIN` (one
+        snapshot from the first read; the connect event has set the pragmas), on PostgreSQL the
+        server's default isolation and no advisory lock. For reads only (nothing enforces it,
+        as with `transaction(write=False)`).
+        """
+        with self.engine.connect() as conn:
+            conn.execution_options(flightdeck_write=False)
+            with conn.begin():
+                yield conn
 
     def revision(self) -> str | None:
         """The schema revision stored in the database, or None when it has no schema yet."""

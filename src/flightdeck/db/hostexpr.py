@@ -11,19 +11,28 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import Column, ColumnElement, Connection, select
 
-from flightdeck.db.models import Appliance, Host, Interface
+from flightdeck.db.tables import appliances, hosts, interfaces
 from flightdeck.errors import NotFound, UserError
 from flightdeck.planner.macs import is_mac, normalize_mac
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from flightdeck.db.models import Host
 
 RACK_RE = re.compile(r"^rack(\d+)$", re.IGNORECASE)
 #: Longest expression we look at; longer input is refused before any query.
 MAX_EXPR = 253
+
+T = TypeVar("T")
+#: Runs one host query: a condition on the `hosts` table (None: every host) and whether to sort
+#: by `host_order()`; returns the matching hosts in whatever form the caller works with.
+Fetch = Callable[[ColumnElement[bool] | None, bool], list[T]]
 
 
 def _like(pattern: str) -> str:
@@ -39,52 +48,61 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def host_order() -> tuple[InstrumentedAttribute[Any], ...]:
-    """The order hosts are listed in: rack, rank, then name."""
-    return (Host.rack, Host.rank, Host.name)
+def host_order() -> tuple[Column[Any], ...]:
+    """The order hosts are listed in: rack, rank, then name (table columns: Core and ORM alike)."""
+    return (hosts.c.rack, hosts.c.rank, hosts.c.name)
 
 
-def _match_one(session: Session, expr: str) -> list[Host]:
-    base: Select[tuple[Host]] = select(Host)
+def _match_one(fetch: Fetch[T], expr: str) -> list[T]:
+    # Written once on the Core tables; `fetch` decides whether rows come back as ORM hosts
+    # (writers) or bare ids (read-only listings that must not import the ORM).
+    h, i, a = hosts.c, interfaces.c, appliances.c
     if "%" in expr or "*" in expr:
-        return list(
-            session.scalars(
-                base.where(Host.name.ilike(_like(expr), escape="\\")).order_by(*host_order())
-            )
-        )
+        return fetch(h.name.ilike(_like(expr), escape="\\"), True)
     m = RACK_RE.match(expr)
     if m:
-        return list(
-            session.scalars(base.where(Host.rack == int(m.group(1))).order_by(*host_order()))
-        )
-    host = session.scalars(base.where(Host.name == expr)).first()
-    if host is not None:
-        return [host]
+        return fetch(h.rack == int(m.group(1)), True)
+    found = fetch(h.name == expr, False)[:1]
+    if found:
+        return found
     if is_mac(expr):
-        iface_host = select(Interface.host_id).where(Interface.mac == normalize_mac(expr))
-        return list(session.scalars(base.where(Host.id.in_(iface_host))))
+        return fetch(h.id.in_(select(i.host_id).where(i.mac == normalize_mac(expr))), False)
     if _is_ip(expr):
-        iface_host = select(Interface.host_id).where(Interface.ip == expr)
-        return list(session.scalars(base.where(Host.id.in_(iface_host)).order_by(*host_order())))
-    by_iface = select(Interface.host_id).where(Interface.name == expr)
-    hosts = list(session.scalars(base.where(Host.id.in_(by_iface)).order_by(*host_order())))
-    if hosts:
-        return hosts
-    appliance = select(Appliance.id).where(
-        (Appliance.name == expr) | (Appliance.membership == expr)
-    )
-    hosts = list(
-        session.scalars(base.where(Host.appliance_id.in_(appliance)).order_by(*host_order()))
-    )
-    if hosts:
-        return hosts
+        return fetch(h.id.in_(select(i.host_id).where(i.ip == expr)), True)
+    matched = fetch(h.id.in_(select(i.host_id).where(i.name == expr)), True)
+    if matched:
+        return matched
+    appliance = select(a.id).where((a.name == expr) | (a.membership == expr))
+    matched = fetch(h.appliance_id.in_(appliance), True)
+    if matched:
+        return matched
     # A fully-qualified name whose first label is a host (espresso.example.org -> espresso).
     if "." in expr and not _is_ip(expr):
-        short = expr.split(".", 1)[0]
-        host = session.scalars(base.where(Host.name == short)).first()
-        if host is not None:
-            return [host]
+        return fetch(h.name == expr.split(".", 1)[0], False)[:1]
     return []
+
+
+def _resolve(
+    fetch: Fetch[T], ident: Callable[[T], int], exprs: Sequence[str], default_all: bool
+) -> list[T]:
+    if not exprs:
+        if not default_all:
+            raise UserError("name at least one host")
+        return fetch(None, True)
+    seen: set[int] = set()
+    result: list[T] = []
+    for expr in exprs:
+        if len(expr) > MAX_EXPR or not expr.strip():
+            raise NotFound(f"unknown host {expr[:40]!r}{'...' if len(expr) > 40 else ''}")
+        matched = _match_one(fetch, expr.strip())
+        if not matched:
+            raise NotFound(f"unknown host {expr!r}: see 'rocks list host' for the hosts there are")
+        for row in matched:
+            key = ident(row)
+            if key not in seen:
+                seen.add(key)
+                result.append(row)
+    return result
 
 
 def resolve_hosts(
@@ -95,23 +113,33 @@ def resolve_hosts(
     No expressions means every host when `default_all`. An expression matching nothing is a
     NotFound naming it.
     """
-    if not exprs:
-        if not default_all:
-            raise UserError("name at least one host")
-        return list(session.scalars(select(Host).order_by(*host_order())))
-    seen: set[int] = set()
-    result: list[Host] = []
-    for expr in exprs:
-        if len(expr) > MAX_EXPR or not expr.strip():
-            raise NotFound(f"unknown host {expr[:40]!r}{'...' if len(expr) > 40 else ''}")
-        matched = _match_one(session, expr.strip())
-        if not matched:
-            raise NotFound(f"unknown host {expr!r}: see 'rocks list host' for the hosts there are")
-        for h in matched:
-            if h.id not in seen:
-                seen.add(h.id)
-                result.append(h)
-    return result
+    from flightdeck.db.models import Host
+
+    def fetch(where: ColumnElement[bool] | None, ordered: bool) -> list[Host]:
+        query = select(Host)
+        if where is not None:
+            query = query.where(where)
+        if ordered:
+            query = query.order_by(*host_order())
+        return list(session.scalars(query))
+
+    return _resolve(fetch, lambda host: host.id, exprs, default_all)
+
+
+def resolve_host_ids(
+    conn: Connection, exprs: Sequence[str], *, default_all: bool = True
+) -> list[int]:
+    """`resolve_hosts` on a Core connection: the same hosts, as ids, without the ORM."""
+
+    def fetch(where: ColumnElement[bool] | None, ordered: bool) -> list[int]:
+        query = select(hosts.c.id)
+        if where is not None:
+            query = query.where(where)
+        if ordered:
+            query = query.order_by(*host_order())
+        return list(conn.scalars(query))
+
+    return _resolve(fetch, lambda host_id: host_id, exprs, default_all)
 
 
 def resolve_host(session: Session, expr: str) -> Host:

@@ -15,6 +15,9 @@ from flightdeck.errors import NotFound
 from flightdeck.services.base import reading, writing
 from flightdeck.services.inventory import find_appliance
 
+# Read on Core in services.listings (no ORM import for `rocks list attr`); re-exported here.
+from flightdeck.services.listings import list_global as list_global
+
 
 def _count(result: object) -> int:
     """Rows a DELETE touched."""
@@ -24,14 +27,6 @@ def _count(result: object) -> int:
 def set_global(db: Database, name: str, value: str) -> None:
     with writing(db) as s:
         attrs.set_global(s, name, value)
-
-
-def list_global(db: Database, name: str | None = None) -> list[tuple[str, str]]:
-    with reading(db) as s:
-        q = select(GlobalAttr.name, GlobalAttr.value).order_by(GlobalAttr.name)
-        if name:
-            q = q.where(GlobalAttr.name == name)
-        return [(n, v) for n, v in s.execute(q).tuples()]
 
 
 def remove_global(db: Database, name: str) -> None:

@@ -3,6 +3,9 @@
 Services are the only place that opens a transaction. A service does all of its work inside
 one `writing(db)` block, so an error anywhere leaves the database as it was; a uniqueness race
 that slipped past a service's own checks comes back as a Conflict naming the clash.
+
+Read-only listings use `reading_core(db)`: a Core connection on `flightdeck.db.tables`, so the
+command never imports `sqlalchemy.orm` (this module does not import it either, but for typing).
 """
 
 from __future__ import annotations
@@ -10,12 +13,16 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from flightdeck.db.engine import Database
 from flightdeck.errors import Conflict
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 _CONSTRAINTS = {
     "hosts.name": "a host with that name already exists",
@@ -54,3 +61,10 @@ def writing(db: Database) -> Iterator[Session]:
 def reading(db: Database) -> Iterator[Session]:
     with db.transaction(write=False) as session:
         yield session
+
+
+@contextlib.contextmanager
+def reading_core(db: Database) -> Iterator[Connection]:
+    """One read transaction on a Core connection (same snapshot rules as `reading`)."""
+    with db.reading_core() as conn:
+        yield conn

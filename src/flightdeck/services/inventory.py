@@ -35,6 +35,14 @@ from flightdeck.planner.macs import normalize_mac
 from flightdeck.planner.names import validate_host_name
 from flightdeck.services.base import reading, writing
 
+# The read-only listings live on Core in services.listings (no ORM import for `rocks list ...`);
+# re-exported here, where callers and tests have always found them.
+from flightdeck.services.listings import HostRow as HostRow
+from flightdeck.services.listings import NetworkRow as NetworkRow
+from flightdeck.services.listings import list_appliances as list_appliances
+from flightdeck.services.listings import list_hosts as list_hosts
+from flightdeck.services.listings import list_networks as list_networks
+
 IFACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 
 
@@ -121,18 +129,6 @@ def next_rank(s: Session, appliance_id: int, rack: int) -> int:
 # Hosts ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HostRow:
-    name: str
-    membership: str
-    cpus: int
-    rack: int
-    rank: int
-    run_action: str
-    install_action: str
-    comment: str | None
-
-
 def add_host(
     db: Database,
     name: str,
@@ -164,28 +160,6 @@ def add_host(
         s.flush()
         s.add(HostBoot(host_id=host.id, action="os"))
         return host.name
-
-
-def list_hosts(db: Database, exprs: Sequence[str]) -> list[HostRow]:
-    # Listings select table columns (Core), not mapped attributes: a command that only reads
-    # then never pays for configuring the ORM's relationships (~50 ms a process).
-    h, a = Host.__table__.c, Appliance.__table__.c
-    with reading(db) as s:
-        query = select(
-            h.name,
-            a.membership,
-            h.cpus,
-            h.rack,
-            h.rank,
-            h.run_action,
-            h.install_action,
-            h.comment,
-        ).join_from(Host.__table__, Appliance.__table__, a.id == h.appliance_id)
-        if exprs:
-            ids = [host.id for host in resolve_hosts(s, exprs)]
-            query = query.where(h.id.in_(ids))
-        query = query.order_by(h.rack, h.rank, h.name)
-        return [HostRow(*row) for row in s.execute(query).tuples()]
 
 
 def remove_hosts(db: Database, exprs: Sequence[str]) -> list[str]:
@@ -426,15 +400,6 @@ def set_interface(db: Database, host_expr: str, device: str, changes: dict[str, 
 # Networks, appliances, boot -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class NetworkRow:
-    name: str
-    subnet: str
-    netmask: str
-    mtu: int
-    dnszone: str | None
-
-
 def add_network(
     db: Database,
     name: str,
@@ -464,27 +429,6 @@ def add_network(
         )
         s.add(row)
         return NetworkRow(row.name, row.subnet, row.netmask, row.mtu, row.dnszone)
-
-
-def list_networks(db: Database) -> list[NetworkRow]:
-    with reading(db) as s:
-        rows = (
-            s.execute(
-                select(
-                    Network.name, Network.subnet, Network.netmask, Network.mtu, Network.dnszone
-                ).order_by(Network.id)
-            )
-            .tuples()
-            .all()
-        )
-        return [NetworkRow(*r) for r in rows]
-
-
-def list_appliances(db: Database) -> list[tuple[str, str, bool]]:
-    with reading(db) as s:
-        a = Appliance.__table__.c
-        query = select(a.name, a.membership, a.public).order_by(a.id)
-        return list(s.execute(query).tuples().all())
 
 
 def set_boot(db: Database, exprs: Sequence[str], action: str) -> list[str]:

@@ -14,7 +14,7 @@ class Command(Base):
     examples = (Example("rocks list attr", "Every global attribute."),)
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.attributes import list_global
+        from flightdeck.services.listings import list_global
 
         t = Table(["attr", "value"], owner=False)
         t.extend(list_global(self.ctx.db, p.args[0] if p.args else None))

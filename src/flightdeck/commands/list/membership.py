@@ -13,7 +13,7 @@ class Command(Base):
     examples = (Example("rocks list membership", "Compute, VM Container, Hosted VM, Frontend."),)
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.inventory import list_appliances
+        from flightdeck.services.listings import list_appliances
 
         t = Table(["membership", "appliance", "public"], keep_owner=True)
         t.extend((m, a, pub) for a, m, pub in list_appliances(self.ctx.db))

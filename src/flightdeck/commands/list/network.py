@@ -13,7 +13,7 @@ class Command(Base):
     examples = (Example("rocks list network", "private, public and any added."),)
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.inventory import list_networks
+        from flightdeck.services.listings import list_networks
 
         t = Table(["network", "subnet", "netmask", "mtu", "dnszone"], keep_owner=True)
         t.extend(

@@ -13,7 +13,7 @@ class Command(Base):
     examples = (Example("rocks list appliance", "frontend, vm-container, hosted-vm, compute."),)
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.inventory import list_appliances
+        from flightdeck.services.listings import list_appliances
 
         t = Table(["appliance", "membership", "public"], keep_owner=True)
         t.extend(list_appliances(self.ctx.db))

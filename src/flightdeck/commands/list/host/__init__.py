@@ -17,7 +17,7 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.inventory import list_hosts
+        from flightdeck.services.listings import list_hosts
 
         t = Table(
             ["host", "membership", "cpus", "rack", "rank", "runaction", "installaction", "comment"],

@@ -1,0 +1,84 @@
+"""services/listings.py: the read-only listings on Core, and the `rocks` commands that use them.
+
+Their rows are checked through the commands' own tests (tests/commands/) and
+tests/services/test_inventory.py; here: that a real `rocks list ...` process never imports the ORM
+or the models (the point of the module), on SQLite and PostgreSQL, and that the check can fail.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flightdeck.services import attributes, inventory, listings
+
+VENV_BIN = Path(sys.executable).parent
+ORM = ("sqlalchemy.orm", "flightdeck.db.models")
+
+
+def imported_by(url: str, *argv: str) -> tuple[set[str], str]:
+    """The modules a real `rocks` process imports (`-X importtime`), and its stdout."""
+    env = dict(os.environ, FLIGHTDECK_DB=url)
+    env.pop("FLIGHTDECK_DEBUG", None)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(VENV_BIN / "rocks"), *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    modules = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    return modules, done.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("list", "appliance"),
+        ("list", "membership"),
+        ("list", "network"),
+        ("list", "attr"),
+        ("list", "attr", "Kickstart_PrivateAddress"),
+        ("list", "host"),
+        ("list", "host", "rack0"),
+        ("list", "host", "vm-container"),
+        ("list", "host", "52:54:00:fd:00:01"),
+        ("list", "host", "espresso.rocksclusters.org"),
+        ("list", "host", "vm-container-*"),
+    ],
+)
+def test_read_only_listings_never_import_the_orm(espresso: Any, argv: tuple[str, ...]) -> None:
+    modules, out = imported_by(espresso.url, *argv)
+    assert "flightdeck.services.listings" in modules
+    assert [m for m in ORM if m in modules] == []
+    # The same rows as the in-process run (which has the ORM loaded by the fixture).
+    assert out == espresso.ok(*argv)
+
+
+def test_the_check_sees_the_orm_in_a_listing_that_still_uses_it(espresso: Any) -> None:
+    """`list host interface` reads through the ORM session: the import check must say so."""
+    modules, _ = imported_by(espresso.url, "list", "host", "interface")
+    assert set(ORM) <= modules
+
+
+def test_an_unknown_host_is_still_one_error_line_without_the_orm(espresso: Any) -> None:
+    espresso.refused("list", "host", "nosuch", says="unknown host 'nosuch'")
+
+
+def test_the_listings_are_still_found_where_they_were() -> None:
+    assert inventory.list_hosts is listings.list_hosts
+    assert inventory.list_appliances is listings.list_appliances
+    assert inventory.list_networks is listings.list_networks
+    assert inventory.HostRow is listings.HostRow
+    assert inventory.NetworkRow is listings.NetworkRow
+    assert attributes.list_global is listings.list_global
