@@ -28,7 +28,13 @@ WRITE_COMMANDS = [(w, c) for w, c in iter_commands() if c.writes]
 READ_COMMANDS = [(w, c) for w, c in iter_commands() if not c.writes]
 #: The owners' commands: they change nothing here (the Airboss checks their key), so they are
 #: for anyone, though their verbs are not list/report/dump.
-OWNER_COMMANDS = {"create keys", "set host power", "set host cdrom", "set cluster power"}
+OWNER_COMMANDS = {
+    "create keys",
+    "set host power",
+    "set host cdrom",
+    "set cluster power",
+    "open host console",
+}
 
 
 def _drop_to_nobody() -> None:

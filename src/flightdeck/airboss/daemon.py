@@ -151,7 +151,9 @@ def start(args: list[str], timeout: float = 30.0) -> Status:
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
             os.write(write_end, str(os.getpid()).encode())
-            os.close(write_end)
+            # Nothing else the caller holds may live on in the daemon: an inherited descriptor
+            # (a shell script's flock, a socket) would stay held as long as the daemon runs.
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
             os.execv(argv[0], argv)
         finally:
             os._exit(127)

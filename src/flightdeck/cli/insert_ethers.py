@@ -71,10 +71,12 @@ def _int(params: dict[str, str], key: str) -> int | None:
     return int(text)
 
 
-def follow(path: Path, stopping: list[bool]) -> Iterator[str]:
-    """Lines appended to `path` from now on (survives truncation and re-creation)."""
-    handle = path.open("r", errors="replace")
-    handle.seek(0, os.SEEK_END)
+def follow(path: Path, handle: TextIO, stopping: list[bool]) -> Iterator[str]:
+    """Lines appended to `path` after `handle`'s position (survives truncation and re-creation).
+
+    The caller opens `handle` and seeks to the end *before* it says it is watching, so a line
+    written right after that message is never skipped.
+    """
     inode = os.fstat(handle.fileno()).st_ino
     partial = ""
     try:
@@ -167,10 +169,12 @@ def watch(params: dict[str, str], out: TextIO) -> int:
             stopping.append(True)
 
         previous = signal.signal(signal.SIGTERM, _term)
+        handle = log.open("r", errors="replace")
+        handle.seek(0, os.SEEK_END)
         screen.start(log)
         added = 0
         try:
-            for line in follow(log, stopping):
+            for line in follow(log, handle, stopping):
                 seen = parse_discover(line)
                 if seen is None or seen.mac in known:
                     continue
