@@ -121,10 +121,16 @@ demo_listings() {
     demo_cmd 'rocks list cluster'
 }
 
+demo_airboss_down() {
+    rocks stop service airboss >/dev/null 2>&1 || true
+    rm -f /tmp/flightdeck-demo-owner.key
+}
+
 # The owner of the virtual cluster, who is not root: a key, the Airboss, signed power requests.
 demo_airboss() {
     demo_section "the cluster's owner: signed requests through the Airboss"
-    rocks stop service airboss >/dev/null 2>&1 || true
+    demo_airboss_down
+    fd_add_cleanup demo_airboss_down
     demo_cmd "rocks create keys key=$FLIGHTDECK_HOME/owner.key passphrase=no > $FLIGHTDECK_HOME/owner.pub"
     demo_cmd "rocks add host key frontend-0-0-0 key=$FLIGHTDECK_HOME/owner.pub description=owner"
     demo_cmd 'rocks list host key'
@@ -135,9 +141,62 @@ demo_airboss() {
     demo_cmd "setpriv --reuid=nobody --regid=nogroup --clear-groups pilot set host power host=hosted-vm-0-0-0 key=/tmp/flightdeck-demo-owner.key action=on"
     demo_cmd 'rocks list cluster status=y'
     demo_cmd "setpriv --reuid=nobody --regid=nogroup --clear-groups pilot set host power host=hosted-vm-0-0-0 key=/tmp/flightdeck-demo-owner.key action=off"
-    demo_cmd 'rocks list airboss log limit=5'
+    printf '\n# the owner reinstalls the virtual frontend and watches its serial console (until it powers off)\n'
+    demo_cmd "setpriv --reuid=nobody --regid=nogroup --clear-groups pilot set host power host=frontend-0-0-0 key=/tmp/flightdeck-demo-owner.key action=install"
+    demo_cmd "timeout 120 setpriv --reuid=nobody --regid=nogroup --clear-groups pilot open host console host=frontend-0-0-0 key=/tmp/flightdeck-demo-owner.key console=serial </dev/null | grep -a FLIGHTDECK-"
+    demo_cmd "setpriv --reuid=nobody --regid=nogroup --clear-groups pilot open host console host=frontend-0-0-0 key=/tmp/flightdeck-demo-owner.key web=yes"
+    demo_cmd 'rocks list airboss log limit=6'
     rm -f /tmp/flightdeck-demo-owner.key
     rocks stop service airboss >/dev/null 2>&1 || true
+}
+
+# The frontend's private address and its dnsmasq live in a network namespace of the demo, joined
+# to the address-less bridge fdprv0 by a veth: nothing is added to this machine's own interfaces.
+DEMO_NETNS=fddemo-fe
+
+demo_netns_down() {
+    rocks stop service dhcp >/dev/null 2>&1 || true
+    ip netns del "$DEMO_NETNS" 2>/dev/null || true
+}
+
+demo_netns_up() {
+    demo_netns_down
+    ip netns add "$DEMO_NETNS"
+    fd_add_cleanup demo_netns_down
+    ip link add fddemo0 type veth peer name prv0 netns "$DEMO_NETNS"
+    sysctl -qw net.ipv6.conf.fddemo0.disable_ipv6=1 || true
+    ip link set fddemo0 master fdprv0 up
+    ip -n "$DEMO_NETNS" link set lo up
+    ip -n "$DEMO_NETNS" addr add 10.1.1.1/16 dev prv0
+    # An IPv6 prefix only so that dnsmasq can send a router advertisement: iPXE then stops
+    # waiting for IPv6 autoconfiguration ~13 s sooner.
+    ip -n "$DEMO_NETNS" addr add fdfa:fd::1/64 dev prv0 nodad
+    ip -n "$DEMO_NETNS" link set prv0 up
+}
+
+# A VM of the physical cluster (guide section 3.4): PXE from the frontend's dnsmasq, the
+# installer stamps its disk and reports back, its boot action becomes os.
+demo_pxe() {
+    demo_section "a compute VM of the physical cluster installs over PXE"
+    demo_netns_up
+    demo_cmd "rocks start service dhcp netns=$DEMO_NETNS interface=prv0"
+    demo_cmd 'rocks add host vm vm-container-0-0 membership=Compute mem=256 disksize=1'
+    demo_cmd 'rocks sync dhcp'
+    # Its name: the appliance, the container's rack and rank, then the next slice (6.2's rule).
+    local vm
+    vm=$(rocks list host vm output-header=no output-col=vm-host | tr -d ': ' | grep '^compute-' | head -n 1)
+    demo_cmd "rocks list host boot $vm"
+    demo_cmd "rocks start host vm $vm"
+    printf '\n# waiting for the installer to report completion (PXE under TCG: ~15 s)\n'
+    local waited=0
+    until rocks list host boot "$vm" output-header=no | grep -qw os; do
+        ((waited++ < 180)) || fd_die "$vm did not report its install within 180 s: see $FLIGHTDECK_HOME/dhcp/bootserver.log"
+        sleep 1
+    done
+    demo_cmd "grep -a -h -E 'DHCPACK|$vm' $FLIGHTDECK_HOME/dhcp/dnsmasq.log $FLIGHTDECK_HOME/dhcp/bootserver.log | tail -n 6"
+    demo_cmd "rocks list host boot $vm"
+    rocks stop host vm "$vm" >/dev/null 2>&1 || true
+    demo_netns_down
 }
 
 DEMO_SECTIONS=(
@@ -145,6 +204,7 @@ DEMO_SECTIONS=(
     demo_vm_container
     demo_listings
     demo_virtual_cluster
+    demo_pxe
     demo_airboss
 )
 
