@@ -153,3 +153,27 @@ def test_insert_ethers_follows_the_log_and_stops_on_sigterm(site: Any, tmp_path:
     )
     assert lines[-1] == "insert-ethers: 1 new host(s)"
     assert "52:54:00:00:00:99" not in site.ok("list", "host", "interface")
+
+
+def test_set_host_installaction_and_runaction(site: Any, tmp_path: Path) -> None:
+    kernel = tmp_path / "linux"
+    kernel.write_bytes(b"k")
+    site.ok("add", "bootaction", "action=install debian", f"kernel={kernel}", "args=auto=true")
+    site.ok("set", "host", "installaction", "vm-container-0-0", "action=install debian")
+    site.ok("set", "host", "runaction", "vm-container-0-0", "os")
+    rows = site.ok("list", "host", "vm-container-0-0", "output-col=runaction,installaction")
+    assert rows.splitlines()[1].split() == ["os", "install", "debian"]
+    site.refused(
+        "set", "host", "installaction", "vm-container-0-0", "action=install nothing",
+        says="no boot action 'install nothing': see rocks list bootaction",
+    )  # fmt: skip
+    site.refused(
+        "set", "host", "installaction", "no-such-host", "action=install debian",
+        says="unknown host 'no-such-host'",
+    )  # fmt: skip
+    # A row whose kernel went away is not handed to a host.
+    kernel.unlink()
+    site.refused(
+        "set", "host", "installaction", "vm-container-0-1", "action=install debian",
+        says=f"boot action 'install debian': kernel {kernel} does not exist on this frontend",
+    )  # fmt: skip

@@ -101,6 +101,29 @@ def set_host_boot(db: Database, exprs: Sequence[str], action: str) -> list[str]:
         return [h.name for h in hosts]
 
 
+def set_host_action(db: Database, exprs: Sequence[str], which: str, name: str) -> list[str]:
+    """`rocks set host installaction|runaction`: which boot-action row a host's `install` (or
+    `run`) boots, in one transaction.
+
+    The row must exist, and its kernel and ramdisk must be here (the same check as `set host
+    boot`), so a node is never pointed at a boot the boot server cannot serve.
+    """
+    if which not in ("install", "run"):
+        raise UserError(f"invalid action kind {which!r}: install or run")
+    with writing(db) as s:
+        row = s.scalar(select(BootAction).where(BootAction.name == name.strip()))
+        if row is None:
+            raise NotFound(f"no boot action {name.strip()!r}: see rocks list bootaction")
+        check_files(row.name, row.kernel, row.ramdisk)
+        hosts = resolve_hosts(s, exprs, default_all=False)
+        for h in hosts:
+            if which == "install":
+                h.install_action = row.name
+            else:
+                h.run_action = row.name
+        return [h.name for h in hosts]
+
+
 def remove_bootaction(db: Database, name: str) -> None:
     with writing(db) as s:
         row = s.scalar(select(BootAction).where(BootAction.name == name))
