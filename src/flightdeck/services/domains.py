@@ -145,6 +145,9 @@ def _kernel_boot(s: Session, host: Host) -> KernelBoot:
         )
         if gw:
             args.append(f"gateway={gw}")
+    # Which VM is installing, for the installer (the PXE boot server appends the same):
+    # installers ignore arguments they do not know.
+    args.append(f"fd.host={host.name}")
     return KernelBoot(kernel=action.kernel, initrd=action.ramdisk, cmdline=" ".join(args))
 
 
