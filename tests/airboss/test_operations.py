@@ -453,7 +453,15 @@ def test_health_and_openapi_are_public_and_not_logged(site: Any) -> None:
     assert app.request("GET", "/health").json == {"status": "ok"}
     doc = app.request("GET", "/openapi.json").json
     assert doc["openapi"].startswith("3.")
-    assert set(doc["paths"]) == {"/health", "/v1/power", "/v1/macs", "/v1/isos", "/v1/cdrom"}
+    assert set(doc["paths"]) == {
+        "/health",
+        "/v1/power",
+        "/v1/macs",
+        "/v1/isos",
+        "/v1/cdrom",
+        "/v1/console",
+        "/v1/console/token",
+    }
     assert doc["paths"]["/v1/power"]["post"]["requestBody"]["content"]["application/json"][
         "schema"]["properties"]["action"]["enum"] == list(svc.POWER_ACTIONS)
     assert site.audit(10) == []
