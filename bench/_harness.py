@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import statistics
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
@@ -52,3 +55,30 @@ def interleaved(
             cpu[name].append(c)
             outputs.setdefault(name, out)
     return wall, cpu, outputs
+
+
+def start_airboss(
+    home: Path, env: dict[str, str], *args: str, timeout: float = 30.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`airboss serve` on a free loopback port for a benchmark; the process and its address.
+
+    Its pid, state (`airboss.json`) and log files go to `home`; `args` are more `serve`
+    arguments (e.g. `--rate 1000000`). The caller terminates the process.
+    """
+    pid_file = home / "airboss.pid"
+    state = pid_file.with_suffix(".json")
+    log = home / "airboss.log"
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "airboss"), "serve", "--listen", "127.0.0.1:0",
+         "--pid-file", str(pid_file), *args],
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if state.exists():
+            return proc, str(json.loads(state.read_text())["listen"])
+        if proc.poll() is not None:
+            raise SystemExit(f"airboss exited: {log.read_text()}")
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"airboss did not start within {timeout:g} s: see {log}")

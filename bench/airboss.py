@@ -35,6 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _harness import start_airboss
+
 VENV_BIN = Path(sys.executable).parent
 CONTAINERS = 10
 COMPUTES = 50
@@ -66,26 +68,6 @@ def _node(home: Path, name: str) -> Path:
     path = home / f"{name}.xml"
     path.write_text("<node/>\n")
     return path
-
-
-def start_airboss(env: dict[str, str], home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    pid_file = home / "bench-airboss.pid"
-    state = pid_file.with_suffix(".json")
-    log = (home / "bench-airboss.log").open("wb")
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "airboss"), "serve", "--listen", "127.0.0.1:0", "--pid-file",
-         str(pid_file), "--rate", "1000000", "--burst", "1000000"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if state.exists():
-            return proc, json.loads(state.read_text())["url"].split("://", 1)[1]
-        if proc.poll() is not None:
-            raise SystemExit(f"airboss exited: {(home / 'bench-airboss.log').read_text()}")
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("airboss did not start")
 
 
 def measure(clients: int, seconds: float, work: Callable[[int, int], None]) -> dict[str, float]:
@@ -183,7 +165,7 @@ def main() -> None:
         db = open_database(env.get("FLIGHTDECK_DB"))
         nodes = cluster_macs(db, "frontend-0-0-0")
         computes = [(macs[0], name) for macs, name in nodes[1:]]
-        proc, address = start_airboss(env, home)
+        proc, address = start_airboss(home, env, "--rate", "1000000", "--burst", "1000000")
         try:
             client = AirbossClient(key, address)
             keyid = client.keyid

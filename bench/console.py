@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import secrets
 import socket
@@ -34,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _harness import start_airboss
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -156,14 +157,7 @@ def main() -> None:
                 rocks(env, "list", "host", "macs", fe, "output-header=no").splitlines())}
         (tmp / "airboss.toml").write_text(
             f"rate = 100000.0\nburst = 100000\nconsole_sessions = {args.sessions + 10}\n")
-        pid = tmp / "airboss.pid"
-        server = subprocess.Popen(
-            [str(VENV_BIN / "airboss"), "serve", "--listen", "127.0.0.1:0", "--pid-file",
-             str(pid)], env=env, stdout=(tmp / "airboss.log").open("wb"),
-            stderr=subprocess.STDOUT)
-        while not pid.with_suffix(".json").exists():
-            time.sleep(0.05)
-        address = json.loads(pid.with_suffix(".json").read_text())["listen"]
+        server, address = start_airboss(tmp, env)
         client = AirbossClient(key, address)
         from flightdeck.virt import hypervisor as hv
         from flightdeck.virt.console import vnc_port

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from _harness import start_airboss
 
 VENV_BIN = Path(sys.executable).parent
 PATHS = {
@@ -40,28 +41,11 @@ PATHS = {
 }
 
 
-def start_airboss(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def init_site(env: dict[str, str]) -> None:
     subprocess.run([str(VENV_BIN / "rocks"), "init", "frontend", "name=bench.example.org",
                     "public-ip=192.0.2.10", "public-netmask=255.255.255.0",
                     "private-ip=10.1.1.1", "private-netmask=255.255.0.0"],
                    env=env, check=True, stdout=subprocess.DEVNULL)
-    pid_file = home / "airboss.pid"
-    state = pid_file.with_suffix(".json")
-    log = (home / "airboss.log").open("wb")
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "airboss"), "serve", "--listen", "127.0.0.1:0", "--pid-file",
-         str(pid_file)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if state.exists():
-            return proc, json.loads(state.read_text())["url"].split("://", 1)[1]
-        if proc.poll() is not None:
-            raise SystemExit(f"airboss exited: {(home / 'airboss.log').read_text()}")
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("airboss did not start")
 
 
 def measure(address: str, path: str, clients: int, seconds: float) -> dict[str, float]:
@@ -114,6 +98,7 @@ def main() -> None:
         home = Path(tmp)
         env = {**os.environ, "FLIGHTDECK_HOME": str(home),
                "FLIGHTDECK_DB": f"sqlite:///{home}/bench.db"}
+        init_site(env)
         proc, address = start_airboss(home, env)
         try:
             print(f"Airboss {address}; {args.seconds:g} s per figure; answers/s, MB/s, "

@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+from libvirt_purge import purge
+
 LIBVIRT_ENV = "FLIGHTDECK_TEST_LIBVIRT"
 NOBODY = 65534
 BIN = Path(sys.executable).parent
@@ -171,28 +173,8 @@ def lab(rocks: Any, libvirt_uri: str, tmp_path: Path, monkeypatch: pytest.Monkey
                     proc.wait(40)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-        import libvirt
 
-        conn = it.hv().conn
-        for name in [it.compute(0), it.compute(1), it.mine, it.theirs]:
-            try:
-                dom = conn.lookupByName(name)
-            except libvirt.libvirtError:
-                continue
-            with contextlib.suppress(libvirt.libvirtError):
-                if dom.isActive():
-                    dom.destroy()
-                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
-        for pool in conn.listAllStoragePools(0):
-            if f"<path>{tmp_path}/" not in pool.XMLDesc(0):
-                continue
-            with contextlib.suppress(libvirt.libvirtError):
-                if pool.isActive():
-                    pool.refresh(0)
-                    for vol in pool.listAllVolumes(0):
-                        vol.delete(0)
-                    pool.destroy()
-                pool.undefine()
+        purge(it.hv().conn, [it.compute(0), it.compute(1), it.mine, it.theirs], tmp_path)
         for bridge in made:
             _ip("link", "del", bridge)
 

@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+from libvirt_purge import purge
+
 LIBVIRT_ENV = "FLIGHTDECK_TEST_LIBVIRT"
 NOBODY = 65534
 BIN = Path(sys.executable).parent
@@ -119,28 +121,7 @@ def lab(rocks: Any, libvirt_uri: str, tmp_path: Path, monkeypatch: pytest.Monkey
     finally:
         with contextlib.suppress(Exception):
             rocks("stop", "service", "airboss")
-        conn = hv.connect("e2e", libvirt_uri, timeout=15).conn
-        import libvirt
-
-        for name in domains:
-            try:
-                dom = conn.lookupByName(name)
-            except libvirt.libvirtError:
-                continue
-            with contextlib.suppress(libvirt.libvirtError):
-                if dom.isActive():
-                    dom.destroy()
-                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
-        for pool in conn.listAllStoragePools(0):
-            if f"<path>{tmp_path}/" not in pool.XMLDesc(0):
-                continue
-            with contextlib.suppress(libvirt.libvirtError):
-                if pool.isActive():
-                    pool.refresh(0)
-                    for vol in pool.listAllVolumes(0):
-                        vol.delete(0)
-                    pool.destroy()
-                pool.undefine()
+        purge(hv.connect("e2e", libvirt_uri, timeout=15).conn, domains, tmp_path)
         _ip("link", "del", bridge)
 
 

@@ -36,6 +36,8 @@ from typing import Any
 
 import pytest
 
+from libvirt_purge import purge
+
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 websocket = pytest.importorskip("websocket")  # websocket-client: the CDP connection
@@ -433,7 +435,6 @@ class Lab:
             db.dispose()
 
     def cleanup(self) -> None:
-        import libvirt
 
         if self.airboss is not None and self.airboss.poll() is None:
             self.airboss.terminate()
@@ -442,26 +443,7 @@ class Lab:
             except subprocess.TimeoutExpired:
                 self.airboss.kill()
                 self.airboss.wait()
-        conn = self.conn()
-        for name in (self.compute, self.fe):
-            try:
-                dom = conn.lookupByName(name)
-            except libvirt.libvirtError:
-                continue
-            with contextlib.suppress(libvirt.libvirtError):
-                if dom.isActive():
-                    dom.destroy()
-                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
-        for pool in conn.listAllStoragePools(0):
-            if f"<path>{self.tmp}/" not in pool.XMLDesc(0):
-                continue
-            with contextlib.suppress(libvirt.libvirtError):
-                if pool.isActive():
-                    pool.refresh(0)
-                    for vol in pool.listAllVolumes(0):
-                        vol.delete(0)
-                    pool.destroy()
-                pool.undefine()
+        purge(self.conn(), (self.compute, self.fe), self.tmp)
         for bridge in reversed(self.made):
             _ip("link", "del", bridge)
 

@@ -29,6 +29,7 @@ import pytest
 from flightdeck.errors import FlightdeckError
 from flightdeck.pxe.image import DEFAULT_CACHE, Image, build_image
 from flightdeck.virt import hypervisor as hv
+from libvirt_purge import purge
 
 LIBVIRT_ENV = "FLIGHTDECK_TEST_LIBVIRT"
 #: Kept between sessions (build_image reuses it while the debs are unchanged).
@@ -128,33 +129,7 @@ class Lab:
             conn = self.hv().conn
         except FlightdeckError as exc:
             return [f"no libvirt connection for the clean-up: {exc}"]
-        for name in sorted(self.domains):
-            try:
-                dom = conn.lookupByName(name)
-            except libvirt.libvirtError:
-                continue  # never defined, or already gone
-            try:
-                if dom.isActive():
-                    dom.destroy()
-                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
-            except libvirt.libvirtError as exc:
-                problems.append(f"domain {name}: {exc}")
-        for pool in conn.listAllStoragePools(0):
-            try:
-                target = pool.XMLDesc(0).split("<path>", 1)[1].split("</path>", 1)[0]
-            except IndexError:
-                continue
-            if not target.startswith(str(self.tmp) + "/"):
-                continue
-            try:
-                if pool.isActive():
-                    pool.refresh(0)
-                    for vol in pool.listAllVolumes(0):
-                        vol.delete(0)
-                    pool.destroy()
-                pool.undefine()
-            except libvirt.libvirtError as exc:
-                problems.append(f"pool {pool.name()}: {exc}")
+        problems += purge(conn, self.domains, self.tmp)
         for br in reversed(self.bridges):
             try:
                 _ip("link", "del", br)

@@ -235,6 +235,8 @@ def test_libvirtd_that_does_not_answer_is_a_failure_not_a_skip(tmp_path: Path) -
     test.write_text("def test_x(libvirt_uri):\n    pass\n")
     conftest = Path(__file__).with_name("conftest.py")
     (tmp_path / "conftest.py").write_text(conftest.read_text())
+    helper = conftest.parent.parent / "libvirt_purge.py"  # conftest imports it
+    (tmp_path / helper.name).write_text(helper.read_text())
     env = {
         "FLIGHTDECK_TEST_LIBVIRT": f"qemu+unix:///system?socket={tmp_path}/nobody.sock",
         "PATH": "/usr/bin:/bin",

@@ -315,16 +315,18 @@ def test_appliances(db: Database) -> None:
 
 
 def test_boot_actions(db: Database) -> None:
+    from flightdeck.services.bootactions import set_host_boot
+
     inventory.add_host(db, "compute-0-0", "Compute")
     inventory.add_host(db, "compute-0-1", "Compute")
-    assert inventory.set_boot(db, ["compute"], " Install ") == ["compute-0-0", "compute-0-1"]
+    assert set_host_boot(db, ["compute"], " Install ") == ["compute-0-0", "compute-0-1"]
     assert inventory.list_boot(db, ["compute-0-%"]) == [
         ("compute-0-0", "install"),
         ("compute-0-1", "install"),
     ]
     before = dump(db)
     with pytest.raises(UserError, match="invalid boot action"):
-        inventory.set_boot(db, ["compute"], "pxe")
+        set_host_boot(db, ["compute"], "pxe")
     assert dump(db) == before
     names = [a[0] for a in inventory.list_boot_actions(db)]
     assert names == sorted(["install", "install vm frontend", "os"])

@@ -62,7 +62,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "set host installaction": ("flightdeck.commands.set.host.installaction", "Choose the boot action hosts install with (a boot action row)"),
     "set host interface": ("flightdeck.commands.set.host.interface", "Change an interface of a host (mac, ip, subnet, vlan, module, name, options...)"),
     "set host power": ("flightdeck.commands.set.host.power", "Power VMs on, off or into install through the Airboss, with your key"),
-    "set host runaction": ("flightdeck.commands.set.host.runaction", "Choose the boot action hosts run (a boot action row; set host boot action=run uses it)"),
+    "set host runaction": ("flightdeck.commands.set.host.runaction", "Choose the boot action hosts run (a boot action row, for set host boot action=run)"),
     "set host vm": ("flightdeck.commands.set.host.vm", "Change a VM: memory, vCPUs, disks, container (physnode) or slice"),
     "set host vm cdrom": ("flightdeck.commands.set.host.vm.cdrom", "Attach an ISO (a path on the VM's container) as the VM's CD-ROM, or none"),
     "start host vm": ("flightdeck.commands.start.host.vm", "Start VMs on their containers (install or boot, as their boot action says)"),

@@ -302,7 +302,7 @@ def _one(results: Sequence[object]) -> str:
 def power(db: Database, target: Target, action: str) -> str:
     """Power a VM on, off (hard), install (boot action install, then on), reset or shutdown."""
     from flightdeck.services import lifecycle
-    from flightdeck.services.inventory import set_boot
+    from flightdeck.services.bootactions import set_host_boot
 
     names = [target.name]
     if action == "on":
@@ -310,7 +310,7 @@ def power(db: Database, target: Target, action: str) -> str:
     if action == "off":
         return _one(lifecycle.stop_vms(db, names))
     if action == "install":
-        set_boot(db, names, "install")
+        set_host_boot(db, names, "install")  # refused if its kernel is missing here
         return _one(lifecycle.start_vms(db, names))
     if action == "reset":
         return _one(lifecycle.reset_vms(db, names))

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order, resolve_host, resolve_hosts
 from flightdeck.db.models import (
-    BOOT_ACTIONS,
     VM,
     Appliance,
     BootAction,
@@ -429,21 +428,6 @@ def add_network(
         )
         s.add(row)
         return NetworkRow(row.name, row.subnet, row.netmask, row.mtu, row.dnszone)
-
-
-def set_boot(db: Database, exprs: Sequence[str], action: str) -> list[str]:
-    action = action.strip().lower()
-    if action not in BOOT_ACTIONS:
-        raise UserError(f"invalid boot action {action!r}: use install, os or run")
-    with writing(db) as s:
-        hosts = resolve_hosts(s, exprs, default_all=False)
-        for h in hosts:
-            row = s.get(HostBoot, h.id)
-            if row is None:
-                s.add(HostBoot(host_id=h.id, action=action))
-            else:
-                row.action = action
-        return [h.name for h in hosts]
 
 
 def list_boot(db: Database, exprs: Sequence[str]) -> list[tuple[str, str | None]]:

@@ -7,7 +7,7 @@ from flightdeck.cli.params import SOME_HOSTS, Example, Param, Parsed
 
 
 class Command(Base):
-    summary = "Choose the boot action hosts run (a boot action row; set host boot action=run uses it)"
+    summary = "Choose the boot action hosts run (a boot action row, for set host boot action=run)"
     args = SOME_HOSTS
     params = (
         Param("action", "the name of a boot action (rocks list bootaction)", required=True,
