@@ -29,6 +29,13 @@ def purge(conn: libvirt.virConnect, domains: Iterable[str], under: Path) -> list
         try:
             if dom.isActive():
                 dom.destroy()
+        except libvirt.libvirtError as exc:
+            # It may have powered itself off in between (an installer does): only a domain
+            # that is still running is a problem; the undefine below goes ahead either way.
+            if _still_active(dom):
+                problems.append(f"domain {name}: {exc}")
+                continue
+        try:
             dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
         except libvirt.libvirtError as exc:
             problems.append(f"domain {name}: {exc}")
@@ -50,3 +57,10 @@ def purge(conn: libvirt.virConnect, domains: Iterable[str], under: Path) -> list
         except libvirt.libvirtError as exc:
             problems.append(f"pool {pool.name()}: {exc}")
     return problems
+
+
+def _still_active(dom: libvirt.virDomain) -> bool:
+    try:
+        return bool(dom.isActive())
+    except libvirt.libvirtError:
+        return False  # gone altogether
