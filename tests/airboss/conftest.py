@@ -15,10 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +22,14 @@ from typing import Any
 
 import pytest
 
+from airboss_process import Server, start_airboss
+
 pytest.importorskip("libvirt")
 pytest.importorskip("starlette")
 
 from flightdeck.crypto import keys as ck
 from flightdeck.crypto.httpsig import sign_request
 
-VENV_BIN = Path(sys.executable).parent
 #: The physical frontend's and the containers' MACs (not VMs: never controllable).
 PHYSICAL_MAC = "52:54:00:fd:00:aa"
 CONTAINER_MAC = "52:54:00:fd:00:01"
@@ -149,28 +146,6 @@ class Owner:
 
 
 @dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    pid_file: Path
-    log: Path
-
-    @property
-    def address(self) -> str:
-        return self.url.split("://", 1)[1]
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return int(self.process.returncode)
-
-
-@dataclass
 class Site:
     rocks: Any
     url: str
@@ -212,32 +187,12 @@ class Site:
     def server(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 30
                ) -> Server:
         """`airboss serve` in its own process on a free loopback port."""
-        pid_file = self.tmp / f"airboss-{len(self.servers)}.pid"
-        state = pid_file.with_suffix(".json")
-        log = pid_file.with_suffix(".log")
-        cmd = [str(VENV_BIN / "airboss"), "serve", "--listen", "127.0.0.1:0",
-               "--database", self.url, "--pid-file", str(pid_file), *args]
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, "FLIGHTDECK_HOME": str(self.tmp), **(env or {})},
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if state.exists():
-                try:
-                    url = json.loads(state.read_text())["url"]
-                except (ValueError, KeyError):
-                    url = None
-                if url:
-                    srv = Server(url, proc, pid_file, log)
-                    self.servers.append(srv)
-                    return srv
-            if proc.poll() is not None:
-                raise AssertionError(f"airboss exited {proc.returncode}: {log.read_text()}")
-            time.sleep(0.05)
-        proc.kill()
-        raise AssertionError(f"airboss did not start: {log.read_text()}")
+        srv = start_airboss(
+            self.tmp, self.url, *args, name=f"airboss-{len(self.servers)}", timeout=timeout,
+            env={**os.environ, "FLIGHTDECK_HOME": str(self.tmp), **(env or {})},
+        )  # fmt: skip
+        self.servers.append(srv)
+        return srv
 
     def audit(self, n: int = 1) -> list[Any]:
         from flightdeck.services.airboss import list_audit

@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from airboss_process import Server, audit_rows, first_macs, start_airboss
 from libvirt_purge import purge
 
 LIBVIRT_ENV = "FLIGHTDECK_TEST_LIBVIRT"
@@ -66,7 +67,7 @@ class Lab:
         self.rocks, self.tmp, self.uri, self.token, self.vlan = rocks, tmp, uri, token, vlan
         self.mine = f"fdcn-{token}"
         self.theirs = f"fdco-{token}"
-        self.servers: list[subprocess.Popen[bytes]] = []
+        self.servers: list[Server] = []
 
     def compute(self, i: int) -> str:
         return f"vm-{self.mine}-{i}"
@@ -87,47 +88,19 @@ class Lab:
         return key
 
     def macs(self, frontend: str) -> dict[str, str]:
-        from flightdeck.db.engine import open_database
-        from flightdeck.services.clusters import cluster_macs
-
-        db = open_database(self.rocks.url)
-        try:
-            return {name: macs[0] for macs, name in cluster_macs(db, frontend)}
-        finally:
-            db.dispose()
+        return first_macs(self.rocks.url, frontend)
 
     def airboss(self, **settings: Any) -> str:
         """`airboss serve` with `settings` in its configuration file; its host:port."""
         n = len(self.servers)
         conf = self.tmp / f"airboss-{n}.toml"
         conf.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
-        pid = self.tmp / f"airboss-{n}.pid"
-        log = (self.tmp / f"airboss-{n}.log").open("wb")
-        proc = subprocess.Popen(
-            [str(BIN / "airboss"), "serve", "--listen", "127.0.0.1:0", "--database",
-             self.rocks.url, "--pid-file", str(pid), "--config", str(conf)],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        self.servers.append(proc)
-        state = pid.with_suffix(".json")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if state.exists():
-                with contextlib.suppress(ValueError, KeyError):
-                    return str(json.loads(state.read_text())["listen"])
-            assert proc.poll() is None, (self.tmp / f"airboss-{n}.log").read_text()
-            time.sleep(0.05)
-        raise AssertionError("airboss did not start")
+        srv = start_airboss(self.tmp, self.rocks.url, "--config", str(conf), name=f"airboss-{n}")
+        self.servers.append(srv)
+        return srv.address
 
     def audit(self, n: int) -> list[Any]:
-        from flightdeck.db.engine import open_database
-        from flightdeck.services.airboss import list_audit
-
-        db = open_database(self.rocks.url)
-        try:
-            return list_audit(db, n)
-        finally:
-            db.dispose()
+        return audit_rows(self.rocks.url, n)
 
 
 @pytest.fixture
@@ -166,13 +139,8 @@ def lab(rocks: Any, libvirt_uri: str, tmp_path: Path, monkeypatch: pytest.Monkey
                  f"fe-name={it.theirs}", *small)
         yield it
     finally:
-        for proc in it.servers:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(40)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        for srv in it.servers:
+            srv.stop()
 
         purge(it.hv().conn, [it.compute(0), it.compute(1), it.mine, it.theirs], tmp_path)
         for bridge in made:

@@ -36,6 +36,7 @@ from typing import Any
 
 import pytest
 
+from airboss_process import Server, audit_rows, first_macs, start_airboss
 from libvirt_purge import purge
 
 pytest.importorskip("starlette")
@@ -386,7 +387,7 @@ class Lab:
         self.compute = f"vm-{self.fe}-0"
         self.bridges = [f"vlan{vlan}", f"fdw{token}pub", f"fdw{token}prv"]
         self.made: list[str] = []
-        self.airboss: subprocess.Popen[bytes] | None = None
+        self.airboss: Server | None = None
 
     def conn(self) -> Any:
         from flightdeck.virt import hypervisor as hv
@@ -394,55 +395,21 @@ class Lab:
         return hv.connect("e2e", self.uri, timeout=15).conn
 
     def macs(self) -> dict[str, str]:
-        from flightdeck.db.engine import open_database
-        from flightdeck.services.clusters import cluster_macs
-
-        db = open_database(self.rocks.url)
-        try:
-            return {name: macs[0] for macs, name in cluster_macs(db, self.fe)}
-        finally:
-            db.dispose()
+        return first_macs(self.rocks.url, self.fe)
 
     def serve(self) -> str:
         """`airboss serve` on a free loopback port; its http://host:port."""
-        pid = self.tmp / "airboss.pid"
-        log = (self.tmp / "airboss.log").open("wb")
         conf = self.tmp / "airboss.toml"
         conf.write_text("rate = 1000.0\nburst = 1000\n")
-        self.airboss = subprocess.Popen(
-            [str(BIN / "airboss"), "serve", "--listen", "127.0.0.1:0", "--database",
-             self.rocks.url, "--pid-file", str(pid), "--config", str(conf)],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        state = pid.with_suffix(".json")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if state.exists():
-                with contextlib.suppress(ValueError, KeyError):
-                    return str(json.loads(state.read_text())["url"])
-            assert self.airboss.poll() is None, (self.tmp / "airboss.log").read_text()
-            time.sleep(0.05)
-        raise AssertionError("airboss did not start")
+        self.airboss = start_airboss(self.tmp, self.rocks.url, "--config", str(conf))
+        return self.airboss.url
 
     def audit(self, n: int) -> list[Any]:
-        from flightdeck.db.engine import open_database
-        from flightdeck.services.airboss import list_audit
-
-        db = open_database(self.rocks.url)
-        try:
-            return list_audit(db, n)
-        finally:
-            db.dispose()
+        return audit_rows(self.rocks.url, n)
 
     def cleanup(self) -> None:
-
-        if self.airboss is not None and self.airboss.poll() is None:
-            self.airboss.terminate()
-            try:
-                self.airboss.wait(40)
-            except subprocess.TimeoutExpired:
-                self.airboss.kill()
-                self.airboss.wait()
+        if self.airboss is not None:
+            self.airboss.stop()
         purge(self.conn(), (self.compute, self.fe), self.tmp)
         for bridge in reversed(self.made):
             _ip("link", "del", bridge)
