@@ -87,12 +87,14 @@ def set_host_boot(db: Database, exprs: Sequence[str], action: str) -> list[str]:
         raise UserError(f"invalid boot action {action!r}: use install, os or run")
     with writing(db) as s:
         hosts = resolve_hosts(s, exprs, default_all=False)
+        checked: set[str] = set()  # most hosts share one boot action: look it up once
         for h in hosts:
-            if action != "os":
-                name = h.install_action if action == "install" else h.run_action
+            name = h.install_action if action == "install" else h.run_action
+            if action != "os" and name not in checked:
                 row = s.scalar(select(BootAction).where(BootAction.name == name))
                 if row is not None:
                     check_files(row.name, row.kernel, row.ramdisk)
+                checked.add(name)
             boot = s.get(HostBoot, h.id)
             if boot is None:
                 s.add(HostBoot(host_id=h.id, action=action))
