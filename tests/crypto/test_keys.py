@@ -73,12 +73,31 @@ def test_absurd_rsa_size_and_unknown_types_are_refused() -> None:
 # --- write and load private keys -------------------------------------------------------------
 
 
-def test_pem_is_pkcs8_and_encrypted_when_given_a_passphrase(ed_key: keys.PrivateKey) -> None:
+def test_ed25519_is_openssh_and_encrypted_when_given_a_passphrase(
+    ed_key: keys.PrivateKey, tmp_path: Path
+) -> None:
     clear = keys.private_key_to_pem(ed_key, None)
-    assert clear.startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert clear.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
     sealed = keys.private_key_to_pem(ed_key, b"correct horse")
-    assert sealed.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert sealed != clear
     assert _spki(keys.load_private_key(sealed, b"correct horse")) == _spki(ed_key)
+    # OpenSSH itself reads it: the owner logs in to the virtual frontend with the same file.
+    if shutil.which("ssh-keygen"):
+        path = tmp_path / "private.key"
+        path.write_bytes(clear)
+        path.chmod(0o600)
+        got = subprocess.run(
+            ["ssh-keygen", "-y", "-f", str(path)], capture_output=True, text=True, check=True
+        ).stdout
+        assert got.split()[:2] == keys.public_key_to_openssh(ed_key.public_key()).split()[:2]
+
+
+def test_rsa_is_pkcs8_and_encrypted_when_given_a_passphrase(rsa_key: rsa.RSAPrivateKey) -> None:
+    clear = keys.private_key_to_pem(rsa_key, None)
+    assert clear.startswith(b"-----BEGIN PRIVATE KEY-----")
+    sealed = keys.private_key_to_pem(rsa_key, b"correct horse")
+    assert sealed.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert _spki(keys.load_private_key(sealed, b"correct horse")) == _spki(rsa_key)
 
 
 def test_empty_passphrase_is_refused(ed_key: keys.PrivateKey) -> None:

@@ -105,10 +105,13 @@ def generate_private_key(kind: str = "ed25519", bits: int = DEFAULT_RSA_BITS) ->
 
 
 def private_key_to_pem(key: PrivateKey, passphrase: bytes | None) -> bytes:
-    """PKCS#8 PEM of `key`, encrypted with the best available cipher when given a passphrase.
+    """The private key file `rocks create keys` writes: one file for the Airboss and for ssh.
 
-    PKCS#8 because every tool reads it (OpenSSL, OpenSSH, and all our loaders) for both key
-    types. An empty passphrase is refused rather than silently writing a clear-text key.
+    Ed25519 keys in OpenSSH's own format (`BEGIN OPENSSH PRIVATE KEY`): OpenSSH (9.2 in Debian
+    12) cannot read Ed25519 keys in PKCS#8, and the owner logs in to their virtual frontend with
+    `ssh -i private.key`. RSA keys in PKCS#8 PEM, which OpenSSH and OpenSSL both read. All our
+    loaders read both. A passphrase encrypts with the best available cipher (bcrypt KDF for the
+    OpenSSH format); an empty one is refused rather than silently writing a clear-text key.
     """
     encryption: serialization.KeySerializationEncryption
     if passphrase is None:
@@ -117,6 +120,10 @@ def private_key_to_pem(key: PrivateKey, passphrase: bytes | None) -> bytes:
         raise UserError("the passphrase is empty: type a passphrase, or ask for a key without one")
     else:
         encryption = serialization.BestAvailableEncryption(passphrase)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption
+        )
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
