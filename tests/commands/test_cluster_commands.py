@@ -192,7 +192,7 @@ def test_add_cluster_with_every_parameter(espresso: Any) -> None:
     ) == (
         "HOST        RUNACTION INSTALLACTION\n"
         "vm-latte-1: none      install\n"
-        "latte:      os        install vm frontend\n"
+        "latte:      os        install vm frontend image\n"
     )
     routes = rocks.dump()["routes"]
     assert [r[2:] for r in routes] == [("0.0.0.0", "0.0.0.0", "137.110.119.254")]

@@ -127,7 +127,12 @@ def test_networks_memberships_appliances_bootactions(espresso: Any) -> None:
         "frontend:\nvm-container:\nhosted-vm:\ncompute:\n"
     )
     actions = json.loads(espresso.ok("list", "bootaction", "output-format=json"))
-    assert [a["action"] for a in actions] == ["install", "install vm frontend", "os"]
+    assert [a["action"] for a in actions] == [
+        "install",
+        "install vm frontend",
+        "install vm frontend image",
+        "os",
+    ]
 
 
 def test_boot(espresso: Any) -> None:

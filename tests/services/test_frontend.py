@@ -76,7 +76,7 @@ def test_first_run_creates_the_site(db_url: str) -> None:
                 "libvirt_uri_template": "qemu+ssh://root@{host}/system",
             }
             actions = set(s.scalars(select(BootAction.name)))
-            assert actions == {"os", "install", "install vm frontend"}
+            assert actions == {"os", "install", "install vm frontend", "install vm frontend image"}
             args = s.scalar(select(BootAction.args).where(BootAction.name == "install vm frontend"))
             assert "ks=http://espresso.rocksclusters.org/install/sbin/kickstart.cgi" in str(args)
     finally:

@@ -329,7 +329,7 @@ def test_boot_actions(db: Database) -> None:
         set_host_boot(db, ["compute"], "pxe")
     assert dump(db) == before
     names = [a[0] for a in inventory.list_boot_actions(db)]
-    assert names == sorted(["install", "install vm frontend", "os"])
+    assert names == sorted(["install", "install vm frontend", "install vm frontend image", "os"])
 
 
 def test_reading_services_never_write(db: Database) -> None:

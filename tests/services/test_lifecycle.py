@@ -56,6 +56,11 @@ def site(espresso: Any, tmp_path: Path) -> Any:
     return rocks
 
 
+def _original_installer(rocks: Any, frontend: str = "frontend-0-0-0") -> None:
+    """The virtual frontend installs with the original's kernel boot, not the frontend image."""
+    rocks.ok("set", "host", "installaction", frontend, "action=install vm frontend")
+
+
 def _states(rocks: Any) -> dict[str, str]:
     rows = rocks.ok("list", "host", "vm", "status=y", "output-format=json")
     import json
@@ -67,6 +72,7 @@ def test_cluster_starts_in_parallel_and_a_dead_container_is_named(site: Any) -> 
     rocks = site
     rocks.ok("set", "host", "attr", "vm-container-0-2", "libvirt_uri", NOWHERE)
     rocks.ok("add", "cluster", "137.110.119.118", "9", "disk-per-compute=1", "disk-per-frontend=1")
+    _original_installer(rocks)
     vms = ["frontend-0-0-0", *(f"hosted-vm-0-{r}-{s}" for r in range(3) for s in range(3))]
     r = rocks("start", "host", "vm", *vms)
     assert r.code == 1, r.err
@@ -208,6 +214,7 @@ def test_report_config_is_what_start_defines(site: Any, tmp_path: Path) -> None:
 def test_remove_cluster_destroys_domains_and_deletes_volumes(site: Any, tmp_path: Path) -> None:
     rocks = site
     rocks.ok("add", "cluster", "137.110.119.118", "2", "disk-per-compute=1", "disk-per-frontend=1")
+    _original_installer(rocks)
     rocks.ok("start", "host", "vm", "hosted-vm-0-0-0", "hosted-vm-0-1-0")
     c0 = hv.connect("vm-container-0-0", _node_uri(tmp_path, "vm-container-0-0"))
     disk = str(tmp_path / "disks" / "hosted-vm-0-0-0.vda")

@@ -112,6 +112,7 @@ def test_the_plan_has_every_device_the_domain_xml_attaches_to(cluster: Any) -> N
     from flightdeck.services.network import plan_for
 
     cluster.ok("set", "bootaction", "install vm frontend", "kernel=/k", "ramdisk=/i")
+    cluster.ok("set", "host", "installaction", "frontend-0-0-0", "action=install vm frontend")
     db = open_database(cluster.url)
     try:
         for mode in ("macvtap", "bridge"):

@@ -54,6 +54,7 @@ CASES: dict[str, Callable[[], VMSpec]] = {
             "/boot/flightdeck/initrd.gz",
             "console=ttyS0 ksdevice=76:77:6e:40:00:01 ip=137.110.119.118",
         ),
+        guest_agent=True,
         attrs={"kvm_domain_type": "qemu"},
     ),
     "cdrom-first": lambda: spec("fd-des-cdrom", cdrom="/isos/debian-12.iso"),

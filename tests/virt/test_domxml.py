@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from flightdeck.virt import domxml
 from flightdeck.virt.domxml import (
+    Channel,
     Console,
     CPUConfig,
     Cputune,
@@ -96,6 +97,7 @@ def case_tcg_direct_kernel() -> Domain:
             ],
             serials=[Serial(kind="file", path=log, port=0)],
             consoles=[Console(kind="file", path=log, target_type="serial", port=0)],
+            channels=[Channel(name="org.qemu.guest_agent.0")],
             graphics=[Graphics(listen="127.0.0.1")],
             video=[Video(model="vga")],
             memballoon="none",
@@ -439,7 +441,7 @@ def test_every_model_field_is_exercised_by_a_golden() -> None:
     """virt-manager's checkprops: each field of each class takes a non-default value somewhere."""
     classes = [
         Domain, OSConfig, CPUConfig, Cputune, Disk, Interface,
-        Serial, Console, Graphics, Video, Devices,
+        Serial, Console, Channel, Graphics, Video, Devices,
     ]  # fmt: skip
     seen: dict[type, set[str]] = {cls: set() for cls in classes}
     for build in CASES.values():

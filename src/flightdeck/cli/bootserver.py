@@ -17,6 +17,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="flightdeck-bootserver", description=__doc__)
     parser.add_argument("--listen", required=True, help="address to listen on (private IP)")
     parser.add_argument("--port", type=int, default=8078, help="TCP port")
+    parser.add_argument(
+        "--public", help="also listen here (public IP), for virtual frontends' image installs"
+    )
     parser.add_argument("--pid-file", type=Path, help="written once the socket listens")
     ns = parser.parse_args(argv)
 
@@ -27,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         db = open_database()
-        serve(ns.listen, ns.port, BootAnswers(db), ns.pid_file)
+        serve(ns.listen, ns.port, BootAnswers(db), ns.pid_file, ns.public)
     except FlightdeckError as exc:
         sys.stderr.write(f"error - {exc.message}\n")
         return exc.exit_code

@@ -9,6 +9,14 @@ It serves what an installing node fetches after its DHCP answer, and takes its r
                                      kickstart or preseed would be served here)
     POST /install/<mac>/done         install completion: only from the node's own address
 
+and, for virtual frontends installing from the frontend image (also on the public listener,
+which serves nothing else):
+
+    GET  /frontend/image/<sha256>    the gzip'd frontend image with that checksum
+    GET  /frontend/<mac>/identity    the VM's identity tar: only to the VM's own address
+    POST /frontend/<mac>/done        image install completion: only from the VM's own address
+    POST /frontend/<mac>/failed      the installer refused what it got (logged)
+
 What each answer contains is the `Provider`'s business (the services, with the database); this
 module only speaks HTTP, so it can be tested on loopback with any provider. Every request is one
 line in the log (the process's standard error): time, peer, method, path, status, and why when
@@ -46,7 +54,13 @@ ROUTES = (
     ("GET", re.compile(rf"^/install/{_MAC}$"), "instructions"),
     ("POST", re.compile(rf"^/install/{_MAC}/done$"), "complete"),
     ("GET", re.compile(rf"^/files/(\d+)/({KERNEL_FILE}|{re.escape(INITRD_FILE)})$"), "file"),
+    ("GET", re.compile(r"^/frontend/image/([0-9a-f]{64})$"), "image"),
+    ("GET", re.compile(rf"^/frontend/{_MAC}/identity$"), "identity"),
+    ("POST", re.compile(rf"^/frontend/{_MAC}/done$"), "image_done"),
+    ("POST", re.compile(rf"^/frontend/{_MAC}/failed$"), "image_failed"),
 )
+#: What the public listener answers: a virtual frontend's image install, nothing else.
+PUBLIC_ROUTES = frozenset({"image", "identity", "image_done", "image_failed"})
 
 
 class Provider(Protocol):
@@ -59,6 +73,14 @@ class Provider(Protocol):
     def complete(self, mac: str, peer: str) -> str: ...
 
     def boot_file(self, action_id: int, which: str) -> Path: ...
+
+    def frontend_image(self, sha256: str) -> Path: ...
+
+    def frontend_identity(self, mac: str, peer: str) -> bytes: ...
+
+    def frontend_done(self, mac: str, peer: str) -> str: ...
+
+    def frontend_failed(self, mac: str, peer: str) -> str: ...
 
 
 def normalize(mac: str) -> str:
@@ -76,11 +98,20 @@ def _status(exc: FlightdeckError) -> int:
 class BootServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, listen: tuple[str, int], provider: Provider, base_url: str) -> None:
+    def __init__(
+        self,
+        listen: tuple[str, int],
+        provider: Provider,
+        base_url: str,
+        routes: frozenset[str] | None = None,
+        log_lock: threading.Lock | None = None,
+    ) -> None:
         super().__init__(listen, _Handler)
         self.provider = provider
         self.base_url = base_url
-        self.log_lock = threading.Lock()
+        #: The route names this listener answers (None: all).
+        self.routes = routes
+        self.log_lock = log_lock or threading.Lock()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -118,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urllib.parse.unquote(self.path.split("?", 1)[0])
         for verb, pattern, name in ROUTES:
             m = pattern.match(path)
-            if m is None:
+            if m is None or (self.server.routes is not None and name not in self.server.routes):
                 continue
             if verb != method:
                 self._send(405, b"method not allowed\n")
@@ -136,6 +167,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(404, b"not found\n")
         self._log(404)
 
+    def _body(self) -> str:
+        """A report's few words (bounded), on one line."""
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            raise PermissionDenied(f"report body of {length} bytes is too long")
+        body = self.rfile.read(length).decode(errors="replace") if length else ""
+        return " ".join(body.split())
+
     def _route(self, name: str, m: re.Match[str]) -> None:
         p, base, peer = self.server.provider, self.server.base_url, self.client_address[0]
         if name == "script":
@@ -147,15 +186,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, p.instructions(normalize(m.group(1)), base).encode())
             self._log(200)
         elif name == "complete":
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                raise PermissionDenied(f"completion body of {length} bytes is too long")
-            body = self.rfile.read(length).decode(errors="replace") if length else ""
+            body = self._body()
             host = p.complete(normalize(m.group(1)), peer)
             self._send(200, f"ok {host}\n".encode())
             self._log(200, f"install of {host} complete {body.strip()}".rstrip())
+        elif name == "identity":
+            data = p.frontend_identity(normalize(m.group(1)), peer)
+            self._send(200, data, "application/x-tar")
+            self._log(200, f"identity, {len(data)} bytes")
+        elif name in ("image_done", "image_failed"):
+            body = self._body()
+            mac = normalize(m.group(1))
+            if name == "image_done":
+                host = p.frontend_done(mac, peer)
+                self._send(200, f"ok {host}\n".encode())
+                self._log(200, f"image install of {host} complete {body}".rstrip())
+            else:
+                host = p.frontend_failed(mac, peer)
+                self._send(200, f"noted {host}\n".encode())
+                self._log(200, f"refused: the installer of {host} refused the image: {body}")
         else:
-            path = p.boot_file(int(m.group(1)), m.group(2))
+            path = (
+                p.frontend_image(m.group(1))
+                if name == "image"
+                else p.boot_file(int(m.group(1)), m.group(2))
+            )
             try:
                 handle = path.open("rb")
             except OSError as exc:
@@ -170,16 +225,32 @@ class _Handler(BaseHTTPRequestHandler):
             self._log(200, f"{size} bytes")
 
 
-def serve(listen: str, port: int, provider: Provider, pid_file: Path | None = None) -> None:
-    """Serve until SIGTERM or SIGINT; the pid file is written once the socket listens."""
+def serve(
+    listen: str,
+    port: int,
+    provider: Provider,
+    pid_file: Path | None = None,
+    public: str | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT; the pid file is written once the sockets listen.
+
+    `public`: also listen on this address (the frontend's public one), answering only the
+    virtual frontends' image install there.
+    """
     base = f"http://{listen}:{port}"
-    server = BootServer((listen, port), provider, base)
+    lock = threading.Lock()
+    servers = [BootServer((listen, port), provider, base, None, lock)]
+    if public:
+        servers.append(
+            BootServer((public, port), provider, f"http://{public}:{port}", PUBLIC_ROUTES, lock)
+        )
     stopping = threading.Event()
 
     def _stop(_sig: int, _frame: object) -> None:
         if not stopping.is_set():
             stopping.set()
-            threading.Thread(target=server.shutdown, daemon=True).start()
+            for server in servers:
+                threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -187,14 +258,39 @@ def serve(listen: str, port: int, provider: Provider, pid_file: Path | None = No
         tmp = pid_file.with_name(f".{pid_file.name}.tmp")
         tmp.write_text(f"{os.getpid()}\n", encoding="utf-8")
         os.replace(tmp, pid_file)
-    sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} listening on {base}\n")
+    for server in servers:
+        sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} listening on {server.base_url}\n")
     sys.stderr.flush()
+    threads = [
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+        for server in servers[1:]
+    ]
+    for thread in threads:
+        thread.start()
     try:
-        server.serve_forever(poll_interval=0.2)
+        servers[0].serve_forever(poll_interval=0.2)
     finally:
-        server.server_close()
+        for server in servers[1:]:
+            server.shutdown()
+        for server in servers:
+            server.server_close()
         if pid_file is not None and read_pid(pid_file) == os.getpid():
             pid_file.unlink(missing_ok=True)
+
+
+def local_address(ip: str, netns: str | None) -> bool:
+    """Whether `ip` is an address of an interface here (in `netns`): one the server can bind."""
+    try:
+        out = subprocess.run(
+            [*netns_prefix(netns), "ip", "-o", "-4", "addr", "show"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return any(f" {ip}/" in line for line in out.splitlines())
 
 
 # The daemon -----------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ BUSYBOX = "busybox-static"
 DEFAULT_CACHE = Path("/var/cache/flightdeck/debs")
 APT_LISTS = Path("/var/lib/apt/lists")
 #: Bump when the layout of the image changes, so existing images are rebuilt.
-RECIPE = 2
+RECIPE = 3
 #: NOTE: busybox 1.35's `wget -T` segfaults (static build); /init uses `timeout 30 wget`.
 #: The modules the guest needs (virtio disk and NIC over PCI); their dependencies are added.
 MODULE_ROOTS = ("virtio_pci", "virtio_blk", "virtio_net")
@@ -61,6 +61,7 @@ MODULE_ROOTS = ("virtio_pci", "virtio_blk", "virtio_net")
 REQUIRED_APPLETS = (
     "sh", "mount", "insmod", "cat", "cut", "echo", "printf", "dd", "sleep", "sync",
     "poweroff", "ls", "tr", "grep", "ip", "udhcpc", "wget", "timeout",
+    "mkfifo", "sha256sum", "tee", "gunzip", "blockdev", "tar", "umount", "mkdir", "wait",
 )  # fmt: skip
 KERNEL_NAME = "vmlinuz"
 INITRD_NAME = "initrd.gz"
@@ -84,6 +85,89 @@ esac
 """
 STAMP = "FLIGHTDECK-STAMP"
 STAMP_SIZE = 512
+MARKER_IMAGE_WRITTEN = "FLIGHTDECK-IMAGE-WRITTEN"
+MARKER_IMAGE_REFUSED = "FLIGHTDECK-IMAGE-REFUSED"
+#: Where /init finds the image installer (below), which it runs when the command line says
+#: `fd.image=`: a separate file, so /init stays the small program the tests read.
+IMAGE_INSTALLER = "bin/fd-image-install"
+#: The image install of a virtual frontend (`install vm frontend image`), run by /init with the
+#: values of the kernel command line in its environment:
+#:
+#:   FD_NET="<mac>,<ip>/<prefix>,<gateway>"  the public NIC (found by its MAC) and its address
+#:   FD_IDENTITY, FD_IDENTITY_SHA256         the VM's identity (a tar of files) and its SHA-256
+#:   FD_IMAGE, FD_IMAGE_SHA256               the gzip'd disk image and the SHA-256 of those bytes
+#:   FD_REPORT, FD_FAILED                    where to POST completion / a refusal
+#:   FD_DISK (/dev/vda), FD_ROOT (/dev/vda2) the disk, and the image's root partition
+#:
+#: Both checksums come from the domain's kernel command line, which only the physical
+#: frontend writes (through libvirt): what travels over plain HTTP is trusted only after it
+#: matches. The identity is checked before anything is written. The image is streamed straight
+#: to the disk (a virtual frontend may have less memory than the image) while a second reader
+#: of the same bytes computes their checksum; when it does not match, the first 2 MiB of the
+#: disk (boot sector, partition table, boot partition's start) are zeroed, so nothing of it can
+#: boot, the refusal is reported, and the VM powers off with its boot action still `install`.
+IMAGE_INSTALL_SCRIPT = r"""#!/bin/sh
+# Image install of a Flightdeck virtual frontend (flightdeck.pxe.image.IMAGE_INSTALL_SCRIPT).
+disk=${FD_DISK:-/dev/vda}
+root=${FD_ROOT:-${disk}2}
+say() { echo "$*"; }
+post() { timeout 30 wget -q -O /tmp/answer --post-data "$2" "$1" && cat /tmp/answer; }
+refuse() {
+    say "FLIGHTDECK-IMAGE-REFUSED $1"
+    [ -n "$FD_FAILED" ] && post "$FD_FAILED" "reason=$1" >/dev/null
+    exit 1
+}
+mac=${FD_NET%%,*}
+rest=${FD_NET#*,}
+addr=${rest%%,*}
+gw=${rest#*,}
+dev=
+for d in /sys/class/net/*; do
+    [ "$(cat "$d/address" 2>/dev/null)" = "$mac" ] && dev=${d##*/}
+done
+[ -n "$dev" ] || refuse "no network interface has MAC $mac"
+ip link set lo up
+ip link set "$dev" up
+ip addr add "$addr" dev "$dev" || refuse "cannot give $dev the address $addr"
+[ -n "$gw" ] && ip route add default via "$gw" 2>/dev/null
+say "FLIGHTDECK-NET dev=$dev addr=$addr gateway=$gw"
+i=0
+while [ ! -b "$disk" ] && [ "$i" -lt 10 ]; do sleep 1; i=$((i + 1)); done
+[ -b "$disk" ] || refuse "no disk $disk"
+timeout 60 wget -q -O /tmp/identity.tar "$FD_IDENTITY" || refuse "identity download failed"
+set -- $(sha256sum /tmp/identity.tar)
+[ "$1" = "$FD_IDENTITY_SHA256" ] || refuse "identity checksum mismatch: got $1"
+say "FLIGHTDECK-IMAGE-FETCHING $FD_IMAGE"
+mkfifo /tmp/image.fifo
+sha256sum </tmp/image.fifo >/tmp/image.sum &
+summer=$!
+timeout 1800 wget -q -O - "$FD_IMAGE" | tee /tmp/image.fifo | gunzip -c |
+    dd of="$disk" bs=1M conv=fsync 2>/tmp/dd.err
+wait "$summer"
+set -- $(cat /tmp/image.sum)
+if [ "$1" != "$FD_IMAGE_SHA256" ]; then
+    dd if=/dev/zero of="$disk" bs=1M count=2 conv=fsync 2>/dev/null
+    refuse "image checksum mismatch: got ${1:-nothing}, expected $FD_IMAGE_SHA256"
+fi
+sync
+blockdev --rereadpt "$disk"
+i=0
+while [ ! -b "$root" ] && [ "$i" -lt 10 ]; do sleep 1; i=$((i + 1)); done
+mkdir -p /mnt
+mount -t ext4 "$root" /mnt || refuse "cannot mount $root"
+tar -xf /tmp/identity.tar -C /mnt || { umount /mnt; refuse "cannot write the identity"; }
+umount /mnt
+sync
+say "FLIGHTDECK-IMAGE-WRITTEN $(tr '
+' ' ' </tmp/dd.err)"
+if [ -n "$FD_REPORT" ]; then
+    if answer=$(post "$FD_REPORT" "host=$FD_HOST image=$FD_IMAGE_SHA256"); then
+        say "FLIGHTDECK-REPORTED $answer"
+    else
+        say "FLIGHTDECK-REPORT-FAILED $FD_REPORT"
+    fi
+fi
+"""
 
 _KERNEL_DEP = re.compile(r"^(linux-image-\d\S*)(?:\s*\(\s*=\s*([^)\s]+)\s*\))?$")
 
@@ -342,6 +426,7 @@ stamped=0
 net=0
 install=
 report=
+image=
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
         fd.host=*) host="${{arg#fd.host=}}" ;;
@@ -349,9 +434,20 @@ for arg in $(cat /proc/cmdline); do
         fd.install=*) install="${{arg#fd.install=}}"; net=1 ;;
         fd.report=*) report="${{arg#fd.report=}}"; net=1 ;;
         fd.dhcp=1) net=1 ;;
+        fd.image=*) image="${{arg#fd.image=}}" ;;
+        fd.image.sha256=*) export FD_IMAGE_SHA256="${{arg#fd.image.sha256=}}" ;;
+        fd.identity=*) export FD_IDENTITY="${{arg#fd.identity=}}" ;;
+        fd.identity.sha256=*) export FD_IDENTITY_SHA256="${{arg#fd.identity.sha256=}}" ;;
+        fd.net=*) export FD_NET="${{arg#fd.net=}}" ;;
+        fd.failed=*) export FD_FAILED="${{arg#fd.failed=}}" ;;
     esac
 done
 echo "{MARKER_BOOTED} host=$host uptime=$(cut -d' ' -f1 /proc/uptime)"
+if [ -n "$image" ]; then
+    FD_HOST="$host" FD_IMAGE="$image" FD_REPORT="$report" /{IMAGE_INSTALLER}
+    sync
+    poweroff -f
+fi
 if [ "$stamp" = 1 ]; then
     i=0
     while [ ! -b /dev/vda ] && [ "$i" -lt 10 ]; do sleep 1; i=$((i + 1)); done
@@ -556,6 +652,8 @@ def initramfs(
     for name, data in modules:
         a.file(f"lib/modules/{name}.ko", data)
     a.file("bin/udhcpc.script", UDHCPC_SCRIPT.encode(), 0o755)
+    a.file(IMAGE_INSTALLER, IMAGE_INSTALL_SCRIPT.encode(), 0o755)
+    a.directory("mnt")
     a.file("init", init_script([name for name, _ in modules]).encode(), 0o755)
     return gzip.compress(a.bytes(), compresslevel=6, mtime=0)
 
@@ -584,14 +682,17 @@ def _inputs(debs: Sequence[Path]) -> dict[str, object]:
     """What the image is made of: when any of it changes, the image is rebuilt."""
     return {
         "recipe": RECIPE,
-        "init": hashlib.sha256((init_script(["@"]) + UDHCPC_SCRIPT).encode()).hexdigest(),
+        "init": hashlib.sha256(
+            (init_script(["@"]) + UDHCPC_SCRIPT + IMAGE_INSTALL_SCRIPT).encode()
+        ).hexdigest(),
         "roots": list(MODULE_ROOTS),
         "debs": [[d.name, d.stat().st_size] for d in debs],
     }
 
 
-def _current(dest: Path, inputs: Mapping[str, object]) -> Image | None:
-    """The image in `dest` if it was built from `inputs` and its files are still there."""
+def _current(dest: Path, inputs: Mapping[str, object] | None) -> Image | None:
+    """The image in `dest` if it was built from `inputs` (any inputs: None) and its files are
+    still there."""
     try:
         manifest = json.loads((dest / MANIFEST_NAME).read_text())
     except (FileNotFoundError, ValueError):
@@ -599,7 +700,7 @@ def _current(dest: Path, inputs: Mapping[str, object]) -> Image | None:
     kernel, initrd = dest / KERNEL_NAME, dest / INITRD_NAME
     sizes = manifest.get("sizes", {})
     if (
-        manifest.get("inputs") != inputs
+        (inputs is not None and manifest.get("inputs") != inputs)
         or not kernel.is_file()
         or not initrd.is_file()
         or sizes.get(KERNEL_NAME) != kernel.stat().st_size
@@ -662,7 +763,16 @@ def build_image(dest: Path | None = None, cache: Path | None = None) -> Image:
                 "another directory"
             ) from None
     with _locked(cache):
-        debs = fetch(cache, _packages(cache))
+        try:
+            debs = fetch(cache, _packages(cache))
+        except DriverError:
+            # No package source (a virtual frontend has none): an image that is already here,
+            # complete, is used as it is.
+            with _locked(dest):
+                found = _current(dest, None)
+            if found is None:
+                raise
+            return found
         with _locked(dest):
             inputs = _inputs(debs)
             return _current(dest, inputs) or _build(dest, cache, debs, inputs)

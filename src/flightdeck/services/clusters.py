@@ -47,6 +47,8 @@ class ClusterRequest:
     subnet: str = "private"
     gateway: str | None = None
     fe_name: str | None = None
+    #: The virtual frontend's public FQDN (its public interface's name; its hostname).
+    fe_fqdn: str | None = None
     fe_container: str | None = None
     cluster_naming: bool = False
     placement: str = "round-robin"
@@ -119,7 +121,9 @@ def add_cluster(
     from flightdeck.planner.disks import default_disk
     from flightdeck.planner.names import cluster_compute_name, validate_host_name
     from flightdeck.planner.placement import round_robin
+    from flightdeck.pxe.identity import check_fqdn
     from flightdeck.services.allocation import Allocator, NewNic, NewVM, insert_vms, require_kvm
+    from flightdeck.services.frontend_identity import FRONTEND_IMAGE_INSTALL
     from flightdeck.services.inventory import (
         check_ip,
         check_ip_free,
@@ -140,6 +144,7 @@ def add_cluster(
     public_ip = check_ip(req.ip)
     if req.fe_name:
         validate_host_name(req.fe_name)
+    fe_fqdn = check_fqdn(req.fe_fqdn) if req.fe_fqdn else None
 
     with writing(db) as s:
         progress("planning", 0, req.num_computes + 1)
@@ -157,6 +162,11 @@ def add_cluster(
         gateway = check_ip_in_network(gateway_text, ipv4_network(public), public.name)
         alloc = Allocator(s)
         vlan = alloc.vlan(req.vlan)
+        if fe_fqdn is not None and (
+            s.scalar(select(Interface.id).where(Interface.name == fe_fqdn)) is not None
+            or s.scalar(select(Host.id).where(Host.name == fe_fqdn)) is not None
+        ):
+            raise UserError(f"fe-fqdn={fe_fqdn} is already the name of a host: give another name")
 
         fe_container = resolve_host(s, req.fe_container) if req.fe_container else physical
         if req.container_hosts:
@@ -202,11 +212,11 @@ def add_cluster(
                     alloc.claim_ip(public, public_ip),
                     public.id,
                     0,
-                    f"{fe_name}-public",
+                    fe_fqdn or f"{fe_name}-public",
                 ),
             ],
             disks=[default_disk(fe_name, dirs[fe_container.id], req.disk_per_frontend)],
-            install_action="install vm frontend",
+            install_action=FRONTEND_IMAGE_INSTALL,
             run_action="os",
         )
         computes: list[NewVM] = []

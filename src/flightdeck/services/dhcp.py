@@ -186,14 +186,20 @@ class Status:
     interface: str | None
     url: str | None
     log: Path
+    #: The boot server's public listener (virtual frontends' image installs), if any.
+    public_url: str | None = None
 
 
-def _state() -> dict[str, object]:
+def service_state() -> dict[str, object]:
+    """What `rocks start service dhcp` recorded (netns, interface, url, public_url, port, ra)."""
     try:
         data = json.loads((dhcp_dir() / STATE_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+_state = service_state
 
 
 def status() -> Status:
@@ -211,6 +217,7 @@ def status() -> Status:
         text("interface"),
         text("url"),
         p.log,
+        text("public_url"),
     )
 
 
@@ -221,8 +228,13 @@ def start_service(
     interface: str | None = None,
     port: int = bootserver.DEFAULT_PORT,
     ra: bool = True,
+    public: bool | None = None,
 ) -> Status:
-    """Write dnsmasq's files and the TFTP chain script, start dnsmasq and the boot server."""
+    """Write dnsmasq's files and the TFTP chain script, start dnsmasq and the boot server.
+
+    `public`: the boot server also listens on the frontend's public address, where virtual
+    frontends fetch the frontend image (yes, no, or None: when that address is here).
+    """
     now = status()
     if now.dnsmasq is not None or now.bootserver is not None:
         raise Conflict(
@@ -234,6 +246,11 @@ def start_service(
     files = render(db, interface, ra)
     with reading(db) as s:
         st = site(s)
+        public_ip = attrs.global_value(s, "Kickstart_PublicAddress")
+    if public is None:
+        public = bool(public_ip) and bootserver.local_address(str(public_ip), netns)
+    elif public and not public_ip:
+        raise UserError("the frontend has no public address (Kickstart_PublicAddress)")
     p = paths()
     p.root.mkdir(parents=True, exist_ok=True)
     p.tftp.mkdir(exist_ok=True)
@@ -252,9 +269,18 @@ def start_service(
         dnsmasq.start(p, netns)
         undo.add("dnsmasq", lambda: dnsmasq.stop(p))
         argv = ["--listen", st.server_ip, "--port", str(port)]
+        if public:
+            argv += ["--public", str(public_ip)]
         bootserver.spawn(argv, bootserver_pid(), bootserver_log(), netns)
         undo.success()
-    state = {"netns": netns, "interface": iface, "url": base, "ra": ra}
+    state = {
+        "netns": netns,
+        "interface": iface,
+        "url": base,
+        "ra": ra,
+        "port": port,
+        "public_url": f"http://{public_ip}:{port}" if public else None,
+    }
     dnsmasq.write_if_changed(dhcp_dir() / STATE_NAME, json.dumps(state) + "\n")
     return status()
 

@@ -17,6 +17,7 @@ from flightdeck.db.models import VM, BootAction, Cluster, Host, HostBoot, Interf
 from flightdeck.errors import NotFound, UserError
 from flightdeck.planner.disks import DiskSpec as DBDisk
 from flightdeck.services.frontend import DEFAULT_LIBVIRT_URI_TEMPLATE
+from flightdeck.services.frontend_identity import FRONTEND_IMAGE_INSTALL, install_args
 from flightdeck.virt.designer import DiskSpec, KernelBoot, NicSpec, VMSpec
 
 FRONTEND_INSTALL = "install vm frontend"
@@ -119,18 +120,36 @@ def _disks(vm: VM) -> list[DiskSpec]:
     return out
 
 
+#: The boot actions a virtual frontend installs with by direct kernel boot: the original's
+#: (an installer of the site's choice) and the frontend image's (flightdeck.services.vfrontend).
+KERNEL_BOOT_ACTIONS = (FRONTEND_INSTALL, FRONTEND_IMAGE_INSTALL)
+
+
 def frontend_install_due(s: Session, host: Host) -> bool:
     boot = s.get(HostBoot, host.id)
-    return host.install_action == FRONTEND_INSTALL and boot is not None and boot.action == "install"
+    return (
+        host.install_action in KERNEL_BOOT_ACTIONS
+        and boot is not None
+        and boot.action == "install"
+    )
 
 
 def _kernel_boot(s: Session, host: Host) -> KernelBoot:
-    action = s.scalar(select(BootAction).where(BootAction.name == FRONTEND_INSTALL))
+    name = host.install_action
+    action = s.scalar(select(BootAction).where(BootAction.name == name))
+    if name == FRONTEND_IMAGE_INSTALL and (action is None or not action.kernel):
+        raise NotFound(
+            f"{host.name} installs from the frontend image, which is not built: "
+            "run rocks create frontend image"
+        )
     if action is None or not action.kernel:
         raise NotFound(
-            f"boot action '{FRONTEND_INSTALL}' has no kernel, so {host.name} cannot install: "
-            f"rocks set bootaction action='{FRONTEND_INSTALL}' kernel=<path> ramdisk=<path>"
+            f"boot action '{name}' has no kernel, so {host.name} cannot install: "
+            f"rocks set bootaction action='{name}' kernel=<path> ramdisk=<path>"
         )
+    if name == FRONTEND_IMAGE_INSTALL:
+        args = [*(action.args or "").split(), *install_args(s, host)]
+        return KernelBoot(kernel=action.kernel, initrd=action.ramdisk, cmdline=" ".join(args))
     args = (action.args or "").split()
     public = next((i for i in host.interfaces if i.network and i.network.name == "public"), None)
     if public is not None:
@@ -166,6 +185,8 @@ def vm_spec(s: Session, host: Host) -> tuple[VMSpec, Placement]:
         disks=_disks(vm),
         cdrom=vm.cdrom_path,
         kernel_boot=_kernel_boot(s, host) if frontend_install_due(s, host) else None,
+        guest_agent=s.scalar(select(Cluster.id).where(Cluster.frontend_id == host.id))
+        is not None,
         attrs=values,
     )
     return spec, where

@@ -193,6 +193,8 @@ def _register(
                     ramdisk=None,
                     args=FRONTEND_INSTALL_ARGS.format(public=spec.name),
                 ),
+                # Filled in by `rocks create frontend image` (the installer that writes it).
+                BootAction(name="install vm frontend image", kernel=None, ramdisk=None, args=None),
             ]
         )
     return InitResult(created=True, database=db.url)

@@ -16,7 +16,10 @@ Start, per VM (reference §2.4, with the original's faults fixed):
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -30,6 +33,7 @@ from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import resolve_host, resolve_hosts
 from flightdeck.db.models import VM, Host, HostBoot
 from flightdeck.errors import Conflict, FlightdeckError, UserError
+from flightdeck.services import frontend_identity as vfid
 from flightdeck.services import plugins as plug
 from flightdeck.services.base import reading, writing
 from flightdeck.services.domains import (
@@ -40,11 +44,13 @@ from flightdeck.services.domains import (
     vm_row,
     vm_spec,
 )
+from flightdeck.services.frontend_identity import frontends
 from flightdeck.services.reverter import Reverter
 from flightdeck.virt import hypervisor as hv
 from flightdeck.virt.designer import VMSpec, design
 
 Echo = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,7 @@ def _groups(where: dict[str, Placement]) -> dict[str, list[str]]:
     return groups
 
 
-# Start ---------------------------------------------------------------------------------------
+# Start --------------------------------------------------------------------------------------------
 
 
 def _allocate(db: Database, vm: str, plugins: list[Any]) -> None:
@@ -137,6 +143,12 @@ def _start_one(db: Database, vm: str, plugins: list[Any]) -> str:
         timeout = _timeout(s, host)
         autostart = attrs.is_true(attrs.resolve(s, host, "kvm_autostart"))
         installing = frontend_install_due(s, host)
+        image_install = installing and vfid.is_image_install(s, host)
+        if image_install:
+            # What the installer fetches is what the command line's checksum was made from
+            # (same transaction as the spec above).
+            vfid.check_ready_to_install(s, host)
+            vfid.snapshot_identity(s, host)
         disks = [(d.path, d.format, d.block) for d in spec.disks]
         sizes = {f"{d.prefix}/{d.name}": d.size_gb for d in vm_row(s, host).disks}
     xml = design(spec).to_xml()
@@ -167,7 +179,9 @@ def _start_one(db: Database, vm: str, plugins: list[Any]) -> str:
         conn.start(dom)
         undo.add(f"start of {vm}", lambda: conn.destroy(vm))
         conn.set_autostart(dom, autostart)
-        if installing:
+        if installing and not image_install:
+            # The original's installer cannot report: it installs once. An image install
+            # becomes `os` when the installer reports success (flightdeck.services.vfrontend).
             with writing(db) as s:
                 host = resolve_host(s, vm)
                 row = s.get(HostBoot, host.id)
@@ -184,7 +198,7 @@ def start_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
     return _fan_out(_groups(where), lambda _c, vm: _start_one(db, vm, plugins), timeout)
 
 
-# Stop, pause, resume, save, restore ----------------------------------------------------------
+# Stop, pause, resume, save, restore ---------------------------------------------------------------
 
 
 def _connect(where: dict[str, Placement], vm: str, timeout: float) -> hv.Hypervisor:
@@ -297,7 +311,7 @@ def restore_vms(db: Database, exprs: Sequence[str], file: str | None = None) -> 
     return _simple(db, exprs, restore)
 
 
-# Status --------------------------------------------------------------------------------------
+# Status -------------------------------------------------------------------------------------------
 
 
 def statuses(db: Database, names: Sequence[str] | None = None) -> dict[str, str]:
@@ -322,9 +336,23 @@ def statuses(db: Database, names: Sequence[str] | None = None) -> dict[str, str]
             else:
                 by_container.setdefault(vm.container_id, []).append(h.name)
         cnames = {cid: c.name for cid, c in containers.items() if c is not None}
+        # Virtual frontends: `installing` while the installer runs, `ready` once the guest
+        # agent answers (their image starts it last); name -> boot action is install.
+        fronts = frontends(s, [h.name for h, _vm in rows])
 
     def listing(cid: int) -> Callable[[], dict[str, str]]:
-        return lambda: hv.connect(cnames[cid], uris[cid], timeouts[cid]).states()
+        def states() -> dict[str, str]:
+            conn = hv.connect(cnames[cid], uris[cid], timeouts[cid])
+            found = conn.states()
+            for name in by_container[cid]:
+                if name in fronts and found.get(name) == "active":
+                    if fronts[name]:
+                        found[name] = "installing"
+                    elif conn.agent_answers(name):
+                        found[name] = "ready"
+            return found
+
+        return states
 
     timeout = max(timeouts.values(), default=hv.DEFAULT_CONNECT_TIMEOUT) + 5
     jobs = {str(cid): listing(cid) for cid in by_container}
@@ -338,7 +366,7 @@ def statuses(db: Database, names: Sequence[str] | None = None) -> dict[str, str]
     return result
 
 
-# Config, removal, move, autostart ------------------------------------------------------------
+# Config, removal, move, autostart -----------------------------------------------------------------
 
 
 def domain_xml(db: Database, exprs: Sequence[str]) -> list[tuple[str, str]]:
@@ -508,3 +536,33 @@ def autostart_vms(db: Database, container_expr: str, *, stopping: bool) -> list[
 
         return _fan_out(_groups(where), save, timeout)
     return start_vms(db, names)
+
+
+# After an image install ---------------------------------------------------------------------------
+
+def restart_when_off(db: Database, name: str, wait: float = 180.0) -> None:
+    """Wait (in a thread) for the installer to power `name` off, then start it from its disk.
+
+    The guide's frontend "reboots" after its install; here the installer powers off (libvirt
+    kernel boot cannot switch to the disk in place) and this starts it again, `wait` seconds at
+    most, polling its state once a second.
+    """
+
+    def run() -> None:
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                state = statuses(db, [name]).get(name)
+            except FlightdeckError as exc:
+                log.warning("restart of %s: %s", name, exc.message)
+                return
+            if state in ("shutoff", "nostate"):
+                for outcome in start_vms(db, [name]):
+                    log.warning("restart of %s: %s", name, outcome.message)
+                return
+            time.sleep(1.0)
+        log.warning("restart of %s: it did not power off within %.0f s", name, wait)
+
+    threading.Thread(target=run, name=f"restart-{name}", daemon=True).start()
+
+

@@ -113,6 +113,34 @@ class BootAnswers:
     def complete(self, mac: str, peer: str) -> str:
         return complete(self.db, mac, peer)
 
+    # A virtual frontend's image install (flightdeck.services.vfrontend).
+
+    def frontend_image(self, sha256: str) -> Path:
+        from flightdeck.services.frontend_image import image_file
+
+        return image_file(self.db, sha256)
+
+    def frontend_identity(self, mac: str, peer: str) -> bytes:
+        from flightdeck.services.frontend_image import identity_for
+
+        return identity_for(self.db, normalize_mac(mac), peer)
+
+    def frontend_done(self, mac: str, peer: str) -> str:
+        from flightdeck.services.frontend_image import complete
+        from flightdeck.services.lifecycle import restart_when_off
+
+        return complete(
+            self.db,
+            normalize_mac(mac),
+            peer,
+            restart=lambda name: restart_when_off(self.db, name),
+        )
+
+    def frontend_failed(self, mac: str, peer: str) -> str:
+        from flightdeck.services.frontend_image import refused_by_installer
+
+        return refused_by_installer(self.db, normalize_mac(mac), peer)
+
     def boot_file(self, action_id: int, which: str) -> Path:
         with reading(self.db) as s:
             action = s.get(BootAction, action_id)

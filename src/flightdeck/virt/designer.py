@@ -18,6 +18,8 @@ Rules, after the original (reference §9.1) with its bugs fixed:
 - `kvm_cpu_pinning`: `pin_all` pins vCPU i to host CPU i; anything else must be one `<cputune>`.
 - `HVM_Features` replaces the default `<acpi/><apic/><pae/>`; `kvm_device_0`, `_1`, ... are
   appended to `<devices>` in order, up to the first missing index.
+- Guest agent: virtual frontends get the QEMU guest agent's virtio channel; their image starts
+  the agent only once the frontend is ready, so its answer is the readiness signal.
 - Console: a serial port on a pty (reachable through libvirt's console stream, also remotely);
   VNC with autoport listening on `vnc_listen` (default 127.0.0.1, never all interfaces unless
   an admin says so).
@@ -40,6 +42,7 @@ DEFAULT_VNC_LISTEN = "127.0.0.1"
 #: The machine type: `pc` keeps an IDE bus for the CD-ROM (q35 has none).
 DEFAULT_MACHINE = "pc"
 MAX_DEVICES = 256
+GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
 
 # Seed commands continue long attribute values over lines with "\" inside single quotes, which
 # the shell keeps literally; and nested single quotes leave attribute values unquoted. Both are
@@ -85,6 +88,8 @@ class VMSpec:
     disks: Sequence[DiskSpec] = ()
     cdrom: str | None = None
     kernel_boot: KernelBoot | None = None
+    #: A virtio channel for the QEMU guest agent (virtual frontends: its answer means "ready").
+    guest_agent: bool = False
     #: The VM's resolved attributes (host > appliance > global).
     attrs: Mapping[str, str] = field(default_factory=dict)
 
@@ -223,6 +228,7 @@ def design(spec: VMSpec) -> dx.Domain:
         interfaces=interfaces,
         serials=[dx.Serial(port=0)],
         consoles=[dx.Console(target_type="serial", port=0)],
+        channels=[dx.Channel(name=GUEST_AGENT_CHANNEL)] if spec.guest_agent else [],
         graphics=[
             dx.Graphics(
                 listen=spec.attrs.get("vnc_listen", DEFAULT_VNC_LISTEN),

@@ -403,6 +403,24 @@ class Console:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Channel:
+    """`<channel type='unix'>` with a virtio target, e.g. the QEMU guest agent's
+    `org.qemu.guest_agent.0` (libvirt chooses the socket's path)."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if not self.name or not all(c.isalnum() or c in "._-" for c in self.name):
+            raise ValueError(f"channel name {self.name!r} must be letters, digits, '.', '_', '-'")
+
+    def to_element(self) -> Element:
+        channel = _element("channel", [("type", "unix")])
+        _sub(channel, "source", [("mode", "bind")])
+        _sub(channel, "target", [("type", "virtio"), ("name", self.name)])
+        return channel
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Graphics:
     """`<graphics type='vnc'>`. `port=-1` with `autoport` lets libvirt pick a free port at start."""
 
@@ -460,13 +478,23 @@ class Devices:
     interfaces: Sequence[Interface] = ()
     serials: Sequence[Serial] = ()
     consoles: Sequence[Console] = ()
+    channels: Sequence[Channel] = ()
     graphics: Sequence[Graphics] = ()
     video: Sequence[Video] = ()
     memballoon: MemballoonModel | None = None
     extra: Sequence[Element] = ()
 
     def __post_init__(self) -> None:
-        for name in ("disks", "interfaces", "serials", "consoles", "graphics", "video", "extra"):
+        for name in (
+            "disks",
+            "interfaces",
+            "serials",
+            "consoles",
+            "channels",
+            "graphics",
+            "video",
+            "extra",
+        ):
             _freeze(self, name)
         _check_optional_choice(self.memballoon, MemballoonModel, "memballoon model")
 
@@ -479,6 +507,7 @@ class Devices:
             self.interfaces,
             self.serials,
             self.consoles,
+            self.channels,
             self.graphics,
             self.video,
         ):

@@ -190,6 +190,23 @@ class Hypervisor:
         doms = self._call("listing domains", lambda: self.conn.listAllDomains(0))
         return {d.name(): STATE_WORDS.get(d.state()[0], "nostate") for d in doms}
 
+    def agent_answers(self, name: str, timeout: int = 2) -> bool:
+        """Whether the QEMU guest agent of running domain `name` answers a ping (`timeout` s).
+
+        False for every failure (no agent channel, agent not started, a driver without agent
+        support such as test:///): the caller reads it as "not ready yet".
+        """
+        import libvirt_qemu  # part of libvirt-python; only this call needs it
+
+        dom = self.domain(name)
+        if dom is None:
+            return False
+        try:
+            libvirt_qemu.qemuAgentCommand(dom, '{"execute":"guest-ping"}', timeout, 0)
+        except libvirt.libvirtError:
+            return False
+        return True
+
     def has_managed_save(self, name: str) -> bool:
         dom = self.domain(name)
         return bool(

@@ -43,6 +43,11 @@ class Command(Base):
             default_text="Kickstart_PublicGateway",
         ),
         Param("fe-name", "name of the virtual frontend", default_text="frontend-<rack>-<rank>-<n>"),
+        Param(
+            "fe-fqdn",
+            "the virtual frontend's own public name (its hostname once installed)",
+            default_text="<fe-name>-public",
+        ),
         Param("fe-container", "where the frontend runs", default_text="this physical frontend"),
         Param(
             "cluster-naming", "name computes vm-<fe-name>-<i> (needs fe-name)", BOOL, default=False
@@ -62,6 +67,10 @@ class Command(Base):
         Example(
             "rocks add cluster 10.2.0.5 32 placement=capacity mem-per-compute=2048",
             "32 computes where memory is free.",
+        ),
+        Example(
+            "rocks add cluster 137.110.119.118 2 fe-fqdn=vi-1.rocksclusters.org",
+            "The guide's cluster, whose frontend calls itself vi-1.rocksclusters.org.",
         ),
     )
 
@@ -83,6 +92,7 @@ class Command(Base):
             subnet=p["subnet"],
             gateway=p["gateway"],
             fe_name=p["fe_name"],
+            fe_fqdn=p["fe_fqdn"],
             fe_container=p["fe_container"],
             cluster_naming=p["cluster_naming"],
             placement=p["placement"],

@@ -30,6 +30,11 @@ class Command(Base):
         Param("private-mac", "MAC of the private interface"),
         Param("public-iface", "public interface device", default="eth1"),
         Param("private-iface", "private interface device", default="eth0"),
+        Param(
+            "installer",
+            "directory of an installer image already built here (rocks create installer "
+            "image): install computes with it",
+        ),
     )
     examples = (
         Example(
@@ -62,3 +67,13 @@ class Command(Base):
             self.say(f"initialised frontend {p['name']} ({p['private_hostname']})")
         else:
             self.say(f"frontend {p['name']} is already initialised; database is up to date")
+        if p["installer"]:
+            from pathlib import Path
+
+            from flightdeck.errors import UserError
+            from flightdeck.services.bootactions import create_installer
+
+            if not p["installer"].startswith("/"):
+                raise UserError(f"installer={p['installer']}: give an absolute path")
+            done = create_installer(self.ctx.db, Path(p["installer"]), None)
+            self.say(f"installer image {done.image.kernel.parent} (Linux {done.image.version})")
