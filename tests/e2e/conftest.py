@@ -27,6 +27,7 @@ import libvirt
 import pytest
 
 from flightdeck.errors import FlightdeckError
+from flightdeck.pxe import frontend_image as fim
 from flightdeck.pxe.image import DEFAULT_CACHE, Image, build_image
 from flightdeck.virt import hypervisor as hv
 from libvirt_purge import purge
@@ -34,6 +35,8 @@ from libvirt_purge import purge
 LIBVIRT_ENV = "FLIGHTDECK_TEST_LIBVIRT"
 #: Kept between sessions (build_image reuses it while the debs are unchanged).
 IMAGE_DIR = DEFAULT_CACHE.parent / "e2e-installer"
+#: Kept between sessions: rebuilt only when its inputs (Flightdeck's wheel...) change.
+FRONTEND_IMAGE_DIR = DEFAULT_CACHE.parent / "e2e-frontend-image"
 #: Cluster VLAN ids tried, highest first; the bridge `vlan<N>` must not exist yet.
 VLAN_CANDIDATES = range(3999, 3899, -1)
 
@@ -76,6 +79,15 @@ def installer_image(libvirt_uri: str) -> Image:
     t0 = time.monotonic()
     img = build_image(IMAGE_DIR, DEFAULT_CACHE)
     TIMINGS[f"installer image ({'built' if img.rebuilt else 'reused'})"] = time.monotonic() - t0
+    return img
+
+
+@pytest.fixture(scope="session")
+def frontend_image(installer_image: Image) -> fim.FrontendImage:
+    """The frontend image, built once per session (reused while its inputs are unchanged)."""
+    t0 = time.monotonic()
+    img = fim.build_frontend_image(installer_image, FRONTEND_IMAGE_DIR, fim.DEFAULT_CACHE)
+    TIMINGS[f"frontend image ({'built' if img.rebuilt else 'reused'})"] = time.monotonic() - t0
     return img
 
 

@@ -229,11 +229,12 @@ def base_key(sources: Sequence[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def build_base(cache: Path, sources: Sequence[Path], say: Say) -> Path:
-    """The Debian root as a tar in `cache`, built with mmdebstrap unless it is there already."""
+def build_base(cache: Path, sources: Sequence[Path], say: Say, *, refresh: bool = False) -> Path:
+    """The Debian root as a tar in `cache`, built with mmdebstrap unless it is there already
+    (or `refresh`). The cached tar is replaced only by a complete new one."""
     key = base_key(sources)
     tar = cache / f"base-{key}.tar"
-    if tar.is_file():
+    if tar.is_file() and not refresh:
         say(f"Debian root: cached ({tar.name})")
         return tar
     say(f"Debian root: mmdebstrap {SUITE} with {len(guest.PACKAGES)} packages (about a minute)")
@@ -528,7 +529,11 @@ def compress(disk: Path, dest: Path, say: Say) -> tuple[Path, str, int]:
     with open(tmp, "wb") as raw, open(disk, "rb") as src:
         hashing = _Hashing(raw)
         with gzip.GzipFile(
-            filename="", mode="wb", fileobj=hashing, compresslevel=1, mtime=0  # type: ignore[arg-type]
+            filename="",
+            mode="wb",
+            fileobj=hashing,
+            compresslevel=1,
+            mtime=0,  # type: ignore[arg-type]
         ) as gz:
             while chunk := src.read(4 * MIB):
                 gz.write(chunk)
@@ -583,11 +588,8 @@ def build_frontend_image(
         if found is not None and not refresh and _inputs(dest) == inputs:
             say(f"up to date: {found.path.name}")
             return found
-        if refresh:
-            for old in cache.glob("base-*.tar"):
-                old.unlink()
         t0 = time.monotonic()
-        base = build_base(cache, src, say)
+        base = build_base(cache, src, say, refresh=refresh)
         wheels = build_wheels(cache, whl, say)
         root = work / "root"
         root.mkdir()

@@ -107,7 +107,7 @@ FIRSTBOOT = f"""\
 # First boot of a Flightdeck virtual frontend (flightdeck-firstboot.service).
 set -eu
 . {IDENTITY_ENV}
-say() {{ echo "flightdeck-firstboot: $*"; }}
+say() {{ echo "flightdeck-firstboot: $* (uptime $(cut -d' ' -f1 /proc/uptime) s)"; }}
 # The NIC with a MAC, by name (the identity's .link files name them; this does not depend on it).
 nic() {{
     for d in /sys/class/net/*; do
@@ -135,6 +135,7 @@ public=$(nic "$FD_PUBLIC_MAC")
     public-mac="$FD_PUBLIC_MAC" private-mac="$FD_PRIVATE_MAC" \\
     public-iface="$public" private-iface="$private" \\
     installer={INSTALLER_DIR}
+say "rocks init frontend done"
 mkdir -p "$(dirname {FIRSTBOOT_DONE})"
 date -u +%Y-%m-%dT%H:%M:%SZ > {FIRSTBOOT_DONE}
 """
@@ -183,8 +184,8 @@ Requires=flightdeck-dhcp.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c \
-    '. {IDENTITY_ENV}; echo "{READY} $FD_FQDN" | tee /run/flightdeck-ready >/dev/ttyS0'
+ExecStart=/bin/sh -c '. {IDENTITY_ENV}; \
+    echo "{READY} $FD_FQDN uptime=$(cut -d" " -f1 /proc/uptime)" | tee /run/flightdeck-ready >/dev/ttyS0'
 
 [Install]
 WantedBy=multi-user.target
