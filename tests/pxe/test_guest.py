@@ -21,7 +21,7 @@ def _unit(text: str) -> configparser.ConfigParser:
 
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="no /bin/sh")
-@pytest.mark.parametrize("name", ["FIRSTBOOT", "KERNEL_HOOK"])
+@pytest.mark.parametrize("name", ["FIRSTBOOT", "KERNEL_HOOK", "READY_SCRIPT"])
 def test_scripts_are_valid_shell(name: str) -> None:
     subprocess.run(["sh", "-n"], input=getattr(guest, name), text=True, check=True)
 
@@ -38,7 +38,8 @@ def test_units_parse_and_order_the_boot() -> None:
     assert "flightdeck-dhcp.service" in ready["Unit"]["Requires"]
     # The agent is the readiness signal: it must come after (and need) the ready unit.
     assert agent["Unit"]["After"] == agent["Unit"]["Requires"] == "flightdeck-ready.service"
-    assert guest.READY in ready["Service"]["ExecStart"]
+    assert ready["Service"]["ExecStart"] in guest.files()
+    assert f'line="{guest.READY} $FD_FQDN' in guest.READY_SCRIPT
     for unit in ("flightdeck-firstboot.service", "flightdeck-dhcp.service"):
         assert unit in guest.ENABLED
 

@@ -13,7 +13,10 @@ import pytest
 from flightdeck.errors import UserError
 from flightdeck.pxe import identity as ident
 
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO7ilmE9cfthEbItLm3c/hUKYWF+U+AloYFq2sUCRcEi flightdeck-key-7"
+KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO7ilmE9cfthEbItLm3c/hUKYWF+U+AloYFq2sUCRcEi "
+    "flightdeck-key-7"
+)
 
 VI1 = ident.Identity(
     fqdn="vi-1.rocksclusters.org",
@@ -103,5 +106,5 @@ def test_bad_values_are_refused(change: dict[str, Any], says: str) -> None:
 
 def test_fqdn_check_normalises_case_and_the_final_dot() -> None:
     assert ident.check_fqdn("Vi-1.RocksClusters.org.") == "vi-1.rocksclusters.org"
-    with pytest.raises(UserError, match="fe-fqdn='a..b'"):
+    with pytest.raises(UserError, match=r"fe-fqdn='a\.\.b'"):
         ident.check_fqdn("a..b")

@@ -184,11 +184,20 @@ Requires=flightdeck-dhcp.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c '. {IDENTITY_ENV}; \
-    echo "{READY} $FD_FQDN uptime=$(cut -d" " -f1 /proc/uptime)" | tee /run/flightdeck-ready >/dev/ttyS0'
+ExecStart=/usr/local/lib/flightdeck/ready
 
 [Install]
 WantedBy=multi-user.target
+"""
+
+#: The ready line, on the serial console (where the physical side and the owner read it) and in
+#: /run/flightdeck-ready (for scripts inside).
+READY_SCRIPT = f"""\
+#!/bin/sh
+. {IDENTITY_ENV}
+line="{READY} $FD_FQDN uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "$line" >/run/flightdeck-ready
+echo "$line" >/dev/ttyS0
 """
 
 #: The guest agent starts only once the frontend is ready: its answer is the readiness signal
@@ -235,6 +244,7 @@ def files() -> dict[str, tuple[str, int]]:
         "/etc/kernel/postinst.d/zz-flightdeck-boot": (KERNEL_HOOK, 0o755),
         "/etc/initramfs/post-update.d/zz-flightdeck-boot": (KERNEL_HOOK, 0o755),
         "/usr/local/lib/flightdeck/firstboot": (FIRSTBOOT, 0o755),
+        "/usr/local/lib/flightdeck/ready": (READY_SCRIPT, 0o755),
         f"{unit_dir}/flightdeck-firstboot.service": (FIRSTBOOT_UNIT, 0o644),
         f"{unit_dir}/flightdeck-dhcp.service": (DHCP_UNIT, 0o644),
         f"{unit_dir}/flightdeck-ready.service": (READY_UNIT, 0o644),
