@@ -175,7 +175,7 @@ StandardOutput=journal+console
 WantedBy=multi-user.target
 """
 
-READY_UNIT = f"""\
+READY_UNIT = """\
 [Unit]
 Description=Flightdeck virtual frontend: say it is ready on the serial console
 After=flightdeck-dhcp.service ssh.service systemd-networkd.service
