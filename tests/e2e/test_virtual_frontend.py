@@ -193,6 +193,8 @@ def test_virtual_frontend_installs_from_the_image_and_is_a_frontend(
     text = read_serial(conn, fe, f"{READY} {FQDN}".encode(), READY_TIMEOUT).decode(errors="replace")
     assert f"{READY} {FQDN}" in text, f"no ready line; the console said:\n{text[-6000:]}"
     ready = time.monotonic()
+    if os.environ.get("FD_VF_CONSOLE"):
+        Path(os.environ["FD_VF_CONSOLE"]).write_text(text)
     timings["virtual frontend: power-on -> installed (report)"] = installed - t0
     timings["virtual frontend: power-on -> FLIGHTDECK-FRONTEND-READY"] = ready - t0
     wait_for(

@@ -111,6 +111,7 @@ IMAGE_INSTALL_SCRIPT = r"""#!/bin/sh
 disk=${FD_DISK:-/dev/vda}
 root=${FD_ROOT:-${disk}2}
 say() { echo "$*"; }
+up() { cut -d' ' -f1 /proc/uptime; }
 post() { timeout 30 wget -q -O /tmp/answer --post-data "$2" "$1" && cat /tmp/answer; }
 refuse() {
     say "FLIGHTDECK-IMAGE-REFUSED $1"
@@ -137,7 +138,7 @@ while [ ! -b "$disk" ] && [ "$i" -lt 10 ]; do sleep 1; i=$((i + 1)); done
 timeout 60 wget -q -O /tmp/identity.tar "$FD_IDENTITY" || refuse "identity download failed"
 set -- $(sha256sum /tmp/identity.tar)
 [ "$1" = "$FD_IDENTITY_SHA256" ] || refuse "identity checksum mismatch: got $1"
-say "FLIGHTDECK-IMAGE-FETCHING $FD_IMAGE"
+say "FLIGHTDECK-IMAGE-FETCHING $FD_IMAGE uptime=$(up)"
 mkfifo /tmp/image.fifo
 sha256sum </tmp/image.fifo >/tmp/image.sum &
 summer=$!
