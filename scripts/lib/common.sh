@@ -52,6 +52,9 @@ FD_SYSTEM_PACKAGES=(
     postgresql
     gcc python3 procps util-linux
     chromium
+    # The frontend image (rocks create frontend image) and the owner's ssh tunnel to the Airboss.
+    mmdebstrap syslinux syslinux-common mtools dosfstools fdisk e2fsprogs
+    openssh-server openssh-client
 )
 
 FD_T0=${EPOCHREALTIME}

@@ -35,6 +35,7 @@ VI1 = ident.Identity(
     airboss="localhost:8677",
     airboss_ca=None,
     ssh_keys=[KEY],
+    physical_host_keys=["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFxJcC5Yb3VyIGhvc3Qga2V5IGhlcmUuLi4u"],
 )
 
 
@@ -97,6 +98,8 @@ def test_the_tar_is_reproducible_with_root_owner_and_modes() -> None:
         ({"ssh_keys": [KEY + "\nssh-ed25519 AAAA evil"]}, "one OpenSSH public key line"),
         ({"ssh_keys": ['command="sh" ' + KEY]}, "one OpenSSH public key line"),
         ({"airboss": "localhost:8677\nFLIGHTDECK_X=1"}, "is not an address"),
+        ({"tunnel_user": "root\nHost *"}, "is not a user name"),
+        ({"physical_host_keys": ["ssh-ed25519 AAAA\n* ssh-rsa BBBB"]}, "is not one line"),
     ],
 )
 def test_bad_values_are_refused(change: dict[str, Any], says: str) -> None:

@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "remove host interface": ("flightdeck.commands.remove.host.interface", "Remove a network interface of a host"),
     "remove host key": ("flightdeck.commands.remove.host.key", "Remove a public key of a host (the Airboss refuses it from the next request)"),
     "remove host vm": ("flightdeck.commands.remove.host.vm", "Remove VMs: power off, undefine, delete their disks (keep-disks=yes keeps them)"),
+    "report airboss tunnel": ("flightdeck.commands.report.airboss.tunnel", "Print authorized_keys lines that let owners' keys open the guide's ssh tunnel only"),
     "report host dhcp": ("flightdeck.commands.report.host.dhcp", "Print dnsmasq's DHCP/TFTP configuration for the private network, from the database"),
     "report host network": ("flightdeck.commands.report.host.network", "Print the network files of VM containers: systemd-networkd units or RHEL ifcfg"),
     "report host vm config": ("flightdeck.commands.report.host.vm.config", "Print the libvirt domain XML of VMs, as the next start would define it"),

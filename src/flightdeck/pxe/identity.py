@@ -75,6 +75,11 @@ class Identity:
     airboss_ca: str | None
     #: authorized_keys lines (OpenSSH public keys with a comment).
     ssh_keys: Sequence[str]
+    #: The account on the physical frontend the owner's `ssh -L 8677:localhost:8677 <it>`
+    #: logs in as (a tunnel-only account, docs/airboss.md), and that frontend's ssh host keys
+    #: (so the tunnel's first connection asks nothing).
+    tunnel_user: str = "airboss"
+    physical_host_keys: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         check_fqdn(self.fqdn)
@@ -98,6 +103,11 @@ class Identity:
         for key in self.ssh_keys:
             if "\n" in key or not _SSH_KEY.match(key):
                 raise UserError(f"{self.vm}: an owner key is not one OpenSSH public key line")
+        for key in self.physical_host_keys:
+            if "\n" in key or not _SSH_KEY.match(key):
+                raise UserError(f"{self.vm}: a host key of the physical frontend is not one line")
+        if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", self.tunnel_user):
+            raise UserError(f"{self.vm}: tunnel account {self.tunnel_user!r} is not a user name")
         if not re.fullmatch(r"[A-Za-z0-9.:/\[\]_-]{1,255}", self.airboss):
             raise UserError(f"{self.vm}: the Airboss address {self.airboss!r} is not an address")
 
@@ -160,6 +170,26 @@ def client_env(ident: Identity) -> str:
 CA_PATH = "/etc/flightdeck/airboss-ca.pem"
 
 
+def ssh_config(ident: Identity) -> str:
+    """ssh's settings for the physical frontend: the guide's tunnel command works as typed."""
+    return (
+        "# The physical frontend, whose Airboss the owner reaches with\n"
+        f"#   ssh -f -N -L 8677:localhost:8677 {ident.physical_name}\n"
+        f"Host {ident.physical_name} {ident.physical_ip}\n"
+        f"    User {ident.tunnel_user}\n"
+        "    IdentityFile ~/private.key\n"
+        "    IdentityFile ~/.ssh/id_ed25519\n"
+        "    IdentityFile ~/.ssh/id_rsa\n"
+        "    ExitOnForwardFailure yes\n"
+        "    ServerAliveInterval 30\n"
+    )
+
+
+def known_hosts(ident: Identity) -> str:
+    names = f"{ident.physical_name},{ident.physical_ip}"
+    return "".join(f"{names} {' '.join(k.split()[:2])}\n" for k in ident.physical_host_keys)
+
+
 def files(ident: Identity) -> dict[str, tuple[bytes, int]]:
     """Path in the image -> (content, mode)."""
     pub = f"{ident.public_ip}/{prefix(ident.public_netmask)}"
@@ -183,6 +213,8 @@ def files(ident: Identity) -> dict[str, tuple[bytes, int]]:
         ),
         "etc/flightdeck/frontend.env": env_file(ident),
         "etc/flightdeck/client.env": client_env(ident),
+        "etc/ssh/ssh_config.d/flightdeck.conf": ssh_config(ident),
+        "etc/ssh/ssh_known_hosts": known_hosts(ident),
     }
     if ident.airboss_ca:
         out[CA_PATH.lstrip("/")] = ident.airboss_ca

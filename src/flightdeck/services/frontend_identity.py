@@ -102,6 +102,31 @@ def _ssh_keys(s: Session, host: Host) -> list[str]:
     return out
 
 
+#: This frontend's ssh host keys, the default of attribute airboss_tunnel_host_keys.
+HOST_KEY_FILES = (
+    "/etc/ssh/ssh_host_ed25519_key.pub",
+    "/etc/ssh/ssh_host_ecdsa_key.pub",
+    "/etc/ssh/ssh_host_rsa_key.pub",
+)
+
+
+def _host_keys(value: str | None) -> list[str]:
+    """The physical frontend's ssh host keys (`type base64` each), from the files named."""
+    paths = value.split() if value else HOST_KEY_FILES
+    keys = []
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8").strip()
+        except OSError:
+            if value:
+                raise UserError(
+                    f"attribute airboss_tunnel_host_keys names {path}, which cannot be read"
+                ) from None
+            continue
+        keys.append(" ".join(text.split()[:2]))
+    return keys
+
+
 def identity_of(s: Session, host: Host) -> ident.Identity:
     """The identity of virtual frontend `host`, from the database."""
     public, private = _interfaces(s, host)
@@ -132,6 +157,8 @@ def identity_of(s: Session, host: Host) -> ident.Identity:
         airboss=attrs.resolve(s, host, "airboss_url") or DEFAULT_AIRBOSS,
         airboss_ca=ca_text,
         ssh_keys=_ssh_keys(s, host),
+        tunnel_user=attrs.resolve(s, host, "airboss_tunnel_user") or "airboss",
+        physical_host_keys=_host_keys(attrs.resolve(s, host, "airboss_tunnel_host_keys")),
     )
 
 

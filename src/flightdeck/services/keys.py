@@ -151,3 +151,26 @@ def remove_host_key(db: Database, host_expr: str, key_id: int | None) -> KeyRow:
         gone = KeyRow(host.name, row.id, row.description, row.fingerprint, "", row.public_key)
         s.delete(row)
         return gone
+
+
+#: What a tunnel-only account lets an owner's key do on the physical frontend: forward to the
+#: Airboss's loopback port, nothing else (no shell, no PTY, no agent or X11, no other target).
+TUNNEL_OPTIONS = (
+    'restrict,port-forwarding,permitopen="localhost:{port}",permitopen="127.0.0.1:{port}"'
+)
+
+
+def tunnel_authorized_keys(db: Database, exprs: Sequence[str], port: int = 8677) -> list[str]:
+    """authorized_keys lines for the tunnel account: every key of the named hosts (all), each
+    allowed only `ssh -N -L <port>:localhost:<port>` to this frontend (the guide's tunnel)."""
+    if not 1 <= port <= 65535:
+        raise UserError(f"port={port} is not a TCP port (1-65535)")
+    options = TUNNEL_OPTIONS.format(port=port)
+    out = []
+    for k in list_host_keys(db, exprs):
+        try:
+            line = ck.public_key_to_openssh(ck.parse_public_key(k.pem), f"flightdeck-key-{k.id}")
+        except UserError:
+            continue
+        out.append(f"{options} {line} {k.host}")
+    return out
