@@ -110,6 +110,11 @@ class BootAnswers:
             }
         return "".join(f"{k}={v}\n" for k, v in lines.items())
 
+    def check_report(self, mac: str, peer: str) -> None:
+        """Refuse an install report from anyone but the node, before its body is read."""
+        with reading(self.db) as s:
+            _check_sender(*_node(s, normalize_mac(mac)), mac=normalize_mac(mac), peer=peer)
+
     def complete(self, mac: str, peer: str) -> str:
         return complete(self.db, mac, peer)
 
@@ -124,16 +129,20 @@ class BootAnswers:
         return Path(value)
 
 
+def _check_sender(host: Host, iface: Interface, *, mac: str, peer: str) -> None:
+    if not iface.ip or iface.ip != peer:
+        raise PermissionDenied(
+            f"install report for {host.name} ({mac}) came from {peer}, not from its "
+            f"address {iface.ip or '(none)'}"
+        )
+
+
 def complete(db: Database, mac: str, peer: str) -> str:
     """A node reports its install done: boot action `os`. Only from its own address."""
     mac = normalize_mac(mac)
     with writing(db) as s:
         host, iface = _node(s, mac)
-        if not iface.ip or iface.ip != peer:
-            raise PermissionDenied(
-                f"install report for {host.name} ({mac}) came from {peer}, not from its "
-                f"address {iface.ip or '(none)'}"
-            )
+        _check_sender(host, iface, mac=mac, peer=peer)
         row = s.get(HostBoot, host.id)
         if row is None:
             s.add(HostBoot(host_id=host.id, action="os"))
