@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 
 def test_add_and_list_host(espresso: Any) -> None:
     assert espresso.ok("add", "host", "compute-1-0", "membership=Compute", "rack=1", "cpus=8",
@@ -163,3 +165,39 @@ def test_the_real_executable_runs_a_workflow(espresso: Any) -> None:
     p = espresso.process(["list", "host", "interface", "compute-0-0", "output-format=csv",
                           "output-col=ip"])  # fmt: skip
     assert (p.returncode, p.stdout) == (0, "ip\n10.1.255.252\n")
+
+
+# Names that widen (issue 14): a host named like another host expression -----------------------
+
+WIDENING_NAMES = [
+    ("rack0", "rack 0"),
+    ("RACK12", "rack 12"),
+    ("compute", "appliance 'compute'"),
+    ("Vm-Container", "appliance 'vm-container'"),
+    ("frontend", "appliance 'frontend'"),
+    ("52-54-00-fd-00-01", "MAC address 52:54:00:fd:00:01"),
+    ("0a-2-0-80-0-0", "MAC address 0a:02:00:80:00:00"),
+]
+
+
+@pytest.mark.parametrize(("name", "read_as"), WIDENING_NAMES)
+def test_host_names_the_grammar_reads_otherwise_are_refused(
+    espresso: Any, name: str, read_as: str
+) -> None:
+    line = espresso.refused(
+        "add", "host", name, "membership=Compute",
+        says=f"host name {name!r} is read by host expressions as {read_as}",
+    )  # fmt: skip
+    assert line.endswith("choose another name, e.g. compute-0-0")
+    espresso.refused("set", "host", "vm-container-0-1", f"name={name}", says="host expressions")
+
+
+def test_a_widening_name_would_have_reached_every_host_of_the_rack(espresso: Any) -> None:
+    """Why: a host named rack0, once named as a target, is every host in rack 0."""
+    espresso.refused("add", "host", "rack0", "membership=Compute", says="rack 0")
+    espresso.ok("add", "host", "rack0-node", "membership=Compute", "rack=5")
+    espresso.ok("set", "host", "boot", "rack0-node", "action=install")
+    assert espresso.ok("list", "host", "boot", "output-header=no").split() == [
+        "frontend-0-0:", "os", "vm-container-0-0:", "os", "vm-container-0-1:", "os",
+        "rack0-node:", "install",
+    ]  # fmt: skip

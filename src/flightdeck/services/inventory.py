@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from flightdeck.db.engine import Database
-from flightdeck.db.hostexpr import host_order, resolve_host, resolve_hosts
+from flightdeck.db.hostexpr import check_plain_name, host_order, resolve_host, resolve_hosts
 from flightdeck.db.models import (
     VM,
     Appliance,
@@ -141,6 +141,7 @@ def add_host(
 ) -> str:
     validate_host_name(name)
     with writing(db) as s:
+        check_plain_name(s, name)
         app = find_appliance(s, membership)
         if s.scalar(select(Host.id).where(Host.name == name)) is not None:
             raise Conflict(f"host {name} is already in the database")
@@ -199,7 +200,7 @@ def set_hosts(db: Database, exprs: Sequence[str], changes: dict[str, Any]) -> li
                 if key == "membership":
                     h.appliance_id = find_appliance(s, value).id
                 elif key == "name":
-                    validate_host_name(value)
+                    check_plain_name(s, validate_host_name(value))
                     if s.scalar(select(Host.id).where(Host.name == value)) not in (None, h.id):
                         raise Conflict(f"host {value} is already in the database")
                     for iface in h.interfaces:
