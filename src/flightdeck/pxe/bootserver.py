@@ -11,8 +11,9 @@ It serves what an installing node fetches after its DHCP answer, and takes its r
 
 What each answer contains is the `Provider`'s business (the services, with the database); this
 module only speaks HTTP, so it can be tested on loopback with any provider. Every request is one
-line in the log (the process's standard error): time, peer, method, path, status, and why when
-refused; every client-supplied string in it goes through `flightdeck.logsafe.escape`.
+line in the log (the process's standard error), written before the answer is sent: time,
+peer, method, path, status, and why when refused (a client that goes away mid-answer adds a
+499 line); every client-supplied string in it goes through `flightdeck.logsafe.escape`.
 
 Plain `http.server` with a thread per connection (a few nodes booting at once fetch a ~30 MB
 kernel+initrd each, and none may wait for another), held to `Limits` so that no client can
@@ -305,8 +306,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # http.server's own refusals (malformed request line, unknown method, bad headers).
-        super().send_error(code, message, explain)
         self._log(code, message or "")
+        super().send_error(code, message, explain)
 
     def _log(self, status: int, note: str = "") -> None:
         when = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -319,6 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Answer a refusal with the connection's own short timeout, then close it."""
         with contextlib.suppress(OSError):
             self.connection.settimeout(1.0)
+            self._log(exc.status, exc.reason)
             reason = self.responses.get(exc.status, ("Refused",))[0]
             body = (exc.reason + "\n").encode()
             self.connection.sendall(
@@ -326,7 +328,6 @@ class _Handler(BaseHTTPRequestHandler):
                 f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                 + body
             )
-        self._log(exc.status, exc.reason)
 
     def _send(self, status: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
         self.send_response(status)
@@ -370,8 +371,8 @@ class _Handler(BaseHTTPRequestHandler):
             if m is None:
                 continue
             if verb != method:
-                self._send(405, b"method not allowed\n")
                 self._log(405)
+                self._send(405, b"method not allowed\n")
                 return
             try:
                 self._route(name, m, length)
@@ -379,24 +380,25 @@ class _Handler(BaseHTTPRequestHandler):
                 self._refuse(exc)
             except FlightdeckError as exc:
                 status = _status(exc)
-                self._send(status, (exc.message + "\n").encode())
                 self._log(status, f"refused: {exc.message}")
+                self._send(status, (exc.message + "\n").encode())
             except (BrokenPipeError, ConnectionResetError, TimeoutError):
                 self._log(499, "client went away")
             return
-        self._send(404, b"not found\n")
         self._log(404)
+        self._send(404, b"not found\n")
 
     def _route(self, name: str, m: re.Match[str], length: int) -> None:
         p, base, peer = self.server.provider, self.server.base_url, self.client_address[0]
         if name == "script":
             text = p.script(normalize(m.group(1)), base)
-            self._send(200, text.encode())
             first = next((ln for ln in text.splitlines() if ln.startswith("# ")), "")
             self._log(200, first[2:])
+            self._send(200, text.encode())
         elif name == "instructions":
-            self._send(200, p.instructions(normalize(m.group(1)), base).encode())
+            answer = p.instructions(normalize(m.group(1)), base)
             self._log(200)
+            self._send(200, answer.encode())
         elif name == "complete":
             mac = normalize(m.group(1))
             p.check_report(mac, peer)  # the sender first: a stranger's body is never read
@@ -404,9 +406,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _Refused(413, f"completion body of {length} bytes is longer than {MAX_BODY}")
             body = self.rfile.read_body(length, self.server.limits.body_timeout)
             host = p.complete(mac, peer)
-            self._send(200, f"ok {host}\n".encode())
             text = body.decode(errors="replace").strip()
             self._log(200, f"install of {host} complete {text}".rstrip())
+            self._send(200, f"ok {host}\n".encode())
         else:
             path = p.boot_file(int(m.group(1)), m.group(2))
             try:
@@ -415,12 +417,12 @@ class _Handler(BaseHTTPRequestHandler):
                 raise NotFound(f"boot file {path}: {exc.strerror}") from None
             with handle:
                 size = os.fstat(handle.fileno()).st_size
+                self._log(200, f"{size} bytes")
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(size))
                 self.end_headers()
                 shutil.copyfileobj(handle, self.wfile, 1 << 20)
-            self._log(200, f"{size} bytes")
 
 
 def serve(listen: str, port: int, provider: Provider, pid_file: Path | None = None) -> None:
