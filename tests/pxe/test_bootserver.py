@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy
 
 from flightdeck.db.engine import open_database
-from flightdeck.db.tables import boot_actions
+from flightdeck.db.tables import boot_actions, networks
 from flightdeck.pxe.bootserver import BootServer, Limits
 from flightdeck.services.provisioning import BootAnswers
 
@@ -289,6 +289,19 @@ def test_a_boot_action_row_holding_ipxe_syntax_is_not_served(
     status, body = fetch(port, "GET", f"/ipxe/{MAC}")
     assert status == 400
     assert not any(ln.startswith("kernel") for ln in body.decode().splitlines())
+    # The same for the install instructions: a zone with a newline would add a key.
+    engine = sqlalchemy.create_engine(rocks.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                networks.update()
+                .where(networks.c.name == "private")
+                .values(dnszone="local\nreport=http://evil/")
+            )
+    finally:
+        engine.dispose()
+    status, body = fetch(port, "GET", f"/install/{MAC}")
+    assert status == 400 and body.startswith(b"domain 'local\\nreport=http://evil/' of compute-0-0")
     assert "GET /ipxe/52:54:00:00:05:05 400 refused: boot action 'install' of compute-0-0: " in (
         capsys.readouterr().err
     )

@@ -31,7 +31,8 @@ from flightdeck.db.models import (
 from flightdeck.errors import Conflict, NotFound, UserError
 from flightdeck.planner.addresses import check_ip_in_network, network_of, next_free_ip
 from flightdeck.planner.macs import normalize_mac
-from flightdeck.planner.names import validate_host_name
+from flightdeck.planner.names import validate_dns_zone, validate_host_name
+from flightdeck.planner.network import check_module, check_module_options
 from flightdeck.services.base import reading, writing
 
 # The read-only listings live on Core in services.listings (no ORM import for `rocks list ...`);
@@ -280,6 +281,10 @@ def add_interface(
     channel: str | None = None,
 ) -> InterfaceRow:
     _check_iface(device)
+    if module is not None:
+        check_module(module)
+    if options is not None:
+        check_module_options(options)
     with writing(db) as s:
         host = resolve_host(s, host_expr)
         if any(i.device == device for i in host.interfaces):
@@ -392,7 +397,12 @@ def set_interface(db: Database, host_expr: str, device: str, changes: dict[str, 
         for key in ("module", "name", "options", "channel"):
             if key in changes:
                 value = changes[key]
-                setattr(iface, key, None if value is None or value.lower() == "none" else value)
+                value = None if value is None or value.lower() == "none" else value
+                if value is not None and key == "module":
+                    check_module(value)
+                elif value is not None and key == "options":
+                    check_module_options(value)
+                setattr(iface, key, value)
         if "disable_kvm" in changes:
             iface.disable_kvm = bool(changes["disable_kvm"])
 
@@ -411,6 +421,8 @@ def add_network(
 ) -> NetworkRow:
     if not re.match(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", name):
         raise UserError(f"invalid network name {name!r}: letters, digits, '_' and '-'")
+    if dnszone is not None:
+        validate_dns_zone(dnszone)
     net = network_of(subnet, netmask)
     if str(net.network_address) != check_ip(subnet):
         raise UserError(

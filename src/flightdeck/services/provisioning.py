@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from flightdeck.db.engine import Database
 from flightdeck.db.models import BootAction, Host, HostBoot, Interface, Network
-from flightdeck.errors import NotFound, PermissionDenied, UserError
+from flightdeck.errors import DriverError, NotFound, PermissionDenied, UserError
 from flightdeck.logsafe import escape
 from flightdeck.planner.addresses import next_free_ip
 from flightdeck.planner.macs import normalize_mac
@@ -113,6 +113,9 @@ class BootAnswers:
                 "action": host.install_action,
                 "report": f"{base_url}/install/{mac}/done",
             }
+        for key, value in lines.items():
+            if not value.isprintable():  # a newline would be another key=value line
+                raise DriverError(f"{key} {value!r} of {host.name} cannot go into its instructions")
         return "".join(f"{k}={v}\n" for k, v in lines.items())
 
     def check_report(self, mac: str, peer: str) -> None:
