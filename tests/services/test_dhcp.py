@@ -76,6 +76,9 @@ def test_discover_names_the_next_of_the_appliance_with_the_next_ip(espresso: Any
     espresso.ok("add", "host", "compute-1-5", "membership=Compute", "rack=1", "rank=5")
     c = provisioning.discover(db, "52:54:00:aa:00:03", "Compute", rack=1, rank=5)
     assert c is not None and c.name == "compute-1-6"
+    # Never an address of the discovery pool, which dnsmasq lends.
+    d = provisioning.discover(db, "52:54:00:aa:00:04", "Compute", exclude=["10.1.255.249"])
+    assert d is not None and d.ip == "10.1.255.248"
     # A known MAC is nobody new.
     assert provisioning.discover(db, "52:54:00:aa:00:01", "Compute") is None
     boots = espresso.ok("list", "host", "boot", "vm-container-0-2", "output-header=no")
@@ -89,8 +92,9 @@ def test_insert_and_forget_rewrite_the_leases(espresso: Any, db: Any, home: Path
     assert found is not None
     hosts = (home / "dhcp" / "hosts").read_text()
     assert "52:54:00:aa:00:01,10.1.255.252,vm-container-0-2,infinite" in hosts
-    name, sync = provisioning.forget(db, "vm-container-0-2")
-    assert name == "vm-container-0-2" and sync.changed == [home / "dhcp" / "hosts"]
+    gone = provisioning.forget(db, "vm-container-0-2")
+    assert gone.name == "vm-container-0-2" and gone.sync.changed == [home / "dhcp" / "hosts"]
+    assert gone.interfaces == [("52:54:00:aa:00:01", "10.1.255.252")]
     assert "52:54:00:aa:00:01" not in (home / "dhcp" / "hosts").read_text()
 
 

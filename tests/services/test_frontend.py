@@ -193,3 +193,55 @@ def test_init_through_the_real_executable_then_list(rocks: Any) -> None:
             "comment": "",
         }
     ]
+
+
+def _mode(path: Any) -> str:
+    import os
+
+    return oct(os.stat(path).st_mode & 0o777)
+
+
+def test_a_fresh_site_is_readable_by_root_only(tmp_path: Any, monkeypatch: Any) -> None:
+    """Issue 14: the database, its -wal/-shm and FLIGHTDECK_HOME were world-readable."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("FLIGHTDECK_HOME", str(home))
+    monkeypatch.delenv("FLIGHTDECK_DB", raising=False)
+    old = os.umask(0o022)  # the usual umask: it must not decide
+    try:
+        rocks = os.path.join(os.path.dirname(sys.executable), "rocks")
+        p = subprocess.run(
+            [rocks, *INIT],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        db = home / "flightdeck.db"
+        # A reader keeps the WAL files open: they exist while it looks.
+        reader = open_database()
+        try:
+            with reader.transaction() as s:
+                s.execute(select(Host.name)).all()
+                assert _mode(home) == "0o700"
+                for f in (db, db.with_name("flightdeck.db-wal"), db.with_name("flightdeck.db-shm")):
+                    assert f.exists() and _mode(f) == "0o600", (f, _mode(f))
+        finally:
+            reader.dispose()
+    finally:
+        os.umask(old)
+
+
+def test_init_on_an_old_world_readable_site_takes_the_others_out(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    import os
+
+    path = tmp_path / "site" / "flightdeck.db"
+    monkeypatch.setenv("FLIGHTDECK_HOME", str(path.parent))
+    assert init_frontend(ESPRESSO, f"sqlite:///{path}").created
+    os.chmod(path.parent, 0o755)
+    os.chmod(path, 0o644)
+    assert not init_frontend(ESPRESSO, f"sqlite:///{path}").created
+    assert _mode(path.parent) == "0o750" and _mode(path) == "0o640"

@@ -158,7 +158,7 @@ def test_identity_and_reports_only_from_the_vms_own_address(cluster: Any, tmp_pa
         with pytest.raises(PermissionDenied):
             vfimg.complete(db, PUBLIC_MAC, "10.1.255.1")
         assert boot_of(cluster, FE) == "install"
-        assert vfimg.refused_by_installer(db, PUBLIC_MAC, PUBLIC_IP) == FE
+        assert vfimg.reporter(db, PUBLIC_MAC, PUBLIC_IP) == FE
         assert boot_of(cluster, FE) == "install"
         restarted: list[str] = []
         assert vfimg.complete(db, PUBLIC_MAC, PUBLIC_IP, restart=restarted.append) == FE

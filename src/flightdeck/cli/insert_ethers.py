@@ -1,16 +1,21 @@
 """`insert-ethers`: name the nodes that PXE boot on the private network, as they ask.
 
-    insert-ethers [appliance=<membership>] [rack=<n>] [rank=<n>] [log=<dnsmasq log>]
+    insert-ethers [appliance=<membership>] [rack=<n>] [rank=<n>]
     insert-ethers --remove <host>
 
-It follows dnsmasq's DHCP log (`rocks start service dhcp` writes it with --log-dhcp). dnsmasq's
-range is static, so a MAC the database does not know is answered with nothing and logged as
-`DHCPDISCOVER(<if>) <mac> no address available`. For each such MAC insert-ethers adds a host
-(the appliance's next name in the rack, `compute-0-0`, `compute-0-1`... or `vm-container-0-0`...,
-the next free private IP, an interface, boot action install) in one transaction, then rewrites
-the fixed leases and has dnsmasq reload them, so the node's next DHCP retry gets its address and
-it installs. Each discovery is shown as it happens: a live table on a terminal, one line each
+It hears of new machines from dnsmasq itself, never from its log (which holds strings the
+clients choose): dnsmasq lends an unknown MAC an address of its small discovery pool and runs
+its `--dhcp-script`, which passes the lease (MAC, IP, interface, checked strictly) to a Unix
+socket only root can write to and insert-ethers listens on (`flightdeck.pxe.discovery`). For
+each new MAC it adds a host (the appliance's next name in the rack, `compute-0-0`,
+`compute-0-1`... or `vm-container-0-0`..., the next free private IP, an interface, boot action
+install) in one transaction, then rewrites the fixed leases and has dnsmasq reload them, so the
+node's next DHCP request (its `discover.ipxe` asks every few seconds) gets its address and it
+installs. Each discovery is shown as it happens: a live table on a terminal, one line each
 otherwise. Ctrl-C or SIGTERM stops it cleanly (the node being added, if any, is finished first).
+
+Every host it adds or removes, and every record it refuses, is a line of its audit log,
+`<state dir>/dhcp/insert-ethers.log` (mode 0600, for the administrator).
 """
 
 from __future__ import annotations
@@ -18,23 +23,20 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from flightdeck.errors import FlightdeckError, PermissionDenied, UsageError
+from flightdeck.errors import Conflict, FlightdeckError, PermissionDenied, UsageError
+from flightdeck.logsafe import escape
 
 USAGE = (
-    "usage: insert-ethers [appliance=<membership>] [rack=<n>] [rank=<n>] [log=<dnsmasq log>]\n"
+    "usage: insert-ethers [appliance=<membership>] [rack=<n>] [rank=<n>]\n"
     "       insert-ethers --remove <host>\n"
 )
 DEFAULT_APPLIANCE = "Compute"
+#: Seconds between checks for Ctrl-C / SIGTERM while no discovery arrives.
 POLL = 0.2
-
-
-class _Stop(Exception):
-    """SIGTERM arrived: leave the loop like Ctrl-C does."""
 
 
 def parse(argv: Sequence[str]) -> dict[str, str]:
@@ -54,7 +56,12 @@ def parse(argv: Sequence[str]) -> dict[str, str]:
         elif "=" in word:  # name=value, or the original's --membership=... style
             key, value = word.split("=", 1)
             key = key.lstrip("-").lower()
-            if key not in ("appliance", "membership", "rack", "rank", "log"):
+            if key == "log":
+                raise UsageError(
+                    "log= is gone: insert-ethers hears dnsmasq's discovery hook, not its log "
+                    "(rocks start service dhcp sets it up)"
+                )
+            if key not in ("appliance", "membership", "rack", "rank"):
                 raise UsageError(f"unknown parameter {key!r}: {USAGE.splitlines()[0]}")
             out["appliance" if key == "membership" else key] = value
         else:
@@ -71,37 +78,6 @@ def _int(params: dict[str, str], key: str) -> int | None:
     return int(text)
 
 
-def follow(path: Path, handle: TextIO, stopping: list[bool]) -> Iterator[str]:
-    """Lines appended to `path` after `handle`'s position (survives truncation and re-creation).
-
-    The caller opens `handle` and seeks to the end *before* it says it is watching, so a line
-    written right after that message is never skipped.
-    """
-    inode = os.fstat(handle.fileno()).st_ino
-    partial = ""
-    try:
-        while not stopping:
-            chunk = handle.readline()
-            if chunk:
-                partial += chunk
-                if partial.endswith("\n"):
-                    yield partial
-                    partial = ""
-                continue
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                st = None
-            if st is not None and (st.st_ino != inode or st.st_size < handle.tell()):
-                handle.close()
-                handle = path.open("r", errors="replace")
-                inode = os.fstat(handle.fileno()).st_ino
-                continue
-            time.sleep(POLL)
-    finally:
-        handle.close()
-
-
 class Screen:
     """A live table on a terminal, or one line per discovery for logs and pipes."""
 
@@ -113,9 +89,18 @@ class Screen:
 
     def start(self, source: Path) -> None:
         if self.live:
-            self._draw(f"watching {source}")
+            self._draw(f"watching dnsmasq's discoveries ({source})")
         else:
-            self._line(f"insert-ethers: adding {self.appliance} nodes; watching {source}")
+            self._line(
+                f"insert-ethers: adding {self.appliance} nodes; watching dnsmasq's discoveries "
+                f"({source})"
+            )
+
+    def note(self, text: str) -> None:
+        if self.live:
+            self._draw(text)
+        else:
+            self._line(text)
 
     def add(self, row: tuple[str, str, str, str], note: str) -> None:
         self.rows.append(row)
@@ -140,7 +125,7 @@ class Screen:
 
 def watch(params: dict[str, str], out: TextIO) -> int:
     from flightdeck.db.engine import open_database
-    from flightdeck.pxe.dnsmasq import parse_discover
+    from flightdeck.pxe import discovery
     from flightdeck.services import dhcp, provisioning
 
     appliance = params.get("appliance", DEFAULT_APPLIANCE)
@@ -149,18 +134,22 @@ def watch(params: dict[str, str], out: TextIO) -> int:
     db = open_database()
     try:
         membership = provisioning.membership(db, appliance)
-        if "log" in params:
-            log = Path(params["log"])
-        else:
-            st = dhcp.status()
-            if st.dnsmasq is None:
-                raise FlightdeckError(
-                    "dnsmasq is not running, so no DHCP request can be seen: "
-                    "rocks start service dhcp"
-                )
-            log = st.log
-        if not log.is_file():
-            raise FlightdeckError(f"no dnsmasq log at {log}: rocks start service dhcp")
+        st = dhcp.status()
+        if st.dnsmasq is None:
+            raise FlightdeckError(
+                "dnsmasq is not running, so no DHCP request can be seen: rocks start service dhcp"
+            )
+        pool = dhcp.running_pool()
+        if pool is None:
+            raise FlightdeckError(
+                "the running DHCP service has no discovery pool (started by an older "
+                "Flightdeck): rocks stop service dhcp; rocks start service dhcp"
+            )
+        audit = provisioning.Audit(dhcp.insert_ethers_log())
+        try:
+            listener = discovery.Listener(dhcp.discovery_socket())
+        except discovery.Busy as exc:
+            raise Conflict(f"{exc}: stop it first (one insert-ethers at a time)") from None
         known = provisioning.known_macs(db)
         screen = Screen(out, membership, out.isatty())
         stopping: list[bool] = []
@@ -169,29 +158,45 @@ def watch(params: dict[str, str], out: TextIO) -> int:
             stopping.append(True)
 
         previous = signal.signal(signal.SIGTERM, _term)
-        handle = log.open("r", errors="replace")
-        handle.seek(0, os.SEEK_END)
-        screen.start(log)
+        screen.start(listener.path)
         added = 0
         try:
-            for line in follow(log, handle, stopping):
-                seen = parse_discover(line)
-                if seen is None or seen.mac in known:
+            while not stopping:
+                got = listener.receive(POLL)
+                if got is None:
+                    continue
+                seen = got.event
+                if seen is None or (st.interface and seen.interface != st.interface):
+                    why = got.refused or f"interface {seen.interface if seen else '?'}"
+                    audit.write("refused", why=why, sender_pid=got.pid, sender_uid=got.uid)
+                    screen.note(f"refused a discovery record: {escape(why)}")
+                    continue
+                if seen.mac in known:
                     continue
                 known.add(seen.mac)
-                found = provisioning.insert(db, seen.mac, appliance, rack, rank)
+                synced: list[dhcp.SyncResult] = []
+                found = provisioning.insert(
+                    db, seen.mac, appliance, rack, rank, synced.append, pool.addresses()
+                )
                 if found is None:
                     continue  # added meanwhile by someone else
                 added += 1
                 rank = found.rank + 1 if rank is not None else None
+                audit.write(
+                    "add", host=found.name, mac=found.mac, ip=found.ip,
+                    appliance=found.appliance, rack=found.rack, rank=found.rank,
+                    lease=seen.ip, interface=seen.interface,
+                )  # fmt: skip
+                how = "dnsmasq reloaded" if synced and synced[0].reloaded else "dnsmasq not told"
                 screen.add(
                     (found.appliance, found.name, found.mac, found.ip),
-                    f"{found.name} gets {found.ip}; dnsmasq reloaded",
+                    f"{found.name} gets {found.ip}; {how}",
                 )
         except KeyboardInterrupt:
             pass
         finally:
             signal.signal(signal.SIGTERM, previous)
+            listener.close()
         out.write(f"insert-ethers: {added} new host(s)\n")
         out.flush()
         return 0
@@ -201,15 +206,19 @@ def watch(params: dict[str, str], out: TextIO) -> int:
 
 def remove(host: str, out: TextIO) -> int:
     from flightdeck.db.engine import open_database
-    from flightdeck.services import provisioning
+    from flightdeck.services import dhcp, provisioning
 
     db = open_database()
     try:
-        name, sync = provisioning.forget(db, host)
+        gone = provisioning.forget(db, host)
     finally:
         db.dispose()
+    audit = provisioning.Audit(dhcp.insert_ethers_log())
+    for mac, ip in gone.interfaces or [("-", "-")]:
+        audit.write("remove", host=gone.name, mac=mac, ip=ip)
+    sync = gone.sync
     how = f"dnsmasq reloaded (pid {sync.reloaded})" if sync.reloaded else "dnsmasq not running"
-    out.write(f"removed {name}; {sync.hosts} fixed lease(s) left, {how}\n")
+    out.write(f"removed {gone.name}; {sync.hosts} fixed lease(s) left, {how}\n")
     return 0
 
 

@@ -14,6 +14,7 @@ through it and query Core tables (`reading_core`), and the ORM import alone cost
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,11 +141,46 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def _create_private(path: Path) -> None:
+    """Create the SQLite file 0600, and each directory it needs 0700, whatever the umask.
+
+    The database holds every tenant's MACs, IPs, keys and audit: only root reads it. SQLite
+    gives its -wal and -shm files the database file's own mode, so they follow. A site that
+    wants an admin group to read it may `chgrp` and `chmod g+rX` the directory and files; those
+    modes are then kept (see docs/provisioning.md, "Threat model").
+    """
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    os.chmod(path, 0o600)
+
+
+def _take_others_out(path: Path) -> None:
+    """No access for 'other' on the database, its WAL files and the state directory.
+
+    For sites made before Flightdeck created them private (`rocks init frontend` again). Group
+    bits are left as the administrator set them.
+    """
+    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+    if path.parent == config.state_dir():
+        files.append(path.parent)
+    for f in files:
+        try:
+            mode = f.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            continue
+        if mode & 0o007:
+            os.chmod(f, mode & ~0o007)
+
+
 def open_database(url: str | None = None, *, create: bool = False) -> Database:
     """Open the site database, upgrading its schema if this code is newer.
 
-    With `create`, a missing SQLite file (and its directory) is created; otherwise a missing
-    database is a NotFound that tells the user to run `rocks init frontend`.
+    With `create`, a missing SQLite file (and its directory) is created, readable by root only
+    (an existing one loses any access by 'other'); otherwise a missing database is a NotFound
+    that tells the user to run `rocks init frontend`.
     """
     url = url or config.database_url()
     path = _sqlite_path(url)
@@ -154,7 +190,9 @@ def open_database(url: str | None = None, *, create: bool = False) -> Database:
                 f"no Flightdeck database at {path}: run 'rocks init frontend' first "
                 "(or set FLIGHTDECK_HOME / FLIGHTDECK_DB)"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
+    elif path is not None and create:
+        _take_others_out(path)
     db = Database(url)
     try:
         current = db.revision()

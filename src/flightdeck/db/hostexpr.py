@@ -5,6 +5,10 @@ an appliance (`compute`, `vm-container`), a rack (`rack0`), or a pattern with `%
 (`_` is literal; patterns ignore case on every database, as host names do in DNS).
 Nothing the user types is ever executed as SQL: every form is a bound parameter, and a string
 like `select * from hosts` is simply a name that matches nothing.
+
+A host's own name must read as that name and nothing else (`check_plain_name`): a VM named
+`rack0`, `compute` or `52-54-00-12-34-56`, once given as a target, would be every host of
+rack 0, every compute node or a MAC's host. Such names are refused where hosts are named.
 """
 
 from __future__ import annotations
@@ -46,6 +50,44 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def grammar_clash(name: str, appliance_words: Iterable[str]) -> str | None:
+    """What the host-expression grammar reads `name` as, when that is more than a host's name.
+
+    `appliance_words` are the appliances' names and memberships (compared ignoring case, as a
+    site may spell them either way). None when `name` can only ever mean itself.
+    """
+    if "%" in name or "*" in name:
+        return "a pattern (% and * match other hosts)"
+    m = RACK_RE.match(name)
+    if m:
+        return f"rack {int(m.group(1))} (every host in it)"
+    if is_mac(name):
+        return f"MAC address {normalize_mac(name)}"
+    if _is_ip(name):
+        return f"IP address {name}"
+    words = {w.lower(): w for w in appliance_words}
+    if name.lower() in words:
+        return f"appliance {name.lower()!r} (every host of it)"
+    return None
+
+
+def check_plain_name(conn: Connection | Session, name: str) -> str:
+    """`name`, if host expressions can only read it as this host's name; else a UserError.
+
+    For every place a host gets its name (`add host`, `set host name=`, `add host vm name=`,
+    `add cluster fe-name=`): the error names the clash and the way out.
+    """
+    words = [w for row in conn.execute(select(appliances.c.name, appliances.c.membership))
+             for w in row if w]  # fmt: skip
+    clash = grammar_clash(name, words)
+    if clash is not None:
+        raise UserError(
+            f"host name {name!r} is read by host expressions as {clash}: "
+            "choose another name, e.g. compute-0-0"
+        )
+    return name
 
 
 def host_order() -> tuple[Column[Any], ...]:

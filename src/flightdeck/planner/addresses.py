@@ -92,6 +92,34 @@ def next_free_ip(
     )
 
 
+def lowest_free_run(
+    network: ipaddress.IPv4Network, taken: Iterable[str], size: int
+) -> tuple[str, str]:
+    """The lowest ``size`` consecutive host addresses of ``network`` with none of ``taken``.
+
+    Where dnsmasq lends unknown machines an address (the discovery pool): at the bottom of the
+    network, far from the fixed addresses handed out from the top, and clear of every address
+    in use when the service starts (the frontend's own first of all). Raises ``PlannerError``
+    when no such run exists.
+    """
+    if size < 1:
+        raise UserError(f"invalid pool size {size}: expected 1 or more")
+    first = int(network.network_address) + (1 if network.prefixlen < 31 else 0)
+    last = int(network.broadcast_address) - (1 if network.prefixlen < 31 else 0)
+    blocked = sorted(
+        v for v in (_ip_int_or_none(t) for t in taken) if v is not None and first <= v <= last
+    )
+    start = first
+    for value in [*blocked, last + 1]:
+        if value - start >= size:
+            return str(ipaddress.IPv4Address(start)), str(ipaddress.IPv4Address(start + size - 1))
+        start = max(start, value + 1)
+    raise PlannerError(
+        f"no {size} consecutive free addresses left in {network.with_prefixlen} for the "
+        "discovery pool; remove unused hosts or use a larger subnet"
+    )
+
+
 def _parse_ip(text: str) -> ipaddress.IPv4Address:
     try:
         return ipaddress.IPv4Address(text.strip())

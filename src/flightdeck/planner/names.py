@@ -91,6 +91,26 @@ def validate_host_name(name: str) -> str:
     return name
 
 
+def validate_dns_zone(zone: str) -> str:
+    """Return ``zone`` if it is a DNS domain (the host-name rules); raise ``UserError`` if not.
+
+    A network's zone goes into DHCP options and network files (``HOSTNAME=<host>.<zone>``):
+    anything but letters, digits, hyphens and dots could end a line there and start another.
+    """
+    problem = _host_name_problem(zone)
+    if problem is not None:
+        raise UserError(
+            f"invalid DNS zone {_shorten(zone)!r}: {problem}; use letters, digits and hyphens in "
+            "dot-separated labels, e.g. local or rocksclusters.org"
+        )
+    return zone
+
+
+def host_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid host name (``validate_host_name``'s reason), or None."""
+    return _host_name_problem(name)
+
+
 def _shorten(text: str, limit: int = 64) -> str:
     """Keep error messages short: a 300-character name is shown as its first ``limit``."""
     return text if len(text) <= limit else text[:limit] + "..."

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from flightdeck.errors import UserError
+from flightdeck.planner.names import host_name_problem
 
 VlanMode = Literal["macvtap", "bridge"]
 DeviceKind = Literal["ethernet", "bridge", "vlan", "plain"]
@@ -53,6 +54,12 @@ HELLO_TIME_RANGE = (1.0, 10.0)
 _TRUE = frozenset({"on", "yes", "y", "true", "1"})
 _FALSE = frozenset({"off", "no", "n", "false", "0"})
 _VLAN_DEV_RE = re.compile(r"^p(?P<dev>.+)\.(?P<vlan>[0-9]{1,4})$")
+#: What a kernel module name is (modprobe.d: `alias <dev> <module>`); anything else could end the
+#: line and start another (`install <module> <command>` runs a command as root).
+_MODULE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: What a device name may hold (the same rule as `rocks add host interface`).
+_DEVICE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _VLAN_BRIDGE_RE = re.compile(r"^vlan(?P<vlan>[0-9]{1,4})$")
 
 
@@ -284,6 +291,46 @@ def _vlan_mode(text: str | None, host: str) -> VlanMode:
     raise UserError(f"attribute kvm_vlan_mode of {host} is {text!r}: give macvtap or bridge")
 
 
+def check_module(module: str, where: str = "") -> str:
+    """A kernel module name for modprobe.d, or a UserError naming it (and `where` it is)."""
+    if not _MODULE_RE.match(module):
+        raise UserError(
+            f"{where}invalid kernel module name {module!r}: letters, digits, '_' and '-' "
+            "(e.g. e1000e)"
+        )
+    return module
+
+
+def check_module_options(options: str, where: str = "") -> str:
+    """Module options for modprobe.d's `options` line: one line, so no control characters."""
+    m = _CONTROL_RE.search(options)
+    if m is not None:
+        raise UserError(
+            f"{where}module options {options!r} hold the control character {m.group()!r}: "
+            "give them on one line, e.g. debug=1 mode=4"
+        )
+    return options
+
+
+def _check_strings(inp: HostNetworkInput) -> None:
+    """Every database string the files will hold, checked again here, at render."""
+    host = inp.host
+    for row in inp.interfaces:
+        if not _DEVICE_RE.match(row.device):
+            raise UserError(f"{host}: invalid interface name {row.device!r} in the database")
+        if row.module is not None:
+            check_module(row.module, f"{host} {row.device}: ")
+        if row.options is not None:
+            check_module_options(row.options, f"{host} {row.device}: ")
+    if inp.fqdn is not None:
+        problem = host_name_problem(inp.fqdn)
+        if problem is not None:
+            raise UserError(
+                f"{host}: host name {inp.fqdn!r} cannot go into a network file: {problem}; fix "
+                "the DNS zone of its primary network (rocks list network)"
+            )
+
+
 def _fits(name: str, what: str, host: str, problems: list[str]) -> bool:
     if len(name) <= MAX_IFNAME:
         return True
@@ -331,6 +378,7 @@ def _kind_of(device: str) -> Literal["skip-vlan", "skip-ipmi", "plain", "etherne
 
 def plan_host_network(inp: HostNetworkInput) -> HostNetwork:
     """The devices, VLANs and routes `inp.host` must have; deterministic for its inputs."""
+    _check_strings(inp)
     host = inp.host
     settings = inp.settings
     mode = _vlan_mode(settings.vlan_mode, host)

@@ -9,6 +9,21 @@ boot` needs no sync. A node's script is one of:
   (its install instructions) and `fd.report=<url>` (where it reports completion);
 - local boot: `exit`, so the firmware goes on to the next boot device, the disk;
 - a boot action without a kernel, or a MAC nobody knows: say so on the console, then `exit`.
+
+A machine the database does not know gets `discover.ipxe` over TFTP instead (dnsmasq lends it
+an address from the discovery pool): it asks DHCP again every few seconds until it gets its
+fixed lease (insert-ethers named it), then chains `boot.ipxe` like any known node.
+
+iPXE reads its own syntax in every word of a command line: `#` starts a comment, `||` and `&&`
+chain commands, `${...}` expands a setting (and `;` is refused with them, as some shells would
+split there). A boot action's kernel, initrd and arguments therefore must not hold those: they
+are refused when the action is added or set (`problem`) and again here, at render, so a row
+written any other way cannot change what iPXE runs. Text we only echo is made harmless instead.
+
+The initrd is always fetched under an explicit name (`initrd --name initrd.gz <url>`) and the
+kernel line says `initrd=initrd.gz`: iPXE would otherwise name the image after its URL's last
+segment (`initrd.img` for a Debian mirror's), and a kernel booted through EFI then finds no
+initrd.
 """
 
 from __future__ import annotations
@@ -16,10 +31,45 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from flightdeck.errors import DriverError
+
 KERNEL_FILE = "vmlinuz"
 INITRD_FILE = "initrd.gz"
+#: discover.ipxe asks DHCP again this many times, this many seconds apart (about 2 minutes).
+DISCOVER_TRIES = 24
+DISCOVER_WAIT = 5
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+#: What iPXE would read as syntax rather than as a word of a kernel line.
+_SYNTAX = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029#;$]|&&|\|\|")
+#: In echoed text: the same, and single & | (a word of its own would be an operator).
+_ECHO_UNSAFE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029#;$&|]")
+
+
+def problem(text: str) -> str | None:
+    """Why `text` may not go into an iPXE command line, or None when it may.
+
+    Used for a boot action's kernel, ramdisk and arguments when they are added or set, and at
+    render; the answer names the first offending character or sequence.
+    """
+    m = _SYNTAX.search(text)
+    if m is None:
+        return None
+    found = m.group()
+    shown = repr(found) if len(found) == 1 and not found.isprintable() else f"'{found}'"
+    return f"{shown} is iPXE syntax (# comment, && || ; chaining, ${{...}} expansion)"
+
+
+def _word(what: str, text: str) -> str:
+    why = problem(text)
+    if why is not None:
+        raise DriverError(f"{what} {text!r} cannot go into an iPXE script: {why}")
+    return text
+
+
+def _echo(text: str) -> str:
+    """Text to print on the node's console: anything iPXE would interpret becomes '?'."""
+    return _ECHO_UNSAFE.sub("?", text)
 
 
 def _clean(text: str) -> str:
@@ -51,22 +101,27 @@ class InstallBoot:
 
 
 def install_script(b: InstallBoot) -> str:
+    """Boot the action's kernel with its initrd named INITRD_FILE, whatever its URL says.
+
+    Every word is checked (`problem`): a DriverError names the first that is iPXE syntax.
+    """
+    what = f"boot action {b.action!r} of {b.host}:"
     words = [
-        b.kernel_url,
+        _word(f"{what} kernel", b.kernel_url),
         *([f"initrd={INITRD_FILE}"] if b.initrd_url else []),
-        *b.args.split(),
-        f"fd.host={b.host}",
-        f"fd.install={b.install_url}",
-        f"fd.report={b.report_url}",
+        *(_word(f"{what} argument", w) for w in b.args.split()),
+        _word("host name", f"fd.host={b.host}"),
+        _word("install URL", f"fd.install={b.install_url}"),
+        _word("report URL", f"fd.report={b.report_url}"),
     ]
     lines = [
         "#!ipxe",
         f"# {b.host} ({b.mac}): install with boot action '{b.action}'",
-        f"echo Flightdeck: installing {b.host}",
+        f"echo Flightdeck: installing {_echo(b.host)}",
         "kernel " + " ".join(words),
     ]
     if b.initrd_url:
-        lines.append(f"initrd {b.initrd_url}")
+        lines.append(f"initrd --name {INITRD_FILE} {_word(f'{what} ramdisk', b.initrd_url)}")
     lines.append("boot")
     return _clean_lines(lines)
 
@@ -80,7 +135,31 @@ def local_script(host: str, mac: str, action: str = "os") -> str:
 
 def message_script(mac: str, message: str) -> str:
     """Print why this node gets nothing to boot, then go on to the disk."""
-    return _clean_lines(["#!ipxe", f"# {mac}", f"echo Flightdeck: {message}", "exit"])
+    return _clean_lines(["#!ipxe", f"# {mac}", f"echo Flightdeck: {_echo(message)}", "exit"])
+
+
+def discover_script(tries: int = DISCOVER_TRIES, wait: int = DISCOVER_WAIT) -> str:
+    """TFTP `discover.ipxe`: for a machine dnsmasq does not know, until insert-ethers names it.
+
+    Each try waits `wait` seconds, asks DHCP again on the same NIC and, once the answer names
+    `boot.ipxe` (a fixed lease: the machine is known now), chains it; after `tries` it gives
+    up and exits, so the firmware boots the next device as it did before discovery existed.
+    Written out try by try: no counters, nothing this iPXE might lack.
+    """
+    step = (
+        "dhcp netX && iseq ${filename} boot.ipxe && "
+        "chain --autofree tftp://${next-server}/boot.ipxe ||"
+    )
+    lines = [
+        "#!ipxe",
+        "# Flightdeck: this machine's MAC is not in the database (dnsmasq lent it an address).",
+        "# insert-ethers names new machines: ask DHCP again until the answer is a fixed lease.",
+        "echo Flightdeck: ${netX/mac} is not known yet, waiting for insert-ethers to name it",
+    ]
+    for _ in range(tries):
+        lines += [f"sleep {wait}", step]
+    lines += [f"echo Flightdeck: ${{netX/mac}} was not named within {tries * wait} s", "exit"]
+    return _clean_lines(lines)
 
 
 def _clean_lines(lines: list[str]) -> str:

@@ -1,4 +1,10 @@
-"""Boot actions: named kernel + ramdisk + arguments (Rocks `bootaction`)."""
+"""Boot actions: named kernel + ramdisk + arguments (Rocks `bootaction`).
+
+What a boot action holds ends up in an iPXE script (the `kernel` and `initrd` lines, and its
+name in a message): every field is checked when it is added or set (`flightdeck.pxe.ipxe.problem`:
+no `#`, `;`, `$`, `&&`, `||`, no control characters; a kernel or ramdisk is one word), and the
+script renderer checks again.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import resolve_hosts
 from flightdeck.db.models import BOOT_ACTIONS, BootAction, Host, HostBoot
 from flightdeck.errors import Conflict, NotFound, UserError
+from flightdeck.pxe.ipxe import problem
 from flightdeck.services.base import writing
 from flightdeck.services.domains import FRONTEND_INSTALL
 
@@ -23,9 +30,26 @@ if TYPE_CHECKING:
 
 def _check_name(name: str) -> str:
     name = name.strip()
-    if not name or len(name) > 128 or any(c in name for c in "\n\r\x00"):
+    if not name or len(name) > 128 or not name.isprintable():
         raise UserError(f"invalid boot action name {name!r}: 1-128 printable characters")
+    why = problem(name)
+    if why is not None:
+        raise UserError(f"boot action name {name!r} cannot go into an iPXE script: {why}")
     return name
+
+
+def _check_fields(name: str, fields: dict[str, str | None]) -> None:
+    """Refuse a kernel, ramdisk or argument that iPXE would read as syntax."""
+    for what, value in fields.items():
+        if value is None:
+            continue
+        why = problem(value)
+        if why is None and what in ("kernel", "ramdisk") and value.split() != [value]:
+            why = "it has white space (one path or URL)"
+        if why is not None:
+            raise UserError(
+                f"boot action {name!r}: {what} {value!r} cannot go into an iPXE script: {why}"
+            )
 
 
 def is_url(value: str) -> bool:
@@ -56,6 +80,7 @@ def add_bootaction(
     with writing(db) as s:
         if s.scalar(select(BootAction.id).where(BootAction.name == _check_name(name))):
             raise Conflict(f"boot action {name!r} exists: change it with rocks set bootaction")
+        _check_fields(name, {"kernel": kernel, "ramdisk": ramdisk, "args": args})
         check_files(name, kernel, ramdisk)
         s.add(BootAction(name=name, kernel=kernel, ramdisk=ramdisk, args=args))
 
@@ -67,6 +92,7 @@ def set_bootaction(db: Database, name: str, changes: dict[str, str | None]) -> N
             raise NotFound(f"no boot action {name!r}: see rocks list bootaction")
         for key, value in changes.items():
             setattr(row, key, None if value is not None and value.lower() == "none" else value)
+        _check_fields(row.name, {k: getattr(row, k) for k in changes})
         check_files(
             row.name,
             row.kernel if "kernel" in changes else None,

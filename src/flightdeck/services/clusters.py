@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from flightdeck.db import attrs
 from flightdeck.db.engine import Database
-from flightdeck.db.hostexpr import host_order, resolve_host, resolve_hosts
+from flightdeck.db.hostexpr import check_plain_name, host_order, resolve_host, resolve_hosts
 from flightdeck.db.models import VM, Appliance, Cluster, Host, Interface, Network, Route
 from flightdeck.errors import PlannerError, UserError
 from flightdeck.services.base import reading, writing
@@ -147,6 +147,8 @@ def add_cluster(
     fe_fqdn = check_fqdn(req.fe_fqdn) if req.fe_fqdn else None
 
     with writing(db) as s:
+        if req.fe_name:
+            check_plain_name(s, req.fe_name)
         progress("planning", 0, req.num_computes + 1)
         physical = _physical_frontend(s)
         public = find_network(s, "public")

@@ -6,14 +6,22 @@ answers a virtual cluster's nodes, whose own frontend does. Everyone else asking
 dnsmasq's static range gives them nothing and logs them, and insert-ethers names them.
 
 `rocks start service dhcp` runs two processes, both without systemd, their pid files and logs
-under `<state dir>/dhcp/`: dnsmasq (DHCP, TFTP, the IPv6 router advertisement) and the boot
-server (HTTP on the frontend's private address, port 8078). `netns=` runs both inside a network
-namespace, which is how the tests give them a private network of their own.
+under `<state dir>/dhcp/` (mode 0700: leases, MACs and logs are the administrator's): dnsmasq
+(DHCP, TFTP, the IPv6 router advertisement) and the boot server (HTTP on the frontend's
+private address, port 8078). `netns=` runs both inside a network namespace, which is how the
+tests give them a private network of their own.
+
+It also fixes the *discovery pool* (the lowest `POOL_SIZE` free addresses of the private
+network when it starts, kept in the service's state file), writes the discovery hook dnsmasq
+runs for the pool's leases and `discover.ipxe`; insert-ethers listens on `discovery_socket()`
+(see `flightdeck.pxe.discovery`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +34,8 @@ from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order
 from flightdeck.db.models import Host, Interface, Network
 from flightdeck.errors import Conflict, FlightdeckError, NotFound, UserError
-from flightdeck.pxe import bootserver, dnsmasq, ipxe
+from flightdeck.planner.addresses import lowest_free_run, network_of
+from flightdeck.pxe import bootserver, discovery, dnsmasq, ipxe
 from flightdeck.services.base import reading
 from flightdeck.services.reverter import Reverter
 
@@ -55,6 +64,30 @@ def bootserver_pid() -> Path:
 
 def bootserver_log() -> Path:
     return dhcp_dir() / "bootserver.log"
+
+
+def discovery_hook() -> Path:
+    """The executable dnsmasq runs for each lease (`--dhcp-script`)."""
+    return dhcp_dir() / "discover-hook"
+
+
+def discovery_socket() -> Path:
+    """Where insert-ethers listens for the hook's records (mode 0600, root only)."""
+    return dhcp_dir() / "discover.sock"
+
+
+def insert_ethers_log() -> Path:
+    """The audit of insert-ethers: every host it adds or removes, every record it refuses."""
+    return dhcp_dir() / "insert-ethers.log"
+
+
+def make_dhcp_dir() -> Path:
+    """`<state>/dhcp`, created 0700 (and made 0700 if it was looser)."""
+    root = dhcp_dir()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if root.stat().st_mode & 0o077:
+        os.chmod(root, 0o700)
+    return root
 
 
 @dataclass(frozen=True)
@@ -117,7 +150,24 @@ class Files:
     count: int
 
 
-def _settings(st: Site, interface: str | None, ra: bool) -> dnsmasq.Settings:
+def discovery_pool(s: Session, st: Site) -> discovery.Pool:
+    """The lowest POOL_SIZE addresses of the private network that nobody uses now."""
+    net = network_of(st.network.subnet, st.network.netmask)
+    used = [ip for (ip,) in s.execute(select(Interface.ip).where(Interface.ip.is_not(None)))]
+    size = min(discovery.POOL_SIZE, max(1, (net.num_addresses - 2) // 4))
+    first, last = lowest_free_run(net, [*used, st.server_ip], size)
+    return discovery.Pool(first, last)
+
+
+def running_pool() -> discovery.Pool | None:
+    """The discovery pool of the running service (from its state file), or None."""
+    pool = _state().get("pool")
+    if isinstance(pool, list) and len(pool) == 2 and all(isinstance(a, str) for a in pool):
+        return discovery.Pool(pool[0], pool[1])
+    return None
+
+
+def _settings(st: Site, interface: str | None, ra: bool, pool: discovery.Pool) -> dnsmasq.Settings:
     iface = interface or st.interface
     if not iface:
         raise UserError("the frontend has no private interface: give interface=<device>")
@@ -129,14 +179,22 @@ def _settings(st: Site, interface: str | None, ra: bool) -> dnsmasq.Settings:
         paths=paths(),
         router_advert=ra,
         undionly=dnsmasq.find_undionly() is not None,
+        discovery=dnsmasq.Discovery(pool, discovery_hook()),
     )
 
 
-def render(db: Database, interface: str | None = None, ra: bool = True) -> Files:
+def render(
+    db: Database,
+    interface: str | None = None,
+    ra: bool = True,
+    pool: discovery.Pool | None = None,
+) -> Files:
+    """The three files; the discovery pool is `pool`, else computed from the database now."""
     with reading(db) as s:
         st = site(s)
         hosts = leases(s, st.network)
-        conf = dnsmasq.render_conf(_settings(st, interface, ra))
+        pool = pool or discovery_pool(s, st)
+        conf = dnsmasq.render_conf(_settings(st, interface, ra, pool))
         return Files(conf, dnsmasq.render_hosts(hosts), _options(s, st), len(hosts))
 
 
@@ -146,7 +204,7 @@ def report_dhcp(db: Database, interface: str | None = None) -> list[tuple[Path, 
     given = running.get("interface")
     iface = interface or (str(given) if given else None)
     ra = bool(running.get("ra", True)) if running else True
-    f = render(db, iface, ra)
+    f = render(db, iface, ra, running_pool())
     p = paths()
     return [(p.conf, f.conf), (p.hosts, f.hosts), (p.opts, f.opts)]
 
@@ -166,6 +224,7 @@ def sync_dhcp(db: Database) -> SyncResult:
         hosts = leases(s, st.network)
         opts = _options(s, st)
     p = paths()
+    make_dhcp_dir()
     changed = []
     if dnsmasq.write_if_changed(p.hosts, dnsmasq.render_hosts(hosts)):
         changed.append(p.hosts)
@@ -243,28 +302,32 @@ def start_service(
         )
     if not 1 <= port <= 65535:
         raise UserError(f"port={port} is not a TCP port (1-65535)")
-    files = render(db, interface, ra)
     with reading(db) as s:
         st = site(s)
+        pool = discovery_pool(s, st)
         public_ip = attrs.global_value(s, "Kickstart_PublicAddress")
     if public is None:
         public = bool(public_ip) and bootserver.local_address(str(public_ip), netns)
     elif public and not public_ip:
         raise UserError("the frontend has no public address (Kickstart_PublicAddress)")
+    files = render(db, interface, ra, pool)
+    iface = interface or st.interface or ""
     p = paths()
-    p.root.mkdir(parents=True, exist_ok=True)
+    make_dhcp_dir()
     p.tftp.mkdir(exist_ok=True)
     base = f"http://{st.server_ip}:{port}"
     dnsmasq.write_if_changed(p.conf, files.conf)
     dnsmasq.write_if_changed(p.hosts, files.hosts)
     dnsmasq.write_if_changed(p.opts, files.opts)
     dnsmasq.write_if_changed(p.tftp / dnsmasq.CHAIN_NAME, ipxe.chain_script(base))
+    dnsmasq.write_if_changed(p.tftp / dnsmasq.DISCOVER_NAME, ipxe.discover_script())
+    hook = discovery.render_hook(sys.executable, discovery_socket(), iface, pool)
+    dnsmasq.write_if_changed(discovery_hook(), hook, mode=0o700)
     undionly = dnsmasq.find_undionly()
     if undionly is not None:
         target = p.tftp / dnsmasq.UNDIONLY_NAME
         if not target.exists():
             target.write_bytes(undionly.read_bytes())
-    iface = interface or st.interface
     with Reverter() as undo:
         dnsmasq.start(p, netns)
         undo.add("dnsmasq", lambda: dnsmasq.stop(p))
@@ -278,6 +341,7 @@ def start_service(
         "interface": iface,
         "url": base,
         "ra": ra,
+        "pool": [pool.first, pool.last],
         "port": port,
         "public_url": f"http://{public_ip}:{port}" if public else None,
     }

@@ -165,8 +165,12 @@ def complete(
     return name
 
 
-def refused_by_installer(db: Database, mac: str, peer: str) -> str:
-    """The installer refused what it got (checksum); the boot action stays `install`."""
+def reporter(db: Database, mac: str, peer: str) -> str:
+    """The VM that may report on its image install from `peer` (NotFound, PermissionDenied).
+
+    Also what a refusal (the installer's checksum did not match) comes to: it is logged, the
+    boot action stays `install`.
+    """
     with reading(db) as s:
         host, _iface = _node(s, mac, peer)
         return host.name

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from flightdeck.db.engine import Database
-from flightdeck.db.hostexpr import host_order, resolve_host, resolve_hosts
+from flightdeck.db.hostexpr import check_plain_name, host_order, resolve_host, resolve_hosts
 from flightdeck.db.models import (
     VM,
     Appliance,
@@ -31,7 +31,8 @@ from flightdeck.db.models import (
 from flightdeck.errors import Conflict, NotFound, UserError
 from flightdeck.planner.addresses import check_ip_in_network, network_of, next_free_ip
 from flightdeck.planner.macs import normalize_mac
-from flightdeck.planner.names import validate_host_name
+from flightdeck.planner.names import validate_dns_zone, validate_host_name
+from flightdeck.planner.network import check_module, check_module_options
 from flightdeck.services.base import reading, writing
 
 # The read-only listings live on Core in services.listings (no ORM import for `rocks list ...`);
@@ -141,6 +142,7 @@ def add_host(
 ) -> str:
     validate_host_name(name)
     with writing(db) as s:
+        check_plain_name(s, name)
         app = find_appliance(s, membership)
         if s.scalar(select(Host.id).where(Host.name == name)) is not None:
             raise Conflict(f"host {name} is already in the database")
@@ -199,7 +201,7 @@ def set_hosts(db: Database, exprs: Sequence[str], changes: dict[str, Any]) -> li
                 if key == "membership":
                     h.appliance_id = find_appliance(s, value).id
                 elif key == "name":
-                    validate_host_name(value)
+                    check_plain_name(s, validate_host_name(value))
                     if s.scalar(select(Host.id).where(Host.name == value)) not in (None, h.id):
                         raise Conflict(f"host {value} is already in the database")
                     for iface in h.interfaces:
@@ -279,6 +281,10 @@ def add_interface(
     channel: str | None = None,
 ) -> InterfaceRow:
     _check_iface(device)
+    if module is not None:
+        check_module(module)
+    if options is not None:
+        check_module_options(options)
     with writing(db) as s:
         host = resolve_host(s, host_expr)
         if any(i.device == device for i in host.interfaces):
@@ -391,7 +397,12 @@ def set_interface(db: Database, host_expr: str, device: str, changes: dict[str, 
         for key in ("module", "name", "options", "channel"):
             if key in changes:
                 value = changes[key]
-                setattr(iface, key, None if value is None or value.lower() == "none" else value)
+                value = None if value is None or value.lower() == "none" else value
+                if value is not None and key == "module":
+                    check_module(value)
+                elif value is not None and key == "options":
+                    check_module_options(value)
+                setattr(iface, key, value)
         if "disable_kvm" in changes:
             iface.disable_kvm = bool(changes["disable_kvm"])
 
@@ -410,6 +421,8 @@ def add_network(
 ) -> NetworkRow:
     if not re.match(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", name):
         raise UserError(f"invalid network name {name!r}: letters, digits, '_' and '-'")
+    if dnszone is not None:
+        validate_dns_zone(dnszone)
     net = network_of(subnet, netmask)
     if str(net.network_address) != check_ip(subnet):
         raise UserError(

@@ -7,13 +7,17 @@
   address must be the IP the database gives that MAC), and a good report sets its boot action
   to `os`, so its next boot is from disk. A refusal is an error the boot server logs.
 - `discover` is insert-ethers' transaction for one unknown MAC: the next name of the appliance
-  in the rack, the next free private IP (from the top, as Rocks), the host, its interface and
-  boot action `install`. `forget` removes a host again.
+  in the rack, the next free private IP (from the top, as Rocks; never one of the discovery
+  pool's), the host, its interface and boot action `install`. `forget` removes a host again.
+- `Audit` is insert-ethers' log of what it did (`<state>/dhcp/insert-ethers.log`, mode 0600):
+  one line per host added or removed and per record refused, every field escaped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +26,8 @@ from sqlalchemy.orm import Session
 
 from flightdeck.db.engine import Database
 from flightdeck.db.models import BootAction, Host, HostBoot, Interface, Network
-from flightdeck.errors import NotFound, PermissionDenied, UserError
+from flightdeck.errors import DriverError, NotFound, PermissionDenied, UserError
+from flightdeck.logsafe import escape
 from flightdeck.planner.addresses import next_free_ip
 from flightdeck.planner.macs import normalize_mac
 from flightdeck.planner.names import validate_host_name
@@ -108,7 +113,15 @@ class BootAnswers:
                 "action": host.install_action,
                 "report": f"{base_url}/install/{mac}/done",
             }
+        for key, value in lines.items():
+            if not value.isprintable():  # a newline would be another key=value line
+                raise DriverError(f"{key} {value!r} of {host.name} cannot go into its instructions")
         return "".join(f"{k}={v}\n" for k, v in lines.items())
+
+    def check_report(self, mac: str, peer: str) -> None:
+        """Refuse an install report from anyone but the node, before its body is read."""
+        with reading(self.db) as s:
+            _check_sender(*_node(s, normalize_mac(mac)), mac=normalize_mac(mac), peer=peer)
 
     def complete(self, mac: str, peer: str) -> str:
         return complete(self.db, mac, peer)
@@ -125,6 +138,11 @@ class BootAnswers:
 
         return identity_for(self.db, normalize_mac(mac), peer)
 
+    def check_frontend_report(self, mac: str, peer: str) -> None:
+        from flightdeck.services.frontend_image import reporter
+
+        reporter(self.db, normalize_mac(mac), peer)
+
     def frontend_done(self, mac: str, peer: str) -> str:
         from flightdeck.services.frontend_image import complete
         from flightdeck.services.lifecycle import restart_when_off
@@ -137,9 +155,9 @@ class BootAnswers:
         )
 
     def frontend_failed(self, mac: str, peer: str) -> str:
-        from flightdeck.services.frontend_image import refused_by_installer
+        from flightdeck.services.frontend_image import reporter
 
-        return refused_by_installer(self.db, normalize_mac(mac), peer)
+        return reporter(self.db, normalize_mac(mac), peer)
 
     def boot_file(self, action_id: int, which: str) -> Path:
         with reading(self.db) as s:
@@ -152,16 +170,20 @@ class BootAnswers:
         return Path(value)
 
 
+def _check_sender(host: Host, iface: Interface, *, mac: str, peer: str) -> None:
+    if not iface.ip or iface.ip != peer:
+        raise PermissionDenied(
+            f"install report for {host.name} ({mac}) came from {peer}, not from its "
+            f"address {iface.ip or '(none)'}"
+        )
+
+
 def complete(db: Database, mac: str, peer: str) -> str:
     """A node reports its install done: boot action `os`. Only from its own address."""
     mac = normalize_mac(mac)
     with writing(db) as s:
         host, iface = _node(s, mac)
-        if not iface.ip or iface.ip != peer:
-            raise PermissionDenied(
-                f"install report for {host.name} ({mac}) came from {peer}, not from its "
-                f"address {iface.ip or '(none)'}"
-            )
+        _check_sender(host, iface, mac=mac, peer=peer)
         row = s.get(HostBoot, host.id)
         if row is None:
             s.add(HostBoot(host_id=host.id, action="os"))
@@ -184,9 +206,18 @@ class Discovered:
 
 
 def discover(
-    db: Database, mac: str, appliance: str, rack: int = 0, rank: int | None = None
+    db: Database,
+    mac: str,
+    appliance: str,
+    rack: int = 0,
+    rank: int | None = None,
+    exclude: Sequence[str] = (),
 ) -> Discovered | None:
-    """Add the host of an unknown MAC (one transaction); None when the MAC is known already."""
+    """Add the host of an unknown MAC (one transaction); None when the MAC is known already.
+
+    Its IP is the highest free one of the private network, never one of `exclude` (the
+    discovery pool, whose addresses dnsmasq lends).
+    """
     mac = normalize_mac(mac)
     if rack < 0 or (rank is not None and rank < 0):
         raise UserError("rack and rank must be 0 or more")
@@ -203,7 +234,7 @@ def discover(
             if s.scalar(select(Host.id).where(Host.name == name)) is None:
                 break
             rank += 1
-        ip = next_free_ip(ipv4_network(net), used_ips(s, net))
+        ip = next_free_ip(ipv4_network(net), used_ips(s, net), exclude=exclude)
         host = Host(name=name, appliance_id=app.id, rack=rack, rank=rank, cpus=1, os="linux")
         s.add(host)
         s.flush()
@@ -229,12 +260,29 @@ def known_macs(db: Database) -> set[str]:
         return {m for m in s.scalars(select(Interface.mac)) if m}
 
 
-def forget(db: Database, name: str) -> tuple[str, SyncResult]:
+@dataclass(frozen=True)
+class Forgotten:
+    name: str
+    #: (MAC, IP) of each interface it had, for the audit.
+    interfaces: list[tuple[str, str]]
+    sync: SyncResult
+
+
+def forget(db: Database, name: str) -> Forgotten:
     """`insert-ethers --remove`: remove the host, then give dnsmasq the shorter list."""
+    from flightdeck.db.hostexpr import resolve_host
     from flightdeck.services.inventory import remove_hosts
 
-    removed = remove_hosts(db, [name])
-    return removed[0], sync_dhcp(db)
+    with reading(db) as s:
+        host = resolve_host(s, name)
+        ifaces = [
+            (mac or "-", ip or "-")
+            for mac, ip in s.execute(
+                select(Interface.mac, Interface.ip).where(Interface.host_id == host.id)
+            ).tuples()
+        ]
+    removed = remove_hosts(db, [host.name])
+    return Forgotten(removed[0], ifaces, sync_dhcp(db))
 
 
 def insert(
@@ -244,11 +292,34 @@ def insert(
     rack: int,
     rank: int | None,
     on_sync: Callable[[SyncResult], None] | None = None,
+    exclude: Sequence[str] = (),
 ) -> Discovered | None:
     """Discover one MAC, then reload dnsmasq so the node's next DHCP request gets its lease."""
-    found = discover(db, mac, appliance, rack, rank)
+    found = discover(db, mac, appliance, rack, rank, exclude)
     if found is not None:
         result = sync_dhcp(db)
         if on_sync is not None:
             on_sync(result)
     return found
+
+
+class Audit:
+    """insert-ethers' own log: what it added, removed and refused, one escaped line each.
+
+    Appended to (never rewritten), created 0600 in the 0700 DHCP directory: the administrator
+    reads it (`<state>/dhcp/insert-ethers.log`), nobody else.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, event: str, **fields: object) -> None:
+        when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        words = " ".join(f"{k.replace('_', '-')}={escape(v, 128)}" for k, v in fields.items())
+        line = f"{when} insert-ethers[{os.getpid()}] uid={os.getuid()} {event} {words}".rstrip()
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from flightdeck.db import attrs
 from flightdeck.db.engine import Database
-from flightdeck.db.hostexpr import host_order, resolve_host, resolve_hosts
+from flightdeck.db.hostexpr import check_plain_name, host_order, resolve_host, resolve_hosts
 from flightdeck.db.models import VM, Cluster, Host, Interface, VMDisk
 from flightdeck.errors import Conflict, UserError
 from flightdeck.planner.addresses import check_ip_in_network
@@ -106,7 +106,7 @@ def add_host_vm(db: Database, req: AddVMRequest) -> list[tuple[str, str]]:
         new: list[NewVM] = []
         for c in containers:
             if req.name is not None:
-                name = alloc.claim_name(validate_host_name(req.name))
+                name = alloc.claim_name(check_plain_name(s, validate_host_name(req.name)))
                 slice_ = req.slice if req.slice is not None else 0
             elif req.slice is not None:
                 name = alloc.claim_name(vm_name(app.name, c.rack, c.rank, req.slice))
