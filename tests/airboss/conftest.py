@@ -235,6 +235,9 @@ def site(espresso: Any, tmp_path: Path) -> Iterator[Site]:
              "mem-per-frontend=256")
     rocks.ok("add", "cluster", "137.110.119.118", "2", *small)
     rocks.ok("add", "cluster", "137.110.119.119", "1", *small)
+    # The original's installer (a kernel of the site's choice), not the frontend image.
+    rocks.ok("set", "host", "installaction", "frontend-0-0-0", "frontend-0-0-1",
+             "action=install vm frontend")
     rocks.ok("add", "host", "vm", "vm-container-0-1", "membership=Compute", "name=plain-0",
              "mem=256", "disksize=1")
 

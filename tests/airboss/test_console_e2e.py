@@ -137,6 +137,9 @@ def lab(rocks: Any, libvirt_uri: str, tmp_path: Path, monkeypatch: pytest.Monkey
                  *small)
         rocks.ok("add", "cluster", "192.0.2.21", "0", f"vlan={vlan - 100}",
                  f"fe-name={it.theirs}", *small)
+        # The busybox installer boots in seconds: these tests watch consoles, not installs.
+        rocks.ok("set", "host", "installaction", it.mine, it.theirs,
+                 "action=install vm frontend")
         yield it
     finally:
         for srv in it.servers:

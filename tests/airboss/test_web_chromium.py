@@ -447,6 +447,8 @@ def lab(rocks: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         rocks.ok("add", "cluster", "192.0.2.20", "1", f"vlan={vlan}", f"fe-name={it.fe}",
                  "mem-per-frontend=256", "mem-per-compute=256", "disk-per-frontend=1",
                  "disk-per-compute=1", "cluster-naming=yes")
+        # The busybox installer boots in seconds: these tests watch consoles, not installs.
+        rocks.ok("set", "host", "installaction", it.fe, "action=install vm frontend")
         yield it
     finally:
         it.cleanup()

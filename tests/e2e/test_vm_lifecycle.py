@@ -93,6 +93,9 @@ def build_cluster(rocks: Any, lab: Any, image: Image, computes: int) -> None:
         "disk-per-frontend=1",
         "disk-per-compute=1",
     )
+    # The original's path: the frontend boots the installer image by direct kernel boot (the
+    # frontend image's install is tests/e2e/test_virtual_frontend.py's).
+    rocks.ok("set", "host", "installaction", lab.fe, "action=install vm frontend")
 
 
 def boot_devices(xml: str) -> tuple[str | None, list[str]]:
