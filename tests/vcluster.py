@@ -1,4 +1,5 @@
-"""A site with two virtual clusters whose frontends are real, for the §3.3.5 end-to-end tests.
+"""A site with virtual clusters whose frontends are real, for the §3.3.5 end-to-end tests
+(tests/e2e/test_virtual_cluster.py) and the demo-like checks.
 
 Everything through the real executables, as an admin and an owner type them: `rocks` on the
 physical frontend (its database in a directory of the test), `rocks`, `insert-ethers` and `ssh`
@@ -226,10 +227,9 @@ def site(image_dir: Path, cache: Path, shapes: list[tuple[str, int]]) -> Iterato
                   f"fe-fqdn={fqdn}", "cluster-naming=yes", "mem-per-frontend=1024",
                   "disk-per-frontend=4", "mem-per-compute=256", "disk-per-compute=1")  # fmt: skip
             s.out("add", "host", "key", fe, f"key={home / f'owner-{i}.pub'}")
-            for line in s.out("list", "host", "interface", *c.computes, "output-header=no",
-                              "output-col=host,mac").splitlines():  # fmt: skip
-                host, mac = line.replace(":", " ", 1).split()[:2]
-                c.macs[host] = mac
+            for vm in c.computes:
+                c.macs[vm] = s.out("list", "host", "interface", vm, "output-header=no",
+                                   "output-col=mac").split()[0].rstrip(":")  # fmt: skip
             s.clusters.append(c)
 
         keys = keydir / "authorized_keys"
