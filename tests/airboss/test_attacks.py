@@ -492,3 +492,45 @@ def test_a_key_goes_with_its_cluster(site: Any, bob: Any) -> None:
     query = f"target={site.mac(site.cluster_b[0])}"
     r = app.request("GET", "/v1/macs", query=query, headers=bob.sign("GET", "/v1/macs", query))
     refused(site, r, 401, "unknown-key")  # the key went with its frontend
+
+
+def boot_actions(site: Any) -> dict[str, str]:
+    rows = json.loads(site.rocks.ok("list", "host", "boot", "output-format=json"))
+    return {r["host"]: r["action"] for r in rows}
+
+
+@pytest.mark.parametrize("by", ["name", "mac"])
+def test_a_vm_named_like_a_host_expression_is_only_itself(site: Any, by: str) -> None:
+    """Issue 14, item 2: an owner's VM called `rack0` (a valid host name, and the host
+    expression for every host of rack 0). The target is resolved once, to that VM's id: its
+    power install sets the boot action of that VM alone, and starts that VM alone."""
+    from flightdeck.crypto import keys as ck
+
+    owner = type(site.owners["carol"])("dave", ck.generate_private_key())
+    site.rocks.ok("add", "host", "vm", "vm-container-0-1", "membership=Compute", "name=rack0",
+                  "mem=256", "disksize=1")
+    from sqlalchemy import select
+
+    from flightdeck.db.models import Host, Interface
+
+    with site.db.engine.connect() as conn:
+        mac = conn.execute(select(Interface.mac).join(Host, Host.id == Interface.host_id)
+                           .where(Host.name == "rack0")).scalar_one()
+    # The administrator names it by its MAC: to `rocks`, rack0 is every host of rack 0.
+    pub = site.tmp / "dave.pub"
+    pub.write_text(owner.public_pem)
+    site.rocks.ok("add", "host", "key", mac, f"key={pub}", "description=dave")
+    site.rocks.ok("set", "host", "boot", "%", "action=os")
+    before = boot_actions(site)
+    assert len(before) > 5 and set(before.values()) == {"os"}
+    target = "rack0" if by == "name" else mac
+    app = site.app()
+    body = power_body(target, "install")
+    r = app.request("POST", "/v1/power", headers=owner.sign("POST", "/v1/power", "", body),
+                    body=body)
+    after = boot_actions(site)
+    assert {h for h in after if after[h] != before[h]} <= {"rack0"}  # no other host touched
+    assert r.status == 200, r.body
+    assert r.json["host"] == "rack0" and after["rack0"] == "install"
+    running = {name for name, state in states(site).items() if state == "active"}
+    assert running == {"rack0"}

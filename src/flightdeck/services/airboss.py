@@ -301,10 +301,11 @@ def _one(results: Sequence[object]) -> str:
 
 def power(db: Database, target: Target, action: str) -> str:
     """Power a VM on, off (hard), install (boot action install, then on), reset or shutdown."""
+    from flightdeck.db.hostexpr import HostIds
     from flightdeck.services import lifecycle
     from flightdeck.services.bootactions import set_host_boot
 
-    names = [target.name]
+    names = HostIds.of(target.host_id)  # resolved once, by the authorisation: never re-read
     if action == "on":
         return _one(lifecycle.start_vms(db, names))
     if action == "off":
