@@ -18,7 +18,7 @@ import pytest
 from flightdeck.crypto import sfv
 from flightdeck.crypto.digest import content_digest
 from flightdeck.crypto.httpsig import COVERED, sign_base, signature_base
-from flightdeck.services import airboss as svc
+from flightdeck.services.airboss import access
 
 # Helpers ----------------------------------------------------------------------------------------
 
@@ -403,7 +403,7 @@ def test_hostile_targets_are_refused_before_any_lookup(
     def no_lookup(*_a: Any) -> Any:
         raise AssertionError("the target reached the database")
 
-    monkeypatch.setattr(svc, "_lookup", no_lookup)
+    monkeypatch.setattr(access, "_lookup", no_lookup)
     app = site.app()
     body = power_body(target)
     r = app.request("POST", "/v1/power", headers=alice.sign("POST", "/v1/power", "", body),
@@ -424,8 +424,8 @@ def test_signature_is_verified_before_the_target_is_looked_up(
     def no_lookup(*_a: Any) -> Any:
         raise AssertionError("the target was looked up before the signature verified")
 
-    monkeypatch.setattr(svc, "_lookup", no_lookup)
-    monkeypatch.setattr(svc, "authorise", no_lookup)
+    monkeypatch.setattr(access, "_lookup", no_lookup)
+    monkeypatch.setattr(access, "authorise", no_lookup)
     app = site.app()
     body = power_body(site.mac(site.cluster_a[1]))
     refused(site, app.request("POST", "/v1/power", body=body), 401, "missing-signature")
