@@ -24,10 +24,21 @@ from flightdeck.planner.macs import next_macs, normalize_mac
 from flightdeck.planner.names import next_vm_name
 from flightdeck.planner.placement import ContainerCapacity
 from flightdeck.planner.vlans import VLAN_MIN, check_vlan, next_free_vlan
+from flightdeck.services.frontend import DEFAULT_DISK_DIR
 from flightdeck.services.inventory import ipv4_network
 
 DEFAULT_MEM_MB = 1024
 DEFAULT_DISK_GB = 36
+
+
+def disk_dirs(s: Session, containers: Sequence[Host]) -> dict[int, str]:
+    """Where each container keeps VM disks (attribute `kvm_disk_dir`), in three queries."""
+    found = attrs.resolve_many(s, containers, "kvm_disk_dir")
+    return {c.id: found.get(c.id) or DEFAULT_DISK_DIR for c in containers}
+
+
+def disk_dir(s: Session, container: Host) -> str:
+    return disk_dirs(s, [container])[container.id]
 
 
 def kvm_hosts(s: Session, hosts: Iterable[Host]) -> list[Host]:

@@ -119,7 +119,14 @@ def add_cluster(
     from flightdeck.planner.disks import default_disk
     from flightdeck.planner.names import cluster_compute_name, validate_host_name
     from flightdeck.planner.placement import round_robin
-    from flightdeck.services.allocation import Allocator, NewNic, NewVM, insert_vms, require_kvm
+    from flightdeck.services.allocation import (
+        Allocator,
+        NewNic,
+        NewVM,
+        disk_dirs,
+        insert_vms,
+        require_kvm,
+    )
     from flightdeck.services.inventory import (
         check_ip,
         check_ip_free,
@@ -127,7 +134,6 @@ def add_cluster(
         find_network,
         ipv4_network,
     )
-    from flightdeck.services.vms import disk_dirs
 
     if req.virt_type.lower() != "hvm":
         raise UserError("KVM supports only 'hvm' virtualization (virt-type=hvm)")

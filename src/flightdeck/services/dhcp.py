@@ -7,8 +7,11 @@ dnsmasq's static range gives them nothing and logs them, and insert-ethers names
 
 `rocks start service dhcp` runs two processes, both without systemd, their pid files and logs
 under `<state dir>/dhcp/`: dnsmasq (DHCP, TFTP, the IPv6 router advertisement) and the boot
-server (HTTP on the frontend's private address, port 8078). `netns=` runs both inside a network
-namespace, which is how the tests give them a private network of their own.
+server (HTTP on the frontend's private address, port 8078: `python -m
+flightdeck.services.bootserver`). Both are supervised by `process.daemon`; they are started by
+`services.dhcp_service` (the boot server's process uses `services.provisioning`, which uses
+this module: what starts it by its module's path sits above both). `netns=` runs both inside a
+network namespace, which is how the tests give them a private network of their own.
 """
 
 from __future__ import annotations
@@ -25,20 +28,13 @@ from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order
 from flightdeck.db.models import Host, Interface, Network
-from flightdeck.errors import Conflict, FlightdeckError, NotFound, UserError
-from flightdeck.pxe import bootserver, dnsmasq, ipxe
+from flightdeck.errors import NotFound, UserError
+from flightdeck.process.daemon import Daemon, NotRunning
+from flightdeck.pxe import dnsmasq
 from flightdeck.services.base import reading
-from flightdeck.services.reverter import Reverter
 
 PRIVATE = "private"
 STATE_NAME = "service.json"
-
-
-class NotRunning(FlightdeckError):
-    """The DHCP service does not run (exit status 3, as an init script's `status`)."""
-
-    exit_code = 3
-    code = "not-running"
 
 
 def dhcp_dir() -> Path:
@@ -55,6 +51,16 @@ def bootserver_pid() -> Path:
 
 def bootserver_log() -> Path:
     return dhcp_dir() / "bootserver.log"
+
+
+def boot_daemon() -> Daemon:
+    """The boot server: the process with our pid file on its command line."""
+    pid_file = bootserver_pid()
+
+    def ours(argv: list[str]) -> bool:
+        return "--pid-file" in argv and str(pid_file) in argv
+
+    return Daemon("the boot server", pid_file, bootserver_log(), ours)
 
 
 @dataclass(frozen=True)
@@ -206,7 +212,7 @@ def status() -> Status:
 
     return Status(
         dnsmasq.running(p),
-        bootserver.running(bootserver_pid()),
+        boot_daemon().running(),
         text("netns"),
         text("interface"),
         text("url"),
@@ -214,54 +220,9 @@ def status() -> Status:
     )
 
 
-def start_service(
-    db: Database,
-    *,
-    netns: str | None = None,
-    interface: str | None = None,
-    port: int = bootserver.DEFAULT_PORT,
-    ra: bool = True,
-) -> Status:
-    """Write dnsmasq's files and the TFTP chain script, start dnsmasq and the boot server."""
-    now = status()
-    if now.dnsmasq is not None or now.bootserver is not None:
-        raise Conflict(
-            f"the DHCP service already runs (dnsmasq pid {now.dnsmasq}, boot server pid "
-            f"{now.bootserver}): rocks stop service dhcp first"
-        )
-    if not 1 <= port <= 65535:
-        raise UserError(f"port={port} is not a TCP port (1-65535)")
-    files = render(db, interface, ra)
-    with reading(db) as s:
-        st = site(s)
-    p = paths()
-    p.root.mkdir(parents=True, exist_ok=True)
-    p.tftp.mkdir(exist_ok=True)
-    base = f"http://{st.server_ip}:{port}"
-    dnsmasq.write_if_changed(p.conf, files.conf)
-    dnsmasq.write_if_changed(p.hosts, files.hosts)
-    dnsmasq.write_if_changed(p.opts, files.opts)
-    dnsmasq.write_if_changed(p.tftp / dnsmasq.CHAIN_NAME, ipxe.chain_script(base))
-    undionly = dnsmasq.find_undionly()
-    if undionly is not None:
-        target = p.tftp / dnsmasq.UNDIONLY_NAME
-        if not target.exists():
-            target.write_bytes(undionly.read_bytes())
-    iface = interface or st.interface
-    with Reverter() as undo:
-        dnsmasq.start(p, netns)
-        undo.add("dnsmasq", lambda: dnsmasq.stop(p))
-        argv = ["--listen", st.server_ip, "--port", str(port)]
-        bootserver.spawn(argv, bootserver_pid(), bootserver_log(), netns)
-        undo.success()
-    state = {"netns": netns, "interface": iface, "url": base, "ra": ra}
-    dnsmasq.write_if_changed(dhcp_dir() / STATE_NAME, json.dumps(state) + "\n")
-    return status()
-
-
 def stop_service() -> tuple[int | None, int | None]:
     """Stop the boot server and dnsmasq; their pids (None for one that was not running)."""
-    boot = bootserver.stop(bootserver_pid())
+    boot = boot_daemon().stop()
     dns = dnsmasq.stop(paths())
     if boot is None and dns is None:
         raise NotRunning(f"the DHCP service is not running (no live process in {dhcp_dir()})")

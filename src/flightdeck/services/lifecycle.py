@@ -419,8 +419,7 @@ def move_vm(db: Database, vm: str, target_expr: str) -> str:
     by the same libvirt URI and the directory does not change, the volume already is where it
     must be: nothing is copied or deleted (copying a file onto itself would destroy it).
     """
-    from flightdeck.services.allocation import require_kvm
-    from flightdeck.services.vms import disk_dir
+    from flightdeck.services.allocation import disk_dir, require_kvm
 
     with reading(db) as s:
         host = resolve_host(s, vm)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order, resolve_host, resolve_hosts
 from flightdeck.db.models import VM, Cluster, Host, Interface, VMDisk
@@ -23,22 +22,18 @@ from flightdeck.planner.disks import DEFAULT_DISK_SIZE_GB, DiskSpec, default_dis
 from flightdeck.planner.macs import next_macs
 from flightdeck.planner.names import validate_host_name, vm_name
 from flightdeck.planner.vlans import parse_vlan_list
-from flightdeck.services.allocation import Allocator, NewNic, NewVM, insert_vms, require_kvm
+from flightdeck.services.allocation import (
+    Allocator,
+    NewNic,
+    NewVM,
+    disk_dirs,
+    insert_vms,
+    require_kvm,
+)
 from flightdeck.services.base import reading, writing
-from flightdeck.services.frontend import DEFAULT_DISK_DIR
 from flightdeck.services.inventory import find_appliance, find_network, ipv4_network
 
 HOSTED_VM = "hosted-vm"
-
-
-def disk_dirs(s: Session, containers: Sequence[Host]) -> dict[int, str]:
-    """Where each container keeps VM disks (attribute `kvm_disk_dir`), in three queries."""
-    found = attrs.resolve_many(s, containers, "kvm_disk_dir")
-    return {c.id: found.get(c.id) or DEFAULT_DISK_DIR for c in containers}
-
-
-def disk_dir(s: Session, container: Host) -> str:
-    return disk_dirs(s, [container])[container.id]
 
 
 def vm_of(s: Session, host: Host) -> VM:

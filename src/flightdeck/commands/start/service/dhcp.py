@@ -35,7 +35,7 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.dhcp import start_service
+        from flightdeck.services.dhcp_service import start_service
 
         st = start_service(
             self.ctx.db, netns=p["netns"], interface=p["interface"], port=p["port"], ra=p["ra"]
