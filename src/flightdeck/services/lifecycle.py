@@ -34,6 +34,7 @@ from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import HostIds, Hosts, resolve_host, resolve_hosts
 from flightdeck.db.models import VM, Host, HostBoot
 from flightdeck.errors import Conflict, FlightdeckError, UserError
+from flightdeck.planner import defaults
 from flightdeck.services import plugins as plug
 from flightdeck.services.base import reading, writing
 from flightdeck.services.domains import (
@@ -176,7 +177,7 @@ def _start_one(db: Database, host_id: int, vm: str, plugins: list[Any]) -> str:
         for path, fmt, block in disks:
             if block:
                 continue
-            if conn.create_volume(path, sizes.get(path, 36), fmt):
+            if conn.create_volume(path, sizes.get(path, defaults.DISK_GB), fmt):
                 undo.add(f"volume {path}", partial(conn.delete_volume, path))
         existed = conn.domain(vm) is not None
         dom = conn.define(xml)

@@ -17,8 +17,9 @@ from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order, resolve_host, resolve_hosts
 from flightdeck.db.models import VM, Cluster, Host, Interface, VMDisk
 from flightdeck.errors import Conflict, UserError
+from flightdeck.planner import defaults
 from flightdeck.planner.addresses import check_ip_in_network
-from flightdeck.planner.disks import DEFAULT_DISK_SIZE_GB, DiskSpec, default_disk, parse_disk_list
+from flightdeck.planner.disks import DiskSpec, default_disk, parse_disk_list
 from flightdeck.planner.macs import next_macs
 from flightdeck.planner.names import validate_host_name, vm_name
 from flightdeck.planner.vlans import parse_vlan_list
@@ -48,8 +49,8 @@ class AddVMRequest:
     containers: Sequence[str]
     membership: str
     name: str | None = None
-    mem_mb: int = 1024
-    cpus: int = 1
+    mem_mb: int = defaults.MEM_MB
+    cpus: int = defaults.CPUS
     slice: int | None = None
     mac: str | None = None
     num_macs: int = 1
@@ -73,7 +74,7 @@ def add_host_vm(db: Database, req: AddVMRequest) -> list[tuple[str, str]]:
     _check_single_only(req, len(req.containers))
     if req.num_macs < 1:
         raise UserError(f"num-macs={req.num_macs} must be at least 1")
-    default_size = DEFAULT_DISK_SIZE_GB
+    default_size = defaults.DISK_GB
     if not req.disk and req.disksize is not None:
         text = req.disksize.strip()
         if not text.isdigit() or int(text) < 1:
