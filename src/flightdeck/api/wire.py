@@ -17,6 +17,7 @@ Standard library only: `pilot` on a laptop uses this module as the Airboss does.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import types
@@ -24,7 +25,7 @@ import typing
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flightdeck.errors import FlightdeckError, UserError
 
@@ -283,54 +284,84 @@ def request_body(request: object) -> bytes:
 # Answers --------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _fields(cls: type[Any]) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(cls)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in _fields(type(value))}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def encode(answer: object) -> dict[str, Any]:
     """An answer as the JSON object sent (field order kept)."""
-    return dataclasses.asdict(answer)  # type: ignore[call-overload, no-any-return]
+    out = _plain(answer)
+    assert isinstance(out, dict), "an answer is a dataclass"
+    return out
 
 
 def _bad(what: str) -> AirbossError:
     return AirbossError("bad-response", f"the Airboss's answer has {what}")
 
 
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+Decoder = Callable[[Any, str], Any]
 
 
-def _decode_value(tp: Any, value: Any, where: str) -> Any:
+@functools.cache
+def _decoder(tp: Any) -> Decoder:
+    """How to check and convert a JSON value into `tp` (worked out once per type: the hints
+    of a class cost more to evaluate than a whole answer to convert)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        (inner,) = [o for o in options if o is not type(None)]
-        return _decode_value(inner, value, where)
+        (inner,) = [o for o in typing.get_args(tp) if o is not type(None)]
+        some = _decoder(inner)
+        return lambda v, where: None if v is None else some(v, where)
     if origin is list:
         (item,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise _bad(f"no list at {where}")
-        return [_decode_value(item, v, f"{where}[]") for v in value]
+        each = _decoder(item)
+
+        def listed(v: Any, where: str) -> Any:
+            if not isinstance(v, list):
+                raise _bad(f"no list at {where}")
+            return [each(x, f"{where}[]") for x in v]
+
+        return listed
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return decode(tp, value, where)
-    if tp is bool and isinstance(value, bool):
-        return value
-    if tp is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if tp is str and isinstance(value, str):
-        return value
-    raise _bad(f"a bad value at {where}")
+        hints = typing.get_type_hints(tp)
+        parts = [(f.name, _decoder(hints[f.name])) for f in dataclasses.fields(tp)]
+        cls = tp
+
+        def obj(v: Any, where: str) -> Any:
+            if not isinstance(v, dict):
+                raise _bad(f"no object at {where}")
+            values = {}
+            for name, part in parts:
+                if name not in v:
+                    raise _bad(f"no {where}.{name}")
+                values[name] = part(v[name], f"{where}.{name}")
+            return cls(**values)
+
+        return obj
+    if tp in (bool, int, str):
+
+        def simple(v: Any, where: str) -> Any:
+            # bool is an int in Python, not in JSON: neither stands for the other.
+            if type(v) is not tp:
+                raise _bad(f"a bad value at {where}")
+            return v
+
+        return simple
+    raise TypeError(f"no JSON decoder for {tp!r}")
 
 
 def decode(cls: type[T], data: Any, where: str = "answer") -> T:
     """The answer `cls` from decoded JSON (names it does not declare are ignored)."""
-    if not isinstance(data, dict):
-        raise _bad(f"no object at {where}")
-    hints = _hints(cls)
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name not in data:
-            raise _bad(f"no {where}.{f.name}")
-        values[f.name] = _decode_value(hints[f.name], data[f.name], f"{where}.{f.name}")
-    return cls(**values)
+    out: T = _decoder(cast(Any, cls))(data, where)
+    return out
 
 
 # Schemas --------------------------------------------------------------------------------------
@@ -354,7 +385,7 @@ def _schema_of(tp: Any) -> dict[str, Any]:
 
 def answer_schema(cls: type[Any]) -> dict[str, Any]:
     """The JSON schema of an answer dataclass: every field required, nothing else allowed."""
-    hints = _hints(cls)
+    hints = typing.get_type_hints(cls)
     props: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         schema = _schema_of(hints[f.name])
