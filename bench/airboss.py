@@ -8,7 +8,7 @@ One run, one machine, same database and the same libvirt test driver behind:
               Ed25519 by the pilot client library: signature, replay cache (database insert),
               rate limit, authorisation, the power operation, the audit row;
 * `signed macs`  - GET /v1/macs (no libvirt): the signed pipeline with a light operation;
-* `direct power` - `services.airboss.power` called in this process, as many threads: the same
+* `direct power` - `services.airboss.power.on/off` in this process, as many threads: the same
               operation with no HTTP and no signature;
 
 each with 1, 10 and 50 concurrent clients (threads, one keep-alive connection each), then the
@@ -147,7 +147,8 @@ def main() -> None:
     from flightdeck.crypto import keys as ck
     from flightdeck.db.engine import open_database
     from flightdeck.pilot.client import AirbossClient
-    from flightdeck.services import airboss as svc
+    from flightdeck.services.airboss import access
+    from flightdeck.services.airboss import power as power_svc
     from flightdeck.services.clusters import cluster_macs
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,10 +190,10 @@ def main() -> None:
                     client.power(computes[n][0], "on" if i % 2 == 0 else "off")
 
                 show("signed power", clients, measure(clients, a.seconds, remote))
-                targets = [svc.authorise(db, keyid, mac) for mac, _name in computes]
+                targets = [access.authorise(db, keyid, mac) for mac, _name in computes]
 
                 def direct(n: int, i: int, targets: list[Any] = targets) -> None:
-                    svc.power(db, targets[n], "on" if i % 2 == 0 else "off")
+                    (power_svc.on if i % 2 == 0 else power_svc.off)(db, targets[n])
 
                 show("direct power", clients, measure(clients, a.seconds, direct))
                 # Leave every VM off for the next level (an odd count leaves some on).
@@ -201,7 +202,7 @@ def main() -> None:
                         client.power(mac, "off")
                 for t in targets[:clients]:
                     with contextlib.suppress(Exception):
-                        svc.power(db, t, "off")
+                        power_svc.off(db, t)
             one = levels[0]
             if ("signed power", one) in results:
                 signed = results[("signed power", one)]["p50"]

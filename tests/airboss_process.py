@@ -84,7 +84,7 @@ def start_airboss(
 def audit_rows(database: str, n: int) -> list[Any]:
     """The last `n` rows of the Airboss's audit log, oldest first."""
     from flightdeck.db.engine import open_database
-    from flightdeck.services.airboss import list_audit
+    from flightdeck.services.airboss.audit import list_audit
 
     db = open_database(database)
     try:

@@ -64,3 +64,9 @@ class PlannerError(UserError):
     """The planner cannot satisfy the request (no free VLAN, MAC space exhausted, does not fit)."""
 
     code = "unsatisfiable"
+
+
+class ActionFailed(FlightdeckError):
+    """An allowed operation did not succeed (the VM runs already, its container is down...)."""
+
+    code = "action-failed"

@@ -195,7 +195,7 @@ class Site:
         return srv
 
     def audit(self, n: int = 1) -> list[Any]:
-        from flightdeck.services.airboss import list_audit
+        from flightdeck.services.airboss.audit import list_audit
 
         return list_audit(self.db, n)
 

@@ -263,13 +263,13 @@ def test_vnc_relay_refusals_limits_idle_and_stop(lab: Lab) -> None:
 
     # Web tokens: single use; bound to the VM and the kind.
     token = client.console_token(macs[vm], "vnc")
-    assert token["path"] == f"/console/?token={token['token']}&kind=vnc"
-    assert token["expires"] - time.time() <= 61
-    with_token = f"/v1/console?token={token['token']}&kind=vnc"
+    assert token.path == f"/console/?token={token.token}&kind=vnc"
+    assert token.expires - time.time() <= 61
+    with_token = f"/v1/console?token={token.token}&kind=vnc"
     assert _raw_upgrade(address, with_token, {}) == (101, "")
     assert _raw_upgrade(address, with_token, {}) == (401, "token-unknown")
     token = client.console_token(macs[vm], "vnc")
-    wrong = f"/v1/console?token={token['token']}&kind=vnc&target={macs[other]}"
+    wrong = f"/v1/console?token={token.token}&kind=vnc&target={macs[other]}"
     assert _raw_upgrade(address, wrong, {}) == (401, "token-mismatch")
     assert lab.audit(1)[-1].reason.startswith("token-mismatch")
 

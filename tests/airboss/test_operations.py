@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from flightdeck.services import airboss as svc
+from flightdeck.api.operations import POWER_ACTIONS
+from flightdeck.services.airboss import media, nodes, nonces
+from flightdeck.services.airboss import power as power_svc
 
 
 def power(app: Any, owner: Any, target: str, action: str) -> Any:
@@ -298,7 +300,7 @@ def test_cdrom_rechecks_the_key_in_the_writing_transaction(
     site: Any, alice: Any, images: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A key removed between the authorisation and the write changes nothing."""
-    real = svc._catalogue
+    real = media._catalogue
 
     def revoke_meanwhile(place: Any) -> dict[str, str]:
         site.rocks.ok("remove", "cluster", site.cluster_b[0])  # unrelated write, same time
@@ -308,7 +310,7 @@ def test_cdrom_rechecks_the_key_in_the_writing_transaction(
             conn.execute(PublicKey.__table__.delete())
         return real(place)
 
-    monkeypatch.setattr(svc, "_catalogue", revoke_meanwhile)
+    monkeypatch.setattr(media, "_catalogue", revoke_meanwhile)
     r = cdrom(site.app(), alice, site.cluster_a[1], "debian-12.iso")
     assert r.status == 403 and "key-covers-nothing" in site.last().reason
     assert cdrom_path(site, site.cluster_a[1]) is None
@@ -353,14 +355,14 @@ def test_a_slow_container_does_not_hold_up_other_owners(
     its own container's slot (per_container=1).
     """
     release = threading.Event()
-    real_power = svc.power
+    real_power = power_svc.on
 
-    def slow_power(db: Any, target: Any, action: str) -> str:
+    def slow_power(db: Any, target: Any) -> str:
         if target.name == site.cluster_a[1]:
             assert release.wait(30)
-        return real_power(db, target, action)
+        return real_power(db, target)
 
-    monkeypatch.setattr(svc, "power", slow_power)
+    monkeypatch.setattr(power_svc, "on", slow_power)
     app = site.app(per_container=1)
     body_a = json.dumps({"target": site.cluster_a[1], "action": "on"}).encode()
     body_b = json.dumps({"target": site.cluster_b[0], "action": "on"}).encode()
@@ -396,7 +398,7 @@ def test_per_container_bound_queues_only_that_container(
     peak: dict[str, int] = {}
     lock = threading.Lock()
 
-    def counted(db: Any, target: Any, action: str) -> str:
+    def counted(db: Any, target: Any) -> str:
         with lock:
             running[target.container] = running.get(target.container, 0) + 1
             peak[target.container] = max(peak.get(target.container, 0),
@@ -406,7 +408,7 @@ def test_per_container_bound_queues_only_that_container(
             running[target.container] -= 1
         return "ok"
 
-    monkeypatch.setattr(svc, "power", counted)
+    monkeypatch.setattr(power_svc, "reset", counted)
     app = site.app(per_container=2, libvirt_workers=16)
     targets = [site.cluster_a[1]] * 6 + [site.cluster_a[2]] * 6  # two containers
 
@@ -432,7 +434,7 @@ def test_a_bug_answers_json_without_a_traceback(
     def broken(*_a: Any, **_k: Any) -> Any:
         raise RuntimeError("secret detail /var/lib/flightdeck")
 
-    monkeypatch.setattr(svc, "cluster_nodes", broken)
+    monkeypatch.setattr(nodes, "cluster_nodes", broken)
     r = macs(site.app(), alice, site.cluster_a[0])
     assert r.status == 500 and r.json == {"error": "internal",
                                           "message": "internal error: see the Airboss log"}
@@ -463,7 +465,7 @@ def test_health_and_openapi_are_public_and_not_logged(site: Any) -> None:
         "/v1/console/token",
     }
     assert doc["paths"]["/v1/power"]["post"]["requestBody"]["content"]["application/json"][
-        "schema"]["properties"]["action"]["enum"] == list(svc.POWER_ACTIONS)
+        "schema"]["properties"]["action"]["enum"] == list(POWER_ACTIONS)
     assert site.audit(10) == []
 
 
@@ -493,6 +495,14 @@ def test_expired_nonces_are_purged(site: Any, alice: Any) -> None:
             return int(conn.execute(select(func.count()).select_from(Nonce)).scalar_one())
 
     assert count() == 1
-    assert svc.purge_nonces(site.db, int(time.time())) == 0
-    assert svc.purge_nonces(site.db, int(time.time()) + 400) == 1
+    assert nonces.purge_nonces(site.db, int(time.time())) == 0
+    assert nonces.purge_nonces(site.db, int(time.time()) + 400) == 1
     assert count() == 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_served_document_is_the_committed_one(site: Any) -> None:
+    from flightdeck.api import openapi
+
+    served = site.app().request("GET", "/openapi.json").json
+    assert served == json.loads(openapi.COMMITTED.read_text(encoding="utf-8"))

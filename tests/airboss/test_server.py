@@ -32,15 +32,15 @@ def client(site: Any, srv: Any, owner: Any, **kw: Any) -> AirbossClient:
 def test_serves_then_stops_cleanly_on_sigterm(site: Any, alice: Any) -> None:
     srv = site.server()
     c = client(site, srv, alice)
-    assert c.health() == {"status": "ok"}
+    assert c.health().status == "ok"
     nodes = c.macs(site.mac(site.cluster_a[0]))
-    assert [n["host"] for n in nodes] == site.cluster_a
+    assert [n.host for n in nodes] == site.cluster_a
     assert srv.pid_file.read_text().strip() == str(srv.process.pid)
     state = json.loads(srv.pid_file.with_suffix(".json").read_text())
     assert state["pid"] == srv.process.pid and state["loopback"] is True
     # A request in flight when SIGTERM arrives is answered before the process ends.
     slow = c.power(site.cluster_a[1], "on")
-    assert slow["result"].startswith("started")
+    assert slow.result.startswith("started")
     assert srv.stop() == 0
     assert not srv.pid_file.exists() and not srv.pid_file.with_suffix(".json").exists()
     log = srv.log.read_text()
@@ -102,7 +102,7 @@ def test_tls_with_the_site_certificate(site: Any, alice: Any) -> None:
     assert srv.url.startswith("https://127.0.0.1:")
     port = srv.url.rsplit(":", 1)[1]
     good = AirbossClient(alice.key, f"https://localhost:{port}", cafile=str(cert))
-    assert [n["host"] for n in good.macs(site.cluster_a[0])] == site.cluster_a
+    assert [n.host for n in good.macs(site.cluster_a[0])] == site.cluster_a
     # Without the site CA the certificate is not trusted, and nothing is sent.
     bad = AirbossClient(alice.key, f"https://localhost:{port}")
     with pytest.raises(AirbossError) as err:
@@ -214,7 +214,7 @@ def test_flood_of_5000_requests_from_50_clients(site: Any, alice: Any, bob: Any,
     assert elapsed < 300, f"5,000 requests took {elapsed:.0f} s"
     # Still answering, at once.
     t1 = time.monotonic()
-    assert client(site, srv, alice).health() == {"status": "ok"}
+    assert client(site, srv, alice).health().status == "ok"
     assert client(site, srv, alice).macs(site.cluster_a[0])
     assert time.monotonic() - t1 < 2
     # Every one of them is in the audit log, and only the valid ones were accepted.

@@ -8,9 +8,10 @@ import pytest
 
 from flightdeck.airboss import config
 from flightdeck.airboss.ratelimit import RateLimiter
+from flightdeck.api import wire
 from flightdeck.errors import UserError
 from flightdeck.pilot.client import parse_address
-from flightdeck.services import airboss as svc
+from flightdeck.services.airboss import audit, media
 
 
 @pytest.mark.parametrize(
@@ -19,7 +20,7 @@ from flightdeck.services import airboss as svc
      ("/isos/./debian.iso", "debian.iso"), ("a b.iso", "a b.iso")],
 )
 def test_iso_names_accepted(text: str, name: str) -> None:
-    assert svc.iso_name(text, "/isos") == name
+    assert media.iso_name(text, "/isos") == name
 
 
 @pytest.mark.parametrize(
@@ -29,28 +30,28 @@ def test_iso_names_accepted(text: str, name: str) -> None:
 )
 def test_iso_names_refused(text: str) -> None:
     with pytest.raises(UserError):
-        svc.iso_name(text, "/isos")
+        media.iso_name(text, "/isos")
 
 
 def test_clip_keeps_the_audit_log_bounded_and_printable() -> None:
-    assert svc.clip("frontend-0-0-0", 255) == "frontend-0-0-0"
-    assert svc.clip(None, 10) is None
-    long = svc.clip("a" * 10_000, 255)
+    assert audit.clip("frontend-0-0-0", 255) == "frontend-0-0-0"
+    assert audit.clip(None, 10) is None
+    long = audit.clip("a" * 10_000, 255)
     assert long is not None and len(long) <= 255 and long.endswith("... (10000 characters)")
-    assert svc.clip("a\nb\x00", 255) == "a\\x0ab\\x00"
+    assert audit.clip("a\nb\x00", 255) == "a\\x0ab\\x00"
 
 
 @pytest.mark.parametrize(
     "target", ["76:77:6e:40:00:02", "hosted-vm-0-0-0", "vm-fe.example.org", "a_b"]
 )
 def test_targets_accepted(target: str) -> None:
-    assert svc.check_target(target) == target
+    assert wire.check_target(target) == target
 
 
 @pytest.mark.parametrize("target", ["", " x", "x y", "a/b", "a'b", "a;b", "%", "é", "a" * 254, 7])
 def test_targets_refused(target: object) -> None:
-    with pytest.raises(svc.InvalidTarget):
-        svc.check_target(target)
+    with pytest.raises(wire.InvalidTarget):
+        wire.check_target(target)
 
 
 def test_settings_and_listen_addresses(tmp_path: Path) -> None:

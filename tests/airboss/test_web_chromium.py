@@ -556,10 +556,10 @@ def test_the_console_pages_on_real_vms(lab: Lab, browser: Browser) -> None:
         assert tab.problems() == []
 
         # 4. The stale token, now more than 60 s old: refused, and the audit log says why.
-        wait = stale["expires"] + 1.5 - time.time()
+        wait = stale.expires + 1.5 - time.time()
         if wait > 0:
             time.sleep(wait)
-        tab.open(url + stale["path"])
+        tab.open(url + stale.path)
         state, said = tab.settled()
         assert state == "refused" and "has expired" in said, said
     finally:

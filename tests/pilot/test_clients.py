@@ -32,8 +32,8 @@ def state(site: Any, vm: str) -> str:
     for owner in ("alice", "bob", "carol"):
         c = AirbossClient(site.owners[owner].key, srv.address)
         for node in c.macs(vm, status=True) if _covers(site, owner, vm) else []:
-            if node["host"] == vm:
-                return str(node["status"])
+            if node.host == vm:
+                return str(node.status)
     raise AssertionError(f"no owner covers {vm}")
 
 

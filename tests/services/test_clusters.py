@@ -168,7 +168,11 @@ def test_every_parameter_lands_in_its_row(espresso: Any, db: Database) -> None:
 
     fe = view(db, "latte")
     assert (fe.appliance, fe.container, fe.rack, fe.rank) == ("frontend", "vm-container-0-2", 0, 2)
-    assert (fe.boot, fe.install_action, fe.run_action) == ("install", "install vm frontend image", "os")
+    assert (fe.boot, fe.install_action, fe.run_action) == (
+        "install",
+        "install vm frontend image",
+        "os",
+    )
     assert (fe.cluster_vlan, fe.mem_mb, fe.cpus, fe.slice, fe.virt_type) == (7, 1024, 1, 0, "hvm")
     assert fe.nics == [
         # eth0 on the cluster VLAN, highest free private IP (the containers hold .254, .253).

@@ -7,9 +7,10 @@ server), a serial session is the WebSocket and libvirt's console stream (`virt.c
 SerialStream`, read by one thread per session and handed to the loop). Nothing in a session
 blocks the loop, so a thousand open consoles do not delay a power request.
 
-Admission, in the order of every other operation (`flightdeck.airboss.app`), each refusal an
+Admission goes through the same request gate as every other operation (`airboss.gate`), its
+query is parsed as the `CONSOLE` declaration says (`api.operations`), and each refusal is an
 HTTP answer to the upgrade request (`{"error": code, "message": text}`, through the ASGI
-WebSocket denial response), and audited:
+WebSocket denial response), audited:
 
 1. Headers within bounds; the query: `kind` (vnc or serial), `target`, optionally `token`.
 2. Who: EITHER an RFC 9421 signature over the upgrade request (`GET`, path, query, the empty
@@ -40,23 +41,25 @@ import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
-from flightdeck.airboss.app import Exchange, Refusal, _query
-from flightdeck.airboss.tokens import TokenRejected
+from flightdeck.airboss.gate import Exchange, Gate, Refusal, failed
+from flightdeck.airboss.tokens import TokenRejected, TokenStore
+from flightdeck.airboss.workers import Workers
+from flightdeck.api import wire
+from flightdeck.api.operations import CONSOLE, Call, ConsoleRequest
 from flightdeck.errors import FlightdeckError
-from flightdeck.services import airboss as svc
-from flightdeck.services.airboss import AuditRecord, ConsolePlace, Refused, Target
-
-if TYPE_CHECKING:
-    from flightdeck.airboss.app import Airboss
+from flightdeck.services.airboss import consoles
+from flightdeck.services.airboss.access import Target
+from flightdeck.services.airboss.audit import AuditRecord
+from flightdeck.services.airboss.consoles import ConsolePlace
 
 log = logging.getLogger("flightdeck.airboss.console")
 
-PATH = "/v1/console"
+PATH = CONSOLE.path
 #: Bytes read from the VNC server at once (a full-screen update is a few hundred KiB).
 READ_SIZE = 256 * 1024
 #: Seconds to connect to a VM's VNC server.
@@ -123,8 +126,13 @@ class Session:
 class ConsoleRelay:
     """The ASGI WebSocket endpoint of `/v1/console`; one instance per Airboss."""
 
-    def __init__(self, airboss: Airboss) -> None:
-        self.ab = airboss
+    path = PATH
+
+    def __init__(self, gate: Gate, workers: Workers, tokens: TokenStore) -> None:
+        self.gate = gate
+        self.workers = workers
+        self.tokens = tokens
+        self.settings = gate.settings
         #: Open sessions per key id (the per-key limit), and all of them.
         self.per_key: dict[str, int] = {}
         self.sessions: set[Session] = set()
@@ -148,13 +156,13 @@ class ConsoleRelay:
         try:
             kind, target, upstream, reserved = await self._admit(scope, ex)
         except Refusal as exc:
-            self.ab._refused(ex, exc, Headers(scope=scope))
+            self.gate.refused(ex, exc, Headers(scope=scope))
             await self._deny(scope, send, ex, exc)
-            self._log(ex, exc.status, t0)
+            ex.log(exc.status, t0)
             return
         except Exception as exc:  # a bug: say so, never how
-            self.ab._bug(ex, exc)
-            await self._deny(scope, send, ex, Refusal("internal", "internal error: see the log"))
+            bug = self.gate.bug(ex, exc)
+            await self._deny(scope, send, ex, Refusal(bug.code, "internal error: see the log"))
             return
         assert ex.keyid is not None
         session = Session(ex.keyid, target, kind, ex.client)
@@ -162,7 +170,7 @@ class ConsoleRelay:
             ex.accepted = True
             ex.reason = "session open"
             try:
-                await self.ab._db(lambda: svc.audit(self.ab.db, self.ab._record(ex)))
+                await self.workers.in_db(lambda: self.gate.audit(ex))
             except Exception:
                 log.exception("could not write the audit log entry")
                 await self._deny(
@@ -172,7 +180,7 @@ class ConsoleRelay:
                 )
                 return
             await send({"type": "websocket.accept"})
-            self._log(ex, 101, t0)
+            ex.log(101, t0)
             self.sessions.add(session)
             why, code = await self._relay(session, upstream, receive, send)
         finally:
@@ -186,45 +194,34 @@ class ConsoleRelay:
     # Admission -------------------------------------------------------------------------------
 
     async def _admit(self, scope: Scope, ex: Exchange) -> tuple[str, Target, Upstream, str]:
-        ab = self.ab
-        if ab._headers_too_large(scope):
-            raise Refusal(
-                "headers-too-large",
-                f"the request headers are over {ab.settings.max_headers} lines or "
-                f"{ab.settings.max_header_bytes} bytes",
-            )
+        self.gate.check_headers(scope.get("headers") or [])
         headers = Headers(scope=scope)
         query = scope.get("query_string", b"").decode("latin-1")
-        token = _token_of(query)
-        if token is None:
+        if _token_of(query) is None:
             # Signed: verify before reading the query's meaning (verify-before-lookup).
-            target, place = await ab._db(lambda: self._front_signed(ex, headers, query))
-            kind = _kind(ex)
+            kind, target, place = await self.workers.in_db(
+                lambda: self._front_signed(ex, headers, query)
+            )
         else:
-            params = _query(query, {"target", "kind", "token"}, {"kind", "token"})
-            kind = _check_kind(params["kind"])
-            ex.operation = f"console {kind}"
-            ex.target = params.get("target")
+            request = _request(query)
+            kind = request.kind
+            ex.operation = CONSOLE.audit(request)
+            ex.target = request.target
+            assert request.token is not None
             try:
-                grant = ab.tokens.redeem(token, params.get("target"), kind)
+                grant = self.tokens.redeem(request.token, request.target, kind)
             except TokenRejected as exc:
                 ex.keyid = exc.keyid
                 ex.verified = exc.keyid is not None
                 raise Refusal(exc.code, exc.message, status=401) from None
-            ex.keyid, ex.verified = grant.keyid, True
-            ex.operation = f"console {kind} (web)"
-            wait = ab.limiter.allow(grant.keyid)
-            if wait > 0:
-                seconds = max(1, int(wait + 0.999))
-                raise Refusal(
-                    "rate-limited",
-                    f"too many requests with this key: try again in {seconds} s",
-                    headers={"Retry-After": str(seconds)},
-                )
-            target, place = await ab._db(lambda: self._front_token(ex, grant.target))
+            ex.operation = f"{CONSOLE.audit(request)} (web)"
+            self.gate.admit_token(ex, grant.keyid)
+            target, place = await self.workers.in_db(
+                lambda: self._place(ex, request, grant.keyid, grant.target)
+            )
         keyid = ex.keyid
         assert keyid is not None
-        limit = ab.settings.console_sessions
+        limit = self.settings.console_sessions
         if self.per_key.get(keyid, 0) >= limit:
             raise Refusal(
                 "too-many-sessions",
@@ -243,36 +240,39 @@ class ConsoleRelay:
 
     def _front_signed(
         self, ex: Exchange, headers: Mapping[str, str], query: str
-    ) -> tuple[Target, ConsolePlace]:
+    ) -> tuple[str, Target, ConsolePlace]:
         """In a database thread: signature, rate limit, parameters, authorisation, place."""
-        self.ab._verify(ex, headers, b"", query)
-        params = _query(query, {"target", "kind"}, {"target", "kind"})
-        ex.operation = f"console {_check_kind(params['kind'])}"
-        return self._place(ex, params["target"])
+        keyid = self.gate.admit(ex, headers, b"", query)
+        request = _request(query)
+        if request.token is not None:  # spelt so that only the full parse sees it
+            raise Refusal("invalid-request", "unknown query parameter 'token'")
+        if request.target is None:
+            raise Refusal("invalid-request", "the query needs target=")
+        ex.operation = CONSOLE.audit(request)
+        target, place = self._place(ex, request, keyid, request.target)
+        return request.kind, target, place
 
-    def _front_token(self, ex: Exchange, target: str) -> tuple[Target, ConsolePlace]:
-        return self._place(ex, target)
-
-    def _place(self, ex: Exchange, target: str) -> tuple[Target, ConsolePlace]:
+    def _place(
+        self, ex: Exchange, request: ConsoleRequest, keyid: str, target: str
+    ) -> tuple[Target, ConsolePlace]:
+        found = self.gate.authorise(ex, target, CONSOLE.scope)
         try:
-            found = self.ab._authorise(ex, target)
-        except Refused as exc:
-            raise Refusal("forbidden", exc.message, detail=exc.reason) from None
-        try:
-            return found, svc.console_place(self.ab.db, found)
+            place = CONSOLE.place(Call(request, keyid, found, self.gate.db, self.tokens))
         except FlightdeckError as exc:
-            raise self.ab._failed(exc) from None
+            raise failed(exc) from None
+        assert isinstance(place, ConsolePlace)
+        return found, place
 
     async def _open(self, kind: str, target: Target, place: ConsolePlace) -> Upstream:
-        ab = self.ab
+        libvirt = self.workers.in_libvirt
         try:
             if kind == "serial":
-                stream = await ab._virt(place.container, lambda: svc.open_serial(place))
+                stream = await libvirt(place.container, lambda: consoles.open_serial(place))
                 stream.start(asyncio.get_running_loop())
                 return stream
-            host, port = await ab._virt(place.container, lambda: svc.vnc_endpoint(place))
+            host, port = await libvirt(place.container, lambda: consoles.vnc_endpoint(place))
         except FlightdeckError as exc:
-            raise ab._failed(exc) from None
+            raise failed(exc) from None
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port, limit=READ_SIZE), CONNECT_TIMEOUT
@@ -292,7 +292,7 @@ class ConsoleRelay:
         audit_id: int | None = None
         if audit:
             try:
-                audit_id = await self.ab._db(lambda: svc.audit(self.ab.db, self.ab._record(ex)))
+                audit_id = await self.workers.in_db(lambda: self.gate.audit(ex))
             except Exception:
                 log.exception("could not write the audit log entry")
         body = json.dumps({"error": exc.code, "message": exc.message}).encode()
@@ -315,7 +315,7 @@ class ConsoleRelay:
         self, session: Session, upstream: Upstream, receive: Receive, send: Send
     ) -> tuple[str, int | None]:
         """Relay until one side ends; (why, the close code to send or None)."""
-        idle = self.ab.settings.console_idle
+        idle = self.settings.console_idle
 
         async def down() -> tuple[str, int | None]:
             while True:
@@ -382,25 +382,13 @@ class ConsoleRelay:
             f"from it, {seconds:.1f} s" + (f", close code {code}" if code else ""),
         )
         try:
-            await self.ab._db(lambda: svc.audit(self.ab.db, record))
+            await self.workers.in_db(lambda: self.gate.audit_record(record))
         except Exception:
             log.exception("could not write the audit log entry of a console's close")
         log.info(
             "%s console %s of %s closed: %s (%d/%d bytes, %.1f s)", session.client,
             session.kind, session.target.name, why, session.to_viewer, session.from_viewer,
             seconds,
-        )
-
-    def _log(self, ex: Exchange, status: int, t0: float) -> None:
-        log.info(
-            "%s GET key=%s op=%s target=%s %s %d %.1fms",
-            ex.client,
-            ex.keyid if ex.verified else "-",
-            ex.operation_name(),
-            svc.clip(ex.target, 80),
-            "accepted" if ex.accepted else "refused",
-            status,
-            (time.perf_counter() - t0) * 1000,
         )
 
 
@@ -413,13 +401,9 @@ def _token_of(query: str) -> str | None:
     return None
 
 
-def _check_kind(kind: str) -> str:
-    if kind not in svc.CONSOLE_KINDS:
-        raise Refusal("invalid-request", f"kind must be one of {', '.join(svc.CONSOLE_KINDS)}")
-    return kind
-
-
-def _kind(ex: Exchange) -> str:
-    assert ex.operation is not None
-    return ex.operation.split()[1]
-
+def _request(query: str) -> ConsoleRequest:
+    """The console's query, as `CONSOLE` declares it (400 `invalid-request` otherwise)."""
+    try:
+        return wire.decode_request(ConsoleRequest, "GET", query, b"")
+    except wire.BadRequest as exc:
+        raise Refusal(exc.code, exc.message) from None

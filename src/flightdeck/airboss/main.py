@@ -2,7 +2,7 @@
 
     airboss serve [--listen 127.0.0.1:8677] [--tls-cert FILE --tls-key FILE] [--config FILE]
                   [--max-skew S] [--rate R] [--burst N] [--pid-file FILE] [--debug]
-    airboss openapi            print the OpenAPI document
+    airboss openapi [--write]  print the OpenAPI document (--write: to docs/openapi.json)
 
 `rocks start service airboss` runs `airboss serve` as a daemon; a systemd unit is installed
 with the package (`flightdeck/airboss/airboss.service`).
@@ -11,7 +11,6 @@ with the package (`flightdeck/airboss/airboss.service`).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -35,7 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--database", help="database URL (default: the site's)")
     serve.add_argument("--pid-file", type=Path, help="write the pid here once listening")
     serve.add_argument("--debug", action="store_true", help="log at DEBUG level")
-    sub.add_parser("openapi", help="print the OpenAPI document")
+    doc = sub.add_parser("openapi", help="print the OpenAPI document")
+    doc.add_argument(
+        "--write", action="store_true", help="rewrite the committed docs/openapi.json instead"
+    )
     return parser
 
 
@@ -43,9 +45,12 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         if args.command == "openapi":
-            from flightdeck.airboss.openapi import DOCUMENT
+            from flightdeck.api import openapi
 
-            sys.stdout.write(json.dumps(DOCUMENT, indent=1) + "\n")
+            if args.write:
+                openapi.COMMITTED.write_text(openapi.render(), encoding="utf-8")
+            else:
+                sys.stdout.write(openapi.render())
             return
         from flightdeck.airboss import config
         from flightdeck.airboss.server import serve

@@ -12,19 +12,27 @@ import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar, TextIO
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from flightdeck.cli.output import Table, render
 from flightdeck.cli.params import Args, Example, Param, Parsed
+from flightdeck.cli.program import ROCKS, Program
 from flightdeck.errors import FlightdeckError, PermissionDenied
+
+if TYPE_CHECKING:
+    from flightdeck.db.engine import Database
 
 
 class Context:
-    """What a running command may use: its output streams and, lazily, the database."""
+    """What a running command may use: its program, its output streams and, lazily, the
+    database."""
 
-    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+    def __init__(
+        self, out: TextIO | None = None, err: TextIO | None = None, program: Program = ROCKS
+    ) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.program = program
         self._db: object | None = None
 
     @property
@@ -35,6 +43,21 @@ class Context:
 
             self._db = open_database()
         return self._db
+
+    def local_db(self) -> Database | None:
+        """This machine's database where the program reads one and it opens (owner commands:
+        anyone may run them, so a database that is not there, or not theirs, is no error)."""
+        if self.program.owner_only:
+            return None
+        try:
+            db: Database = self.db
+        except Exception:
+            return None
+        return db
+
+    def warn(self, line: str) -> None:
+        """A line on standard error (a failure among several results, a hint)."""
+        self.err.write(line + "\n")
 
     @property
     def interactive(self) -> bool:
@@ -52,6 +75,8 @@ class Command(ABC):
     examples: ClassVar[Sequence[Example]] = ()
     #: Commands that change the database (or hosts) need root.
     writes: ClassVar[bool] = True
+    #: An owner command (through the Airboss, with a key): `pilot` offers it too.
+    owner: ClassVar[bool] = False
     #: Filled in by the registry: the command's words, e.g. "list host interface".
     words: ClassVar[str] = ""
 
@@ -62,8 +87,8 @@ class Command(ABC):
     def check_root(self) -> None:
         if self.writes and os.geteuid() != 0:
             raise PermissionDenied(
-                f"'rocks {self.words}' changes the cluster database and must be run as root "
-                "(use sudo)"
+                f"'{self.ctx.program.name} {self.words}' changes the cluster database and must "
+                "be run as root (use sudo)"
             )
 
     @abstractmethod

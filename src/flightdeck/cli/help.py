@@ -6,12 +6,13 @@ import textwrap
 
 from flightdeck.cli.command import Command
 from flightdeck.cli.params import OUTPUT_PARAMS
+from flightdeck.cli.program import ROCKS, Program
 
 
-def usage_line(cls: type[Command]) -> str:
-    parts = [f"rocks {cls.words}"]
+def usage_line(cls: type[Command], program: Program = ROCKS) -> str:
+    parts = [f"{program.name} {cls.words}"]
     if cls.args is not None:
-        parts.append(cls.args.usage())
+        parts.append(cls.args.usage(program.named_args))
     for p in cls.params:
         word = f"{p.name}=<{p.kind.label}>"
         if p.positional:
@@ -32,18 +33,20 @@ def _default(p_default: object, text: str | None) -> str:
     return str(p_default)
 
 
-def command_help(cls: type[Command]) -> str:
-    out = [usage_line(cls), ""]
+def command_help(cls: type[Command], program: Program = ROCKS) -> str:
+    out = [usage_line(cls, program), ""]
     if cls.summary:
         out += [cls.summary, ""]
     if cls.description:
         out += [textwrap.dedent(cls.description).strip(), ""]
     if cls.args is not None:
-        out += ["Arguments:", f"  {cls.args.usage():<24} {cls.args.help}", ""]
+        usage = cls.args.usage(program.named_args)
+        out += ["Arguments:", f"  {usage:<24} {cls.args.help}", ""]
     if cls.params:
         out.append("Parameters:")
         for p in cls.params:
-            req = "required" if p.required else f"default {_default(p.default, p.default_text)}"
+            default = _default(p.default_for(program.name), p.default_text)
+            req = "required" if p.required else f"default {default}"
             out.append(f"  {p.name + '=':<24} {p.help} ({p.kind.label}, {req})")
         out.append("")
     out.append("Output parameters: " + ", ".join(f"{p.name}=" for p in OUTPUT_PARAMS))
@@ -51,7 +54,10 @@ def command_help(cls: type[Command]) -> str:
     if cls.examples:
         out.append("Examples:")
         for ex in cls.examples:
-            out += [f"  $ {ex.command}", f"    {ex.explanation}"]
+            command = ex.command
+            if command.startswith("rocks ") and program is not ROCKS:
+                command = f"{program.name} {command[len('rocks ') :]}"
+            out += [f"  $ {command}", f"    {ex.explanation}"]
         out.append("")
     if not cls.writes:
         out.append("This command does not need root.")

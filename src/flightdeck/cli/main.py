@@ -1,7 +1,8 @@
-"""`rocks`: parse the command line, run one command, report errors as one line.
+"""`rocks` (and `pilot`): parse the command line, run one command, report errors as one line.
 
 Imports are deferred: `rocks help` reads only the generated command index, and a command pays
-only for the modules it uses.
+only for the modules it uses. `pilot` is this same dispatcher over the owner commands
+(`cli.program.PILOT`, from `pilot.main`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from flightdeck.cli.command import Context
+    from flightdeck.cli.program import Program
 
 HELP_WORDS = ("help", "--help", "-h")
 #: Exit status for a bug (not a user error): EX_SOFTWARE.
@@ -24,27 +26,29 @@ def _debug() -> bool:
     return os.environ.get("FLIGHTDECK_DEBUG", "") not in ("", "0", "no", "false")
 
 
-def command_list(prefix: str = "") -> str:
-    """The `rocks help` listing, from the generated index alone (nothing else is imported)."""
-    from flightdeck.commands._index import COMMANDS
+def command_list(prefix: str = "", program: Program | None = None) -> str:
+    """The `rocks help` listing, from the generated index alone (no command is imported)."""
+    from flightdeck.cli.program import ROCKS
+    from flightdeck.cli.registry import index
 
-    rows = [
-        (w, summary) for w, (_module, summary) in sorted(COMMANDS.items()) if w.startswith(prefix)
-    ]
+    program = program or ROCKS
+    commands = index(program)
+    rows = [(w, s) for w, (_module, s) in sorted(commands.items()) if w.startswith(prefix)]
     width = max((len(w) for w, _ in rows), default=0)
-    head = "Flightdeck commands (rocks <command> help for the parameters of one):"
-    return "\n".join([head, *(f"  rocks {w:<{width}}  {s}" for w, s in rows)]) + "\n"
+    name = program.name
+    head = f"Flightdeck commands ({name} <command> help for the parameters of one):"
+    return "\n".join([head, *(f"  {name} {w:<{width}}  {s}" for w, s in rows)]) + "\n"
 
 
 def run(argv: Sequence[str], ctx: Context | None = None) -> int:
-    """Run one command; returns the exit status. Used by `main` and by the tests."""
+    """Run one command; returns the exit status. Used by `main`, `pilot` and the tests."""
     out = ctx.out if ctx else sys.stdout
     err = ctx.err if ctx else sys.stderr
     from flightdeck.errors import FlightdeckError
 
     try:
         if not argv or argv[0] in HELP_WORDS:
-            out.write(command_list(" ".join(argv[1:])))
+            out.write(command_list(" ".join(argv[1:]), ctx.program if ctx else None))
             return 0
         return _run_command(argv, ctx)
     except FlightdeckError as exc:
@@ -93,14 +97,17 @@ def _run_command(argv: Sequence[str], ctx: Context | None) -> int:
     from flightdeck.cli.registry import resolve
 
     ctx = ctx or Context()
-    cls, rest = resolve(argv)
+    program = ctx.program
+    cls, rest = resolve(argv, program)
     if rest and (rest[0] in HELP_WORDS or rest[-1] in HELP_WORDS):
         from flightdeck.cli.help import command_help
 
-        ctx.out.write(command_help(cls))
+        ctx.out.write(command_help(cls, program))
         return 0
     cmd = cls(ctx)
-    cmd.parsed = parse(rest, cls.args, cls.params, cls.words)
+    cmd.parsed = parse(
+        rest, cls.args, cls.params, cls.words, program=program.name, named_args=program.named_args
+    )
     cmd.check_root()
     try:
         cmd.run(cmd.parsed)

@@ -2,8 +2,10 @@
 
 The Rocks grammar: `rocks <verb> <object words...> [args...] [name=value ...]`. Tokens shaped
 `name=value` are parameters; the rest are arguments. Parameters marked `positional` may also be
-given as bare tokens, in their declared order (`rocks add cluster 1.2.3.4 2`). Everything that
-help and usage print is generated from these declarations.
+given as bare tokens, in their declared order (`rocks add cluster 1.2.3.4 2`), and arguments
+may also be given as `<argument name>=value` (`pilot set host power host=<MAC>`), as the
+original's fillPositionalArgs took either form. Everything that help and usage print is
+generated from these declarations. `pilot` parses with the same grammar (`cli.program`).
 """
 
 from __future__ import annotations
@@ -80,10 +82,15 @@ class Param:
     positional: bool = False
     #: Shown in help instead of the default, when the default is computed at run time.
     default_text: str | None = None
+    #: (program, default) pairs where a program's default differs (pilot's status=yes).
+    program_defaults: tuple[tuple[str, Any], ...] = ()
 
     @property
     def key(self) -> str:
         return self.name.replace("-", "_")
+
+    def default_for(self, program: str) -> Any:
+        return dict(self.program_defaults).get(program, self.default)
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,8 @@ class Args:
     min: int = 0
     max: int | None = None
 
-    def usage(self) -> str:
-        word = f"{{{self.name}}}"
+    def usage(self, named: bool = False) -> str:
+        word = f"{self.name}=<{self.name}>" if named else f"{{{self.name}}}"
         if self.max == 1:
             return word if self.min else f"[{word}]"
         return f"{word} ..." if self.min else f"[{word} ...]"
@@ -142,18 +149,32 @@ def split_tokens(tokens: Sequence[str]) -> tuple[list[str], list[tuple[str, str]
 
 
 def parse(
-    tokens: Sequence[str], args: Args | None, params: Sequence[Param], command: str
+    tokens: Sequence[str],
+    args: Args | None,
+    params: Sequence[Param],
+    command: str,
+    *,
+    program: str = "rocks",
+    named_args: bool = False,
 ) -> Parsed:
-    """Apply the declarations to the tokens after the command words."""
+    """Apply the declarations to the tokens after the command words.
+
+    `program` names the program in messages and picks its defaults; `named_args` shows the
+    arguments as `name=value` in messages (pilot's way of writing them).
+    """
     declared = {p.name: p for p in (*params, *OUTPUT_PARAMS)}
     bare, named = split_tokens(tokens)
     raw: dict[str, str] = {}
+    where = f"'{program} {command}'"
     for name, value in named:
+        if args is not None and name == args.name and name not in declared:
+            bare.append(value)  # an argument written as a parameter
+            continue
         if name not in declared:
             known = ", ".join(p.name for p in params) or "none"
             raise UsageError(
-                f"unknown parameter {name!r} for 'rocks {command}' (parameters: {known}); "
-                f"see 'rocks {command} help'"
+                f"unknown parameter {name!r} for {where} (parameters: {known}); "
+                f"see '{program} {command} help'"
             )
         if name in raw:
             raise UsageError(f"parameter {name!r} given twice")
@@ -174,7 +195,7 @@ def parse(
                 raw[p.name] = value
             if len(extra) > len(missing):
                 raise UsageError(
-                    f"too many arguments for 'rocks {command}': {' '.join(extra[len(missing) :])}"
+                    f"too many arguments for {where}: {' '.join(extra[len(missing) :])}"
                 )
         else:
             spare = max(0, len(bare) - min_args)
@@ -186,13 +207,15 @@ def parse(
                     raw[p.name] = value
 
     if args is None and bare:
-        raise UsageError(f"'rocks {command}' takes no arguments, got: {' '.join(bare)}")
+        raise UsageError(f"{where} takes no arguments, got: {' '.join(bare)}")
     if args is not None:
         if len(bare) < args.min:
-            raise UsageError(f"'rocks {command}' needs {args.usage()}; see 'rocks {command} help'")
+            raise UsageError(
+                f"{where} needs {args.usage(named_args)}; see '{program} {command} help'"
+            )
         if args.max is not None and len(bare) > args.max:
             raise UsageError(
-                f"'rocks {command}' takes at most {args.max} {args.name} argument"
+                f"{where} takes at most {args.max} {args.name} argument"
                 f"{'s' if args.max != 1 else ''}, got {len(bare)}: {' '.join(bare)}"
             )
 
@@ -201,9 +224,9 @@ def parse(
         if p.name in raw:
             out.params[p.key] = p.kind.convert(raw[p.name], p.name)
         elif p.required:
-            raise UsageError(f"'rocks {command}' needs {p.name}=<{p.kind.label}>: {p.help}")
+            raise UsageError(f"{where} needs {p.name}=<{p.kind.label}>: {p.help}")
         else:
-            out.params[p.key] = p.default
+            out.params[p.key] = p.default_for(program)
     return out
 
 

@@ -3,7 +3,8 @@
 `rocks list host interface eth0` is looked up as the longest run of words that names a command
 in the generated index (`flightdeck/commands/_index.py`): `list host interface`, then
 `list host`, then `list`. Only the module that runs is imported. `iter_commands` walks the
-package itself and is what the index is generated from.
+package itself and is what the index is generated from. `pilot` looks up its words the same
+way, in the owner commands only (`cli.program`).
 """
 
 from __future__ import annotations
@@ -15,35 +16,46 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flightdeck.cli.program import ROCKS, Program
 from flightdeck.errors import UsageError
 
 if TYPE_CHECKING:
     from flightdeck.cli.command import Command
 
+#: A program with at most this many commands lists them all when a command is unknown.
+LIST_ALL_BELOW = 12
+
 ROOT = "flightdeck.commands"
 ROOT_DIR = Path(__file__).resolve().parent.parent / "commands"
 
 
-def index() -> dict[str, tuple[str, str]]:
-    from flightdeck.commands._index import COMMANDS
+def index(program: Program = ROCKS) -> dict[str, tuple[str, str]]:
+    """words -> (module, summary) of the commands `program` offers (from the generated index)."""
+    from flightdeck.commands._index import COMMANDS, OWNER
 
+    if program.owner_only:
+        return {words: COMMANDS[words] for words in OWNER}
     return COMMANDS
 
 
-def load(module_name: str, words: str) -> type[Command]:
+def load(module_name: str, words: str, program: Program = ROCKS) -> type[Command]:
     from flightdeck.cli.command import Command
 
     module = importlib.import_module(module_name)
     cls = getattr(module, "Command", None)
     if not (isinstance(cls, type) and issubclass(cls, Command)):
-        raise UsageError(f"'rocks {words}' is not available (module {module_name} has no Command)")
+        raise UsageError(
+            f"'{program.name} {words}' is not available (module {module_name} has no Command)"
+        )
     cls.words = words
     return cls
 
 
-def resolve(argv: Sequence[str]) -> tuple[type[Command], list[str]]:
+def resolve(
+    argv: Sequence[str], program: Program = ROCKS
+) -> tuple[type[Command], list[str]]:
     """The command class for argv and the tokens that follow its words."""
-    commands = index()
+    commands = index(program)
     words: list[str] = []
     for tok in argv[:6]:
         if "=" in tok:
@@ -52,14 +64,18 @@ def resolve(argv: Sequence[str]) -> tuple[type[Command], list[str]]:
     for n in range(len(words), 0, -1):
         key = " ".join(words[:n])
         if key in commands:
-            return load(commands[key][0], key), list(argv[n:])
+            return load(commands[key][0], key, program), list(argv[n:])
     typed = " ".join(words) or " ".join(argv[:3])
     close = difflib.get_close_matches(" ".join(words[:4]), list(commands), n=3, cutoff=0.6)
     if not close:
         # A mistyped verb with the right object ("lsit host"): compare word by word.
         close = difflib.get_close_matches(" ".join(words[:3]), list(commands), n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(repr('rocks ' + c) for c in close)}?" if close else ""
-    raise UsageError(f"unknown command 'rocks {typed}'{hint} (see 'rocks help')")
+    prog = program.name
+    hint = f"; did you mean {' or '.join(repr(prog + ' ' + c) for c in close)}?" if close else ""
+    listed = ""
+    if len(commands) < LIST_ALL_BELOW:
+        listed = "; the commands are " + ", ".join(f"'{prog} {c}'" for c in sorted(commands))
+    raise UsageError(f"unknown command '{prog} {typed}'{hint}{listed} (see '{prog} help')")
 
 
 def iter_commands() -> Iterator[tuple[str, type[Command]]]:

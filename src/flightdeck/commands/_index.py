@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list host attr": ("flightdeck.commands.list.host.attr", "List the attributes that apply to hosts, resolved host > appliance > global"),
     "list host boot": ("flightdeck.commands.list.host.boot", "List what each host does at its next boot (install or os)"),
     "list host interface": ("flightdeck.commands.list.host.interface", "List the network interfaces of hosts"),
+    "list host isos": ("flightdeck.commands.list.host.isos", "List the ISO images your VM's CD-ROM may hold, through the Airboss"),
     "list host key": ("flightdeck.commands.list.host.key", "List the public keys registered on hosts (one PEM line per row)"),
     "list host macs": ("flightdeck.commands.list.host.macs", "List the MACs of a virtual cluster's nodes on its VLAN, with their names"),
     "list host vlan": ("flightdeck.commands.list.host.vlan", "List the cluster VLANs VM containers carry, their clusters, and if present live"),
@@ -78,3 +79,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sync dhcp": ("flightdeck.commands.sync.dhcp", "Write dnsmasq's fixed leases from the database and make the running one reload"),
     "sync host network": ("flightdeck.commands.sync.host.network", "Write the network files of VM containers and, with apply=yes, apply them live"),
 }
+
+#: The owner commands (`owner = True`): what `pilot` offers.
+OWNER = (
+    "create keys",
+    "list host isos",
+    "list host macs",
+    "open host console",
+    "set cluster power",
+    "set host cdrom",
+    "set host power",
+)

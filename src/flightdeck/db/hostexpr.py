@@ -9,6 +9,10 @@ like `select * from hosts` is simply a name that matches nothing.
 A host's own name must read as that name and nothing else (`check_plain_name`): a VM named
 `rack0`, `compute` or `52-54-00-12-34-56`, once given as a target, would be every host of
 rack 0, every compute node or a MAC's host. Such names are refused where hosts are named.
+
+What was resolved once is never resolved again: `HostIds` carries hosts already found (by the
+Airboss's authorisation, or by a first resolution in a service) to the layers below as ids. A
+VM called `rack0` is, as an expression, every host of rack 0; as `HostIds` it is itself.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Column, ColumnElement, Connection, select
@@ -37,6 +42,21 @@ T = TypeVar("T")
 #: Runs one host query: a condition on the `hosts` table (None: every host) and whether to sort
 #: by `host_order()`; returns the matching hosts in whatever form the caller works with.
 Fetch = Callable[[ColumnElement[bool] | None, bool], list[T]]
+
+
+@dataclass(frozen=True)
+class HostIds:
+    """Hosts named by their database ids: resolved already, never read as an expression."""
+
+    ids: tuple[int, ...]
+
+    @classmethod
+    def of(cls, *ids: int) -> HostIds:
+        return cls(tuple(ids))
+
+
+#: What the services accept wherever they name hosts: expressions from a command line, or ids.
+Hosts = Sequence[str] | HostIds
 
 
 def _like(pattern: str) -> str:
@@ -124,9 +144,22 @@ def _match_one(fetch: Fetch[T], expr: str) -> list[T]:
     return []
 
 
+def _by_ids(fetch: Fetch[T], ident: Callable[[T], int], given: HostIds) -> list[T]:
+    """The hosts of `given`, in its order; NotFound when one is gone (removed meanwhile)."""
+    if not given.ids:
+        raise UserError("name at least one host")
+    found = {ident(row): row for row in fetch(hosts.c.id.in_(sorted(set(given.ids))), False)}
+    missing = [i for i in given.ids if i not in found]
+    if missing:
+        raise NotFound(f"host id {missing[0]} does not exist (any more)")
+    return [found[i] for i in dict.fromkeys(given.ids)]
+
+
 def _resolve(
-    fetch: Fetch[T], ident: Callable[[T], int], exprs: Sequence[str], default_all: bool
+    fetch: Fetch[T], ident: Callable[[T], int], exprs: Hosts, default_all: bool
 ) -> list[T]:
+    if isinstance(exprs, HostIds):
+        return _by_ids(fetch, ident, exprs)
     if not exprs:
         if not default_all:
             raise UserError("name at least one host")
@@ -147,13 +180,11 @@ def _resolve(
     return result
 
 
-def resolve_hosts(
-    session: Session, exprs: Sequence[str], *, default_all: bool = True
-) -> list[Host]:
+def resolve_hosts(session: Session, exprs: Hosts, *, default_all: bool = True) -> list[Host]:
     """The hosts named by `exprs`, deduplicated, in the order given (each expression sorted).
 
     No expressions means every host when `default_all`. An expression matching nothing is a
-    NotFound naming it.
+    NotFound naming it. `HostIds` are looked up by id only, never as expressions.
     """
     from flightdeck.db.models import Host
 
@@ -168,9 +199,7 @@ def resolve_hosts(
     return _resolve(fetch, lambda host: host.id, exprs, default_all)
 
 
-def resolve_host_ids(
-    conn: Connection, exprs: Sequence[str], *, default_all: bool = True
-) -> list[int]:
+def resolve_host_ids(conn: Connection, exprs: Hosts, *, default_all: bool = True) -> list[int]:
     """`resolve_hosts` on a Core connection: the same hosts, as ids, without the ORM."""
 
     def fetch(where: ColumnElement[bool] | None, ordered: bool) -> list[int]:
@@ -184,9 +213,9 @@ def resolve_host_ids(
     return _resolve(fetch, lambda host_id: host_id, exprs, default_all)
 
 
-def resolve_host(session: Session, expr: str) -> Host:
+def resolve_host(session: Session, expr: str | HostIds) -> Host:
     """Exactly one host: an expression matching several is an error naming them."""
-    hosts = resolve_hosts(session, [expr], default_all=False)
+    hosts = resolve_hosts(session, expr if isinstance(expr, HostIds) else [expr], default_all=False)
     if len(hosts) != 1:
         names = ", ".join(h.name for h in hosts[:5])
         raise UserError(f"{expr!r} names {len(hosts)} hosts ({names}...): name exactly one host")

@@ -35,6 +35,8 @@ from sqlalchemy import (
     func,
 )
 
+from flightdeck.planner import defaults
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -83,7 +85,7 @@ hosts = Table(
     Column("appliance_id", Integer, _fk("appliances.id", "RESTRICT"), nullable=False),
     Column("rack", Integer, nullable=False, default=0),
     Column("rank", Integer, nullable=False, default=0),
-    Column("cpus", Integer, nullable=False, default=1),
+    Column("cpus", Integer, nullable=False, default=defaults.CPUS),
     Column("os", String(32), nullable=False, default="linux"),
     Column("comment", String(255), nullable=True),
     Column("run_action", String(64), nullable=False, default="os"),
@@ -187,7 +189,7 @@ vms = Table(
     Column("host_id", Integer, _fk("hosts.id", "CASCADE"), nullable=False, unique=True),
     Column("container_id", Integer, _fk("hosts.id", "SET NULL"), nullable=True, index=True),
     Column("cluster_id", Integer, _fk("clusters.id", "SET NULL"), nullable=True, index=True),
-    Column("mem_mb", Integer, nullable=False, default=1024),
+    Column("mem_mb", Integer, nullable=False, default=defaults.MEM_MB),
     Column("slice", Integer, nullable=False, default=0),
     Column("virt_type", String(16), nullable=False, default="hvm"),
     Column("cdrom_path", String(1024), nullable=True),
@@ -206,7 +208,7 @@ vm_disks = Table(
     Column("name", String(1024), nullable=False),
     Column("device", String(16), nullable=False),
     Column("bus", String(16), nullable=False),
-    Column("size_gb", Integer, nullable=False, default=36),
+    Column("size_gb", Integer, nullable=False, default=defaults.DISK_GB),
     UniqueConstraint("vm_id", "device"),
     CheckConstraint("size_gb >= 1", name="size_positive"),
 )

@@ -1,10 +1,14 @@
 """Pilot: the owner's side of the Airboss (laptop, virtual frontend, batch-scheduler hooks).
 
-* `client`   - `AirbossClient`: signed requests, the one client every command uses
-* `keyfile`  - make, find and open private keys
-* `commands` - power (one host, a whole cluster, in parallel), MAC lists: shared by `pilot` and
-               the `rocks ... key=` commands
-* `main`     - the `pilot` command
+* `client`     - `AirbossClient`: the declared operations (`flightdeck.api.operations`),
+                 signed, with typed answers; the one client every owner command uses
+* `keyfile`    - make, find and open private keys
+* `commands`   - power (one host, a whole cluster, in parallel) with one line per result
+* `console`    - the local end of a console (VNC forwarder and viewer, raw serial terminal)
+* `webconsole` - a one-time link to the browser console
+* `websocket`  - a minimal RFC 6455 client
+* `main`       - the `pilot` command: the `rocks` dispatcher over the owner commands
 
-Nothing here imports the database or libvirt: `pip install flightdeck` is enough for it.
+Nothing here imports the database, libvirt or the HTTP server: `pip install flightdeck` is
+enough for it (tests/pilot/test_isolation.py).
 """

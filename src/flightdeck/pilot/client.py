@@ -1,5 +1,9 @@
 """The one Airboss client: every owner-side command (`rocks ... key=`, `pilot ...`) uses it.
 
+`call(operation, request)` sends any declared operation (`flightdeck.api.operations`) and
+returns its typed answer; `power`, `macs`, `isos`, `cdrom`, `console_token` and
+`open_console` are that call with the request spelt out.
+
 Standard library (`http.client`, `ssl`, `json`) plus `flightdeck.crypto` only: a laptop with
 `pip install flightdeck` and nothing else can run it (no database, no libvirt, no compiler).
 
@@ -25,11 +29,14 @@ import threading
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from flightdeck.api import operations as ops
+from flightdeck.api import wire
+from flightdeck.api.wire import AirbossError as AirbossError
 from flightdeck.crypto.httpsig import sign_request
 from flightdeck.crypto.keys import PrivateKey, fingerprint
-from flightdeck.errors import FlightdeckError, UserError
+from flightdeck.errors import UserError
 from flightdeck.pilot.websocket import WebSocket
 
 DEFAULT_PORT = 8677
@@ -37,15 +44,8 @@ DEFAULT_ADDRESS = f"localhost:{DEFAULT_PORT}"
 USER_AGENT = "flightdeck-pilot/1"
 #: Largest answer read (a MAC list of a few thousand nodes is far below).
 MAX_RESPONSE = 8 * 1024 * 1024
-
-
-class AirbossError(FlightdeckError):
-    """The Airboss refused or failed a request: `code` is its stable error code."""
-
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
+Req = TypeVar("Req", bound=ops.Targeted)
+Ans = TypeVar("Ans")
 
 
 @dataclass(frozen=True)
@@ -195,52 +195,54 @@ class AirbossClient:
             "unreachable", f"cannot reach the Airboss at {self.address}: {why}{hint}"
         )
 
-    def call(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str] | None = None,
-        body: Mapping[str, Any] | None = None,
-        *,
-        signed: bool = True,
+    def request(
+        self, method: str, path: str, query: Mapping[str, str], body: bytes, *, signed: bool
     ) -> Any:
         """One request; the decoded JSON answer, or `AirbossError` with the Airboss's code."""
-        query_text = urllib.parse.urlencode(dict(query or {}), quote_via=urllib.parse.quote)
-        raw = json.dumps(dict(body), separators=(",", ":")).encode() if body is not None else b""
-        status, _headers, data = self._send(method, path, query_text, raw, signed)
+        query_text = urllib.parse.urlencode(dict(query), quote_via=urllib.parse.quote)
+        status, _headers, data = self._send(method, path, query_text, body, signed)
         try:
             answer = json.loads(data) if data else None
         except ValueError:
             answer = None
         if status == 200 and answer is not None:
             return answer
-        if isinstance(answer, dict) and isinstance(answer.get("error"), str):
-            raise AirbossError(answer["error"], str(answer.get("message", "")), status)
-        raise AirbossError(
-            "bad-response", f"the Airboss answered HTTP {status} without JSON", status
-        )
+        raise wire.error_of(status, answer)
+
+    def call(self, op: ops.Operation[Req, Ans], request: Req) -> Ans:
+        """Send a declared operation, signed; its typed answer (or `AirbossError`)."""
+        if op.method == "GET":
+            data = self.request(op.method, op.path, wire.request_query(request), b"", signed=True)
+        else:
+            data = self.request(op.method, op.path, {}, wire.request_body(request), signed=True)
+        return wire.decode(op.answer, data)
 
     # Operations ------------------------------------------------------------------------------
 
-    def health(self) -> dict[str, Any]:
-        return dict(self.call("GET", "/health", signed=False))
+    def health(self) -> ops.Health:
+        return wire.decode(ops.Health, self.request("GET", ops.HEALTH_PATH, {}, b"", signed=False))
 
-    def power(self, target: str, action: str) -> dict[str, Any]:
+    def power(self, target: str, action: str) -> ops.PowerResult:
         """Power `target` (a MAC or a physical-side name) on, off, install, reset, shutdown."""
-        return dict(self.call("POST", "/v1/power", body={"target": target, "action": action}))
+        return self.call(ops.POWER, ops.PowerRequest(target, action))
 
-    def macs(self, target: str, status: bool = False) -> list[dict[str, Any]]:
-        """The nodes of `target`'s cluster: host, macs, frontend and (with status) status."""
-        query = {"target": target}
-        if status:
-            query["status"] = "yes"
-        return list(self.call("GET", "/v1/macs", query=query)["nodes"])
+    def macs(self, target: str, status: bool = False) -> list[ops.NodeInfo]:
+        """The nodes of `target`'s cluster (with `status`, their live state too)."""
+        return self.call(ops.MACS, ops.MacsRequest(target, status)).nodes
 
     def isos(self, target: str) -> list[str]:
-        return list(self.call("GET", "/v1/isos", query={"target": target})["images"])
+        return self.call(ops.ISOS, ops.IsosRequest(target)).images
 
-    def cdrom(self, target: str, cdrom: str) -> dict[str, Any]:
-        return dict(self.call("POST", "/v1/cdrom", body={"target": target, "cdrom": cdrom}))
+    def cdrom(self, target: str, cdrom: str) -> ops.CdromResult:
+        return self.call(ops.CDROM, ops.CdromRequest(target, cdrom))
+
+    def console_token(self, target: str, kind: str = "vnc") -> ops.ConsoleToken:
+        """A web console token for `target` (single-use, 60 s), and the page that uses it.
+
+        The seam for `web=yes`: the browser opens `<airboss URL><path>` and its page connects
+        to the console with the token instead of a signature.
+        """
+        return self.call(ops.CONSOLE_TOKEN, ops.TokenRequest(target, kind))
 
     # Consoles --------------------------------------------------------------------------------
 
@@ -252,9 +254,10 @@ class AirbossClient:
         the Airboss's code when it is refused (forbidden, too-many-sessions, conflict...).
         """
         query = urllib.parse.urlencode(
-            {"target": target, "kind": kind}, quote_via=urllib.parse.quote
+            wire.request_query(ops.ConsoleRequest(target=target, kind=kind)),
+            quote_via=urllib.parse.quote,
         )
-        path = "/v1/console"
+        path = ops.CONSOLE.path
         headers = {"User-Agent": USER_AGENT}
         headers.update(sign_request("GET", path, query, b"", self.key, expires_in=self.expires_in))
         return self._websocket(f"{path}?{query}", headers)
@@ -283,11 +286,3 @@ class AirbossClient:
             raise
         sock.settimeout(None)  # a console may be quiet for as long as the owner likes
         return ws
-
-    def console_token(self, target: str, kind: str = "vnc") -> dict[str, Any]:
-        """A web console token for `target` (single-use, 60 s): {"token", "expires", "path"}.
-
-        The seam for `web=yes`: the browser opens `<airboss URL><path>` and its page connects
-        to the console with the token instead of a signature.
-        """
-        return dict(self.call("POST", "/v1/console/token", body={"target": target, "kind": kind}))

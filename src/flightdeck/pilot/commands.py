@@ -1,6 +1,6 @@
-"""What the owner-side commands do, shared by `rocks ... key=` and `pilot ...`.
+"""What the owner commands do with the client, shared by `rocks ... key=` and `pilot ...`.
 
-Each function takes an `AirbossClient` and returns rows or results; printing is the caller's.
+Each function takes an `AirbossClient` and returns results; printing is the caller's.
 """
 
 from __future__ import annotations
@@ -8,23 +8,21 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from flightdeck.cli.output import Table
+from flightdeck.api.operations import POWER_ACTIONS
 from flightdeck.errors import FlightdeckError, UserError
 from flightdeck.pilot.client import AirbossClient
 
-#: The power actions the original offered (`reset` and `shutdown` are Flightdeck's additions).
-ACTIONS = ("on", "off", "install", "reset", "shutdown")
 #: Requests in flight at once for a fan-out; the Airboss further bounds each container's share.
 FAN_OUT = 8
 
 
 def check_action(action: str | None) -> str:
     word = (action or "").strip().lower()
-    if word not in ACTIONS:
+    if word not in POWER_ACTIONS:
+        quoted = [f'"{a}"' for a in POWER_ACTIONS]
         raise UserError(
-            'invalid action. action must be "on", "off", "install", "reset" or "shutdown"'
+            f"invalid action. action must be {', '.join(quoted[:-1])} or {quoted[-1]}"
         )
     return word
 
@@ -50,7 +48,7 @@ def _power_one(client: AirbossClient, target: str, action: str) -> Result:
         answer = client.power(target, action)
     except FlightdeckError as exc:
         return Result(target, None, False, exc.message)
-    return Result(target, str(answer.get("host")), True, str(answer.get("result")))
+    return Result(target, answer.host, True, answer.result)
 
 
 def power_many(
@@ -84,20 +82,10 @@ def cluster_power(
     powered in parallel rather than one per second.
     """
     action = check_action(action)
-    nodes = [n for n in client.macs(frontend) if not n.get("frontend")]
-    targets = [n["macs"][0] if n.get("macs") else n["host"] for n in nodes]
-    names = {t: str(n["host"]) for t, n in zip(targets, nodes, strict=True)}
+    nodes = [n for n in client.macs(frontend) if not n.frontend]
+    targets = [n.macs[0] if n.macs else n.host for n in nodes]
+    names = {t: n.host for t, n in zip(targets, nodes, strict=True)}
     return power_many(client, targets, action, workers=workers, names=names)
-
-
-def macs_table(nodes: Sequence[dict[str, Any]], status: bool) -> Table:
-    """The guide's `list host macs` layout: MACS IN CLUSTER [STATE] HOST NAMES."""
-    header = ["macs in cluster"] + (["state"] if status else []) + ["host names"]
-    table = Table(header, owner=False)
-    for node in nodes:
-        state = [node.get("status") or "nostate"] if status else []
-        table.add(" ".join(node.get("macs") or []), *state, node.get("host"))
-    return table
 
 
 def report(

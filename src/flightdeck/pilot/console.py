@@ -13,8 +13,8 @@ console closes (the VM stopped) or the process is interrupted; the end of input 
 the session.
 
 Standard library only (threads and blocking sockets, no asyncio): it runs on a laptop. The
-viewer is started with `os.posix_spawnp` (the project's layering keeps `subprocess` in the
-driver packages; a plain spawn of one program is all this needs).
+viewer is started by `process.daemon.spawn_program` (processes are the driver packages'
+business).
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
+from flightdeck.api.operations import CONSOLE_KINDS
 from flightdeck.errors import UserError
 from flightdeck.pilot.client import AirbossClient
 from flightdeck.pilot.websocket import Closed, WebSocket, WebSocketError
+from flightdeck.process.daemon import spawn_program
 
 #: Viewers tried in this order when `viewer=` is not given.
 VIEWERS = ("vncviewer", "xtightvncviewer", "remote-viewer")
-KINDS = ("vnc", "serial")
 #: Ctrl-]: detaches a serial console attached to a terminal (as `virsh console`).
 ESCAPE = b"\x1d"
 CHUNK = 64 * 1024
@@ -42,7 +43,7 @@ CHUNK = 64 * 1024
 
 def check_kind(kind: str | None) -> str:
     word = (kind or "vnc").strip().lower()
-    if word not in KINDS:
+    if word not in CONSOLE_KINDS:
         raise UserError('invalid console. console must be "vnc" or "serial"')
     return word
 
@@ -167,18 +168,6 @@ def relay(conn: socket.socket, ws: WebSocket) -> Closed | None:
         ws.close()
 
 
-def spawn(argv: list[str]) -> int | None:
-    """Start `argv` (the viewer) in the background; its pid, or None where spawning is not
-    available (then the address is printed instead)."""
-    spawner = getattr(os, "posix_spawnp", None)
-    if spawner is None:
-        return None
-    try:
-        return int(spawner(argv[0], argv, dict(os.environ)))
-    except OSError:
-        return None
-
-
 def attach_serial(
     ws: WebSocket,
     stdin: BinaryIO,
@@ -262,11 +251,11 @@ def open_console(
         address = f"127.0.0.1:{fwd.port}"
         server = threading.Thread(target=fwd.serve, daemon=True)
         server.start()
-        pid = spawn(viewer_argv(program, fwd.port)) if program else None
-        if pid is not None:
+        started = spawn_program(viewer_argv(program, fwd.port)) if program else None
+        if started is not None:
             say(f"{target}: VNC console on {address}, viewer {os.path.basename(program or '')}")
-            with contextlib.suppress(ChildProcessError, KeyboardInterrupt):
-                os.waitpid(pid, 0)
+            with contextlib.suppress(KeyboardInterrupt):
+                started.wait()
             return 0
         say(address)
         with contextlib.suppress(OSError, ValueError):

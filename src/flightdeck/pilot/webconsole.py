@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from flightdeck.api.operations import PAGE
 from flightdeck.pilot.client import AirbossClient, AirbossError
 
 #: What the owner is told next to the link (on standard error: the link alone is on stdout).
@@ -24,10 +25,9 @@ def web_console_url(client: AirbossClient, target: str, kind: str) -> str:
     from flightdeck.pilot.console import check_kind
 
     answer = client.console_token(target, check_kind(kind))
-    path = answer.get("path")
-    if not isinstance(path, str) or not path.startswith("/console/?token="):
+    if not answer.path.startswith(f"{PAGE}?token="):
         raise AirbossError("bad-response", "the Airboss's console token answer has no page path")
-    return f"{client.address}{path}"
+    return f"{client.address}{answer.path}"
 
 
 def print_web_console(

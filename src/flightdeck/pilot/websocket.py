@@ -22,6 +22,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from flightdeck.api.wire import AirbossError, error_of
 from flightdeck.errors import FlightdeckError
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -89,8 +90,6 @@ class WebSocket:
 
         Raises `AirbossError` (the server's code) when the server answers anything but 101.
         """
-        from flightdeck.pilot.client import AirbossError
-
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
             f"GET {target} HTTP/1.1",
@@ -131,7 +130,7 @@ class WebSocket:
             except ValueError:
                 answer = None
             if isinstance(answer, dict) and isinstance(answer.get("error"), str):
-                raise AirbossError(answer["error"], str(answer.get("message", "")), status)
+                raise error_of(status, answer)
             raise AirbossError(
                 "bad-response", f"the Airboss refused the console (HTTP {status})", status
             )

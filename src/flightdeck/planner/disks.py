@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from flightdeck.errors import UserError
+from flightdeck.planner import defaults
 from flightdeck.planner.names import validate_host_name
 
 #: Types the ``vm_disks.VBD_Type`` column may hold. ``file`` and ``raw`` are raw images; ``phy`` a
@@ -27,7 +28,6 @@ DISK_TYPES = ("file", "qcow2", "qed", "phy", "raw", "tap:aio")
 DISK_BUSES = ("virtio", "ide", "scsi", "sata")
 #: The Xen-era mode ``w`` (writable) found in old databases means a virtio disk.
 _LEGACY_BUS = {"w": "virtio"}
-DEFAULT_DISK_SIZE_GB = 36
 
 _DEVICE_RE = re.compile(r"(vd|hd|sd|xvd)[a-z]{1,2}")
 #: Characters a path must not contain: separators of the spec itself (``,``), of the disk list
@@ -101,13 +101,14 @@ def parse_disk_spec(text: str, size_gb: int) -> DiskSpec:
 
 
 def parse_disk_list(
-    specs: str, sizes: str | None, default_size_gb: int = DEFAULT_DISK_SIZE_GB
+    specs: str, sizes: str | None, default_size_gb: int = defaults.DISK_GB
 ) -> list[DiskSpec]:
     """Parse the ``set host vm disk=... disksize=...`` pair into the disks that replace a VM's.
 
     ``specs`` and ``sizes`` are space-separated and aligned by position; a missing size is
-    ``default_size_gb`` (36 GB, as Rocks). More sizes than specs, an empty list, or two disks on
-    one device or one path raise ``UserError``: libvirt would refuse such a domain at start time.
+    ``default_size_gb`` (``defaults.DISK_GB``, 36 GB as Rocks). More sizes than specs, an empty
+    list, or two disks on one device or one path raise ``UserError``: libvirt would refuse such
+    a domain at start time.
     """
     spec_texts = specs.split()
     size_texts = sizes.split() if sizes is not None else []

@@ -135,3 +135,14 @@ def _host_name_problem(name: str) -> str | None:
     if all(_NUMERIC_LABEL_RE.fullmatch(label) for label in labels):
         return "it is all numeric and would be read as an address"
     return None
+
+
+def check_fqdn(value: str, what: str = "fe-fqdn") -> str:
+    """A fully-qualified name as RFC 1123 allows, lower case, without a final dot."""
+    name = value.strip().rstrip(".").lower()
+    if _host_name_problem(name) is not None:
+        raise UserError(
+            f"{what}={value!r} is not a host name: labels of letters, digits and '-' separated by "
+            "dots, e.g. vi-1.rocksclusters.org"
+        )
+    return name

@@ -53,15 +53,14 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
 
-from flightdeck.errors import DriverError, FlightdeckError, NotFound, PermissionDenied
+from flightdeck.errors import FlightdeckError, NotFound, PermissionDenied
 from flightdeck.logsafe import escape
-from flightdeck.pxe.dnsmasq import cmdline, netns_prefix, read_pid, stop_pid
+from flightdeck.process.daemon import in_netns, read_pid, write_pid
 from flightdeck.pxe.ipxe import INITRD_FILE, KERNEL_FILE
 
 DEFAULT_PORT = 8078
@@ -514,9 +513,7 @@ def serve(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     if pid_file is not None:
-        tmp = pid_file.with_name(f".{pid_file.name}.tmp")
-        tmp.write_text(f"{os.getpid()}\n", encoding="utf-8")
-        os.replace(tmp, pid_file)
+        write_pid(pid_file, os.getpid())
     for server in servers:
         sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} listening on {server.base_url}\n")
     sys.stderr.flush()
@@ -539,7 +536,7 @@ def local_address(ip: str, netns: str | None) -> bool:
     """Whether `ip` is an address of an interface here (in `netns`): one the server can bind."""
     try:
         out = subprocess.run(
-            [*netns_prefix(netns), "ip", "-o", "-4", "addr", "show"],
+            [*in_netns(netns), "ip", "-o", "-4", "addr", "show"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -549,59 +546,3 @@ def local_address(ip: str, netns: str | None) -> bool:
         return False
     return any(f" {ip}/" in line for line in out.splitlines())
 
-
-# The daemon -----------------------------------------------------------------------------------
-
-MODULE = "flightdeck.cli.bootserver"
-
-
-def running(pid_file: Path) -> int | None:
-    pid = read_pid(pid_file)
-    if pid is None:
-        return None
-    argv = cmdline(pid)
-    return pid if MODULE in argv and str(pid_file) in argv else None
-
-
-def spawn(
-    argv: Sequence[str], pid_file: Path, log: Path, netns: str | None, timeout: float = 20.0
-) -> int:
-    """Start `python -m flightdeck.cli.bootserver <argv>` in the background (in `netns`)."""
-    if running(pid_file) is not None:
-        raise DriverError(f"the boot server already runs (pid {read_pid(pid_file)})")
-    pid_file.unlink(missing_ok=True)
-    full = [*netns_prefix(netns), sys.executable, "-m", MODULE, *argv, "--pid-file", str(pid_file)]
-    with open(log, "ab") as out:
-        os.chmod(log, 0o640)
-        proc = subprocess.Popen(
-            full, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pid = running(pid_file)
-        if pid is not None:
-            # `ip netns exec` replaces itself with python, so the pid is that of our child.
-            threading.Thread(target=proc.wait, daemon=True).start()
-            return pid
-        if proc.poll() is not None:
-            raise DriverError(f"the boot server did not start: {_tail(log)}")
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
-    raise DriverError(f"the boot server did not listen within {timeout:g} s: see {log}")
-
-
-def stop(pid_file: Path) -> int | None:
-    pid = running(pid_file)
-    if pid is not None:
-        stop_pid(pid)
-    pid_file.unlink(missing_ok=True)
-    return pid
-
-
-def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"see {path}"
-    return " | ".join(ln.strip() for ln in text.strip().splitlines()[-lines:]) or f"see {path}"

@@ -26,18 +26,16 @@ a stale pid file never kills a stranger.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import re
 import signal
-import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flightdeck.errors import DriverError
+from flightdeck.process import daemon
 from flightdeck.pxe.discovery import POOL_LEASE, TAG, Pool
 
 #: Where QEMU's and Debian's iPXE put the BIOS chain loader (package `ipxe`); served over TFTP
@@ -281,108 +279,47 @@ def write_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
 # The process ----------------------------------------------------------------------------------
 
 
-def read_pid(path: Path) -> int | None:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
+def netns_prefix(netns: str | None) -> list[str]:
+    """`ip netns exec <ns>` when a namespace is asked for (checked to exist: a clear error)."""
+    return daemon.in_netns(netns)
 
 
-def cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+def _daemon(paths: Paths) -> daemon.Daemon:
+    """Our dnsmasq: the one whose command line names our conf file."""
+    conf = f"--conf-file={paths.conf}"
 
+    def ours(argv: list[str]) -> bool:
+        return bool(argv) and os.path.basename(argv[0]) == "dnsmasq" and conf in argv
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+    return daemon.Daemon("dnsmasq", paths.pid, paths.log, ours)
 
 
 def running(paths: Paths) -> int | None:
     """The pid of the dnsmasq that runs with our conf file, or None."""
-    pid = read_pid(paths.pid)
-    if pid is None or not _alive(pid):
-        return None
-    argv = cmdline(pid)
-    if not argv or os.path.basename(argv[0]) != "dnsmasq":
-        return None
-    if f"--conf-file={paths.conf}" not in argv:
-        return None
-    return pid
-
-
-def netns_prefix(netns: str | None) -> list[str]:
-    """`ip netns exec <ns>` when a namespace is asked for (checked to exist: a clear error)."""
-    if not netns:
-        return []
-    if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", netns) or not Path("/run/netns", netns).exists():
-        raise DriverError(f"network namespace {netns!r} does not exist: ip netns add {netns}")
-    return ["ip", "netns", "exec", netns]
+    return _daemon(paths).running()
 
 
 def start(paths: Paths, netns: str | None = None, timeout: float = 10.0) -> int:
     """Run dnsmasq with `paths.conf`; its pid once it has written its pid file."""
-    if running(paths) is not None:
-        raise DriverError(f"dnsmasq already runs with {paths.conf} (pid {read_pid(paths.pid)})")
-    paths.pid.unlink(missing_ok=True)
+    dns = _daemon(paths)
+    pid = dns.running()
+    if pid is not None:
+        raise DriverError(f"dnsmasq already runs with {paths.conf} (pid {pid})")
     paths.log.touch()
-    argv = [*netns_prefix(netns), "dnsmasq", f"--conf-file={paths.conf}"]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise DriverError(
-            f"{argv[0]} is not installed: apt-get install dnsmasq-base iproute2"
-        ) from None
-    if done.returncode != 0:
-        why = (done.stderr or done.stdout).strip().splitlines()
-        raise DriverError(
-            f"dnsmasq did not start ({why[-1] if why else f'exit {done.returncode}'}): "
-            f"see {paths.conf}"
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pid = running(paths)
-        if pid is not None:
-            return pid
-        time.sleep(0.05)
-    raise DriverError(f"dnsmasq wrote no pid file {paths.pid} within {timeout:g} s")
+    argv = [*daemon.in_netns(netns), "dnsmasq", f"--conf-file={paths.conf}"]
+    return dns.start_forking(
+        argv, timeout=timeout, install="apt-get install dnsmasq-base iproute2", see=paths.conf
+    )
 
 
 def reload(paths: Paths) -> int | None:
     """SIGHUP: dnsmasq re-reads the hosts and opts files. The pid, or None when not running."""
-    pid = running(paths)
-    if pid is not None:
-        os.kill(pid, signal.SIGHUP)
-    return pid
-
-
-def stop_pid(pid: int, timeout: float = 10.0) -> None:
-    """SIGTERM `pid` and wait for it to go (SIGKILL after `timeout`)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            deadline += timeout
-        time.sleep(0.05)
+    return _daemon(paths).signal(signal.SIGHUP)
 
 
 def stop(paths: Paths) -> int | None:
     """Stop our dnsmasq; its pid, or None when it was not running."""
-    pid = running(paths)
-    if pid is not None:
-        stop_pid(pid)
-    paths.pid.unlink(missing_ok=True)
-    return pid
+    return _daemon(paths).stop()
 
 
 # The log ----------------------------------------------------------------------------------------

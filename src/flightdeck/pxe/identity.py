@@ -29,24 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flightdeck.errors import UserError
+from flightdeck.planner.names import check_fqdn
 
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _SSH_KEY = re.compile(
     r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( [ -~]*)?$"
 )
-
-
-def check_fqdn(value: str, what: str = "fe-fqdn") -> str:
-    """A fully-qualified name as RFC 1123 allows (letters, digits, hyphens; dots between labels)."""
-    name = value.strip().rstrip(".").lower()
-    labels = name.split(".")
-    if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
-        raise UserError(
-            f"{what}={value!r} is not a host name: labels of letters, digits and '-' separated by "
-            "dots, e.g. vi-1.rocksclusters.org"
-        )
-    return name
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,25 @@ from sqlalchemy.orm import Session
 from flightdeck.db import attrs
 from flightdeck.db.models import VM, Cluster, Host, HostBoot, Interface, Network, VMDisk
 from flightdeck.errors import NotFound, UserError
+from flightdeck.planner import defaults
 from flightdeck.planner.addresses import next_free_ip
 from flightdeck.planner.disks import DiskSpec
 from flightdeck.planner.macs import next_macs, normalize_mac
 from flightdeck.planner.names import next_vm_name
 from flightdeck.planner.placement import ContainerCapacity
 from flightdeck.planner.vlans import VLAN_MIN, check_vlan, next_free_vlan
+from flightdeck.services.frontend import DEFAULT_DISK_DIR
 from flightdeck.services.inventory import ipv4_network
 
-DEFAULT_MEM_MB = 1024
-DEFAULT_DISK_GB = 36
+
+def disk_dirs(s: Session, containers: Sequence[Host]) -> dict[int, str]:
+    """Where each container keeps VM disks (attribute `kvm_disk_dir`), in three queries."""
+    found = attrs.resolve_many(s, containers, "kvm_disk_dir")
+    return {c.id: found.get(c.id) or DEFAULT_DISK_DIR for c in containers}
+
+
+def disk_dir(s: Session, container: Host) -> str:
+    return disk_dirs(s, [container])[container.id]
 
 
 def kvm_hosts(s: Session, hosts: Iterable[Host]) -> list[Host]:
@@ -93,7 +102,7 @@ class NewVM:
     container: Host
     slice: int
     cpus: int = 1
-    mem_mb: int = DEFAULT_MEM_MB
+    mem_mb: int = defaults.MEM_MB
     nics: list[NewNic] = field(default_factory=list)
     disks: list[DiskSpec] = field(default_factory=list)
     cluster_id: int | None = None
@@ -102,19 +111,78 @@ class NewVM:
     run_action: str = "os"
 
 
+# What is in use: one query each, whatever the size of the site -------------------------------
+
+
+def mac_space(s: Session) -> tuple[str, str]:
+    """The VM MAC space: (vm_mac_base_addr, vm_mac_base_addr_mask)."""
+    base = attrs.global_value(s, "vm_mac_base_addr")
+    mask = attrs.global_value(s, "vm_mac_base_addr_mask")
+    if not base or not mask:
+        raise NotFound(
+            "no VM MAC base address is defined (vm_mac_base_addr / vm_mac_base_addr_mask): "
+            "run 'rocks init frontend' first"
+        )
+    return base, mask
+
+
+def used_macs(s: Session) -> set[str]:
+    return {m for m in s.scalars(select(Interface.mac)) if m}
+
+
+def host_names(s: Session) -> set[str]:
+    return set(s.scalars(select(Host.name)))
+
+
+def max_slices(s: Session) -> dict[int, int]:
+    """The highest slice of the VMs on each container, by container id."""
+    return {
+        cid: int(m)
+        for cid, m in s.execute(
+            select(VM.container_id, func.max(VM.slice)).group_by(VM.container_id)
+        )
+        .tuples()
+        .all()
+        if cid is not None and m is not None
+    }
+
+
+def used_ips(s: Session, net: Network) -> dict[str, str]:
+    """The addresses in use on `net`, each with who uses it ("<host> <device>")."""
+    return {
+        ip: f"{host} {device}"
+        for ip, host, device in s.execute(
+            select(Interface.ip, Host.name, Interface.device)
+            .join(Host, Host.id == Interface.host_id)
+            .where(Interface.network_id == net.id, Interface.ip.is_not(None))
+        ).tuples()
+        if ip
+    }
+
+
+def used_vlans(s: Session) -> dict[int, str]:
+    """Every VLAN id in use, with who uses it (for the conflict message)."""
+    used: dict[int, str] = {}
+    for vlan, name in s.execute(
+        select(Interface.vlan, Host.name)
+        .join(Host, Host.id == Interface.host_id)
+        .where(Interface.vlan >= VLAN_MIN)
+    ).tuples():
+        if vlan is not None:
+            used.setdefault(vlan, f"host {name}")
+    for vlan, name in s.execute(
+        select(Cluster.vlan, Host.name).join(Host, Host.id == Cluster.frontend_id)
+    ).tuples():
+        used[int(vlan)] = f"cluster {name}"
+    return used
+
+
 class Allocator:
     """Hands out names, slices, MACs, IPs and VLANs that are free in the DB and in this batch."""
 
     def __init__(self, s: Session) -> None:
         self.s = s
-        base = attrs.global_value(s, "vm_mac_base_addr")
-        mask = attrs.global_value(s, "vm_mac_base_addr_mask")
-        if not base or not mask:
-            raise NotFound(
-                "no VM MAC base address is defined (vm_mac_base_addr / vm_mac_base_addr_mask): "
-                "run 'rocks init frontend' first"
-            )
-        self.mac_base, self.mac_mask = base, mask
+        self.mac_base, self.mac_mask = mac_space(s)
         self._macs: set[str] | None = None
         self._names: set[str] | None = None
         self._ips: dict[int, set[str]] = {}
@@ -124,7 +192,7 @@ class Allocator:
     @property
     def used_macs(self) -> set[str]:
         if self._macs is None:
-            self._macs = {m for m in self.s.scalars(select(Interface.mac)) if m}
+            self._macs = used_macs(self.s)
         return self._macs
 
     def claim_mac(self, mac: str) -> str:
@@ -146,7 +214,7 @@ class Allocator:
     @property
     def names(self) -> set[str]:
         if self._names is None:
-            self._names = set(self.s.scalars(select(Host.name)))
+            self._names = host_names(self.s)
         return self._names
 
     def claim_name(self, name: str) -> str:
@@ -159,15 +227,7 @@ class Allocator:
 
     def vm_name(self, appliance: str, container: Host) -> tuple[str, int]:
         if self._max_slice is None:
-            self._max_slice = {
-                cid: int(m)
-                for cid, m in self.s.execute(
-                    select(VM.container_id, func.max(VM.slice)).group_by(VM.container_id)
-                )
-                .tuples()
-                .all()
-                if cid is not None and m is not None
-            }
+            self._max_slice = max_slices(self.s)
         start = self._max_slice.get(container.id, 0)
         name, slice_ = next_vm_name(appliance, container.rack, container.rank, start, self.names)
         self.names.add(name)
@@ -202,23 +262,11 @@ class Allocator:
 
     # VLANs
     def used_vlans(self) -> dict[int, str]:
-        """Every VLAN id in use, with who uses it (for the conflict message)."""
-        used: dict[int, str] = {}
-        for vlan, name in self.s.execute(
-            select(Interface.vlan, Host.name)
-            .join(Host, Host.id == Interface.host_id)
-            .where(Interface.vlan >= VLAN_MIN)
-        ).tuples():
-            if vlan is not None:
-                used.setdefault(vlan, f"host {name}")
-        for vlan, name in self.s.execute(
-            select(Cluster.vlan, Host.name).join(Host, Host.id == Cluster.frontend_id)
-        ).tuples():
-            used[int(vlan)] = f"cluster {name}"
-        return used
+        """Every VLAN id in use, with who uses it."""
+        return used_vlans(self.s)
 
     def vlan(self, explicit: int | None) -> int:
-        used = self.used_vlans()
+        used = used_vlans(self.s)
         return next_free_vlan(used) if explicit is None else check_vlan(explicit, used)
 
 

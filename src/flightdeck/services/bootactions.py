@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from flightdeck.db.engine import Database
-from flightdeck.db.hostexpr import resolve_hosts
+from flightdeck.db.hostexpr import Hosts, resolve_hosts
 from flightdeck.db.models import BOOT_ACTIONS, BootAction, Host, HostBoot
 from flightdeck.errors import Conflict, NotFound, UserError
 from flightdeck.pxe.ipxe import problem
@@ -100,7 +100,7 @@ def set_bootaction(db: Database, name: str, changes: dict[str, str | None]) -> N
         )
 
 
-def set_host_boot(db: Database, exprs: Sequence[str], action: str) -> list[str]:
+def set_host_boot(db: Database, exprs: Hosts, action: str) -> list[str]:
     """`rocks set host boot`: what hosts do at their next boot, in one transaction.
 
     `install` and `run` are refused for a host whose boot action (its install_action or

@@ -3,56 +3,48 @@
 A cluster is a virtual frontend plus N hosted VMs sharing one VLAN. Its membership is a
 `cluster_id` on each VM (not "whatever carries the VLAN id", the original's weak spot, §4.7.6);
 the VLAN is unique per cluster in the schema.
+
+`add_cluster` reads what the plan depends on, asks the planner (`planner.cluster.plan_cluster`,
+pure: every name, MAC, address, VLAN and placement is decided there) and writes the plan, all
+in one write transaction.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import check_plain_name, host_order, resolve_host, resolve_hosts
 from flightdeck.db.models import VM, Appliance, Cluster, Host, Interface, Network, Route
-from flightdeck.errors import PlannerError, UserError
+from flightdeck.errors import UserError
+from flightdeck.planner.cluster import (
+    COMPUTE,
+    FRONTEND,
+    ClusterInventory,
+    Container,
+    RandomSource,
+    VMPlan,
+    check_request,
+    plan_cluster,
+)
+from flightdeck.planner.cluster import ClusterRequest as ClusterRequest  # the service's input
+from flightdeck.planner.cluster import Network as PlanNetwork
+from flightdeck.planner.names import check_fqdn
 from flightdeck.services.base import reading, writing
 
-# What only `add cluster` needs (allocation, inventory checks, the planner) is imported inside
-# it: `rocks list cluster` and `remove cluster` do not pay for those modules.
+# What only `add cluster` needs (allocation, inventory lookups) is imported inside it: `rocks
+# list cluster` and `remove cluster` do not pay for those modules.
 
 Progress = Callable[[str, int, int], None]
 
 
 def _no_progress(_phase: str, _done: int, _total: int) -> None:
     return None
-
-
-@dataclass(frozen=True)
-class ClusterRequest:
-    ip: str
-    num_computes: int
-    cpus_per_compute: int = 1
-    mem_per_compute: int = 1024
-    disk_per_compute: int = 36
-    disk_per_frontend: int = 36
-    cpus_per_frontend: int = 1
-    mem_per_frontend: int = 1024
-    container_hosts: Sequence[str] = ()
-    vlan: int | None = None
-    subnet: str = "private"
-    gateway: str | None = None
-    fe_name: str | None = None
-    #: The virtual frontend's public FQDN (its public interface's name; its hostname).
-    fe_fqdn: str | None = None
-    fe_container: str | None = None
-    cluster_naming: bool = False
-    placement: str = "round-robin"
-    virt_type: str = "hvm"
 
 
 @dataclass(frozen=True)
@@ -85,177 +77,144 @@ def _default_containers(s: Session, fallback: Host) -> list[Host]:
     return found or [fallback]
 
 
-def _capacity_order(
-    s: Session, fe_container: Host, containers: Sequence[Host], req: ClusterRequest
-) -> list[str]:
-    """Computes where the most memory is free, after the frontend has taken its share.
+@dataclass(frozen=True)
+class _Loaded:
+    """The inventory the planner gets, and the rows its plan's names stand for."""
 
-    The frontend is pinned to fe_container; when that host's memory is known its share is
-    deducted first (and a frontend that does not fit is refused), so the computes placed next
-    to it see what is really left.
-    """
-    from flightdeck.planner.placement import by_capacity
-    from flightdeck.services.allocation import container_capacity
+    inventory: ClusterInventory
+    hosts: dict[str, Host]
+    networks: dict[str, Network]
 
-    hosts = list({h.id: h for h in [*containers, fe_container]}.values())
-    caps = {c.name: c for c in container_capacity(s, hosts)}
-    fe_cap = caps[fe_container.name]
-    fe_free = fe_cap.free_mb
-    if fe_free is not None:
-        if fe_free < req.mem_per_frontend:
-            raise PlannerError(
-                f"cluster does not fit: the frontend needs {req.mem_per_frontend} MB, "
-                f"{max(0, math.floor(fe_free))} MB free on {fe_container.name}; pick another "
-                "fe-container or lower mem-per-frontend"
-            )
-        caps[fe_container.name] = dataclasses.replace(
-            fe_cap, mem_used_mb=fe_cap.mem_used_mb + req.mem_per_frontend
-        )
-    return by_capacity([caps[c.name] for c in containers], [req.mem_per_compute] * req.num_computes)
+
+def _network(s: Session, net: Network) -> PlanNetwork:
+    from flightdeck.services.allocation import used_ips
+
+    return PlanNetwork(net.name, net.subnet, net.netmask, used_ips(s, net))
+
+
+def _inventory(s: Session, req: ClusterRequest) -> _Loaded:
+    """Everything `plan_cluster` needs, read in a fixed number of queries."""
+    from flightdeck.services import allocation as al
+    from flightdeck.services.inventory import find_network
+
+    physical = _physical_frontend(s)
+    public = find_network(s, "public")
+    private = find_network(s, req.subnet)
+    fe_box = resolve_host(s, req.fe_container) if req.fe_container else physical
+    if req.container_hosts:
+        # Each name on its own, in the order given: a container listed twice gets twice the
+        # share of the round robin, as in Rocks.
+        boxes = [
+            h for name in req.container_hosts for h in resolve_hosts(s, [name], default_all=False)
+        ]
+    else:
+        boxes = _default_containers(s, fe_box)
+    hosts = {h.name: h for h in [fe_box, *boxes]}
+    unique = list(hosts.values())
+    kvm = {h.id for h in al.kvm_hosts(s, unique)}
+    dirs = al.disk_dirs(s, unique)
+    slices = al.max_slices(s)
+    capacity = {}
+    if req.placement == "capacity":
+        capacity = {c.name: c for c in al.container_capacity(s, unique)}
+
+    def container(h: Host) -> Container:
+        return Container(
+            h.name, h.rack, h.rank, h.id in kvm, dirs[h.id], slices.get(h.id, 0),
+            capacity.get(h.name),
+        )  # fmt: skip
+
+    base, mask = al.mac_space(s)
+    inventory = ClusterInventory(
+        public=_network(s, public),
+        private=_network(s, private),
+        gateway=attrs.global_value(s, "Kickstart_PublicGateway"),
+        mac_base=base,
+        mac_mask=mask,
+        used_macs=frozenset(al.used_macs(s)),
+        used_vlans=al.used_vlans(s),
+        names=frozenset(al.host_names(s)),
+        fe_container=container(fe_box),
+        containers=tuple(container(h) for h in boxes),
+    )
+    return _Loaded(inventory, hosts, {public.name: public, private.name: private})
+
+
+def _check_fqdn_free(s: Session, fqdn: str) -> None:
+    """A virtual frontend's FQDN names it among targets: it must name nothing else."""
+    taken = s.scalar(
+        select(Interface.id).where(func.lower(Interface.name) == fqdn).limit(1)
+    ) or s.scalar(select(Host.id).where(func.lower(Host.name) == fqdn).limit(1))
+    if taken is not None:
+        raise UserError(f"fe-fqdn={fqdn} is already the name of a host: give another name")
 
 
 def add_cluster(
-    db: Database, req: ClusterRequest, progress: Progress = _no_progress
+    db: Database,
+    req: ClusterRequest,
+    progress: Progress = _no_progress,
+    rng: RandomSource | None = None,
 ) -> ClusterCreated:
-    from flightdeck.planner.addresses import check_ip_in_network
-    from flightdeck.planner.disks import default_disk
-    from flightdeck.planner.names import cluster_compute_name, validate_host_name
-    from flightdeck.planner.placement import round_robin
-    from flightdeck.pxe.identity import check_fqdn
-    from flightdeck.services.allocation import Allocator, NewNic, NewVM, insert_vms, require_kvm
-    from flightdeck.services.frontend_identity import FRONTEND_IMAGE_INSTALL
-    from flightdeck.services.inventory import (
-        check_ip,
-        check_ip_free,
-        find_appliance,
-        find_network,
-        ipv4_network,
-    )
-    from flightdeck.services.vms import disk_dirs
+    """`rocks add cluster`: read the inventory, plan (`planner.cluster`), write the plan, in
+    one write transaction (on any error nothing is written)."""
+    import random
 
-    if req.virt_type.lower() != "hvm":
-        raise UserError("KVM supports only 'hvm' virtualization (virt-type=hvm)")
-    if req.num_computes < 0:
-        raise UserError(f"num-computes={req.num_computes} must be zero or more")
-    if req.cluster_naming and not req.fe_name:
-        raise UserError("you must select a fe-name when using cluster-naming=yes")
-    if req.placement not in ("round-robin", "capacity"):
-        raise UserError(f"placement={req.placement!r}: use round-robin or capacity")
-    public_ip = check_ip(req.ip)
-    if req.fe_name:
-        validate_host_name(req.fe_name)
-    fe_fqdn = check_fqdn(req.fe_fqdn) if req.fe_fqdn else None
+    from flightdeck.services.allocation import NewNic, NewVM, insert_vms
+    from flightdeck.services.inventory import find_appliance
 
+    check_request(req)
     with writing(db) as s:
         if req.fe_name:
             check_plain_name(s, req.fe_name)
+        if req.fe_fqdn:
+            _check_fqdn_free(s, check_fqdn(req.fe_fqdn))
         progress("planning", 0, req.num_computes + 1)
-        physical = _physical_frontend(s)
-        public = find_network(s, "public")
-        private = find_network(s, req.subnet)
-        check_ip_in_network(public_ip, ipv4_network(public), public.name)
-        check_ip_free(s, public, public_ip)
-        gateway_text = req.gateway or attrs.global_value(s, "Kickstart_PublicGateway")
-        if not gateway_text:
-            raise UserError(
-                "no public gateway: give gateway=<ip> or set the Kickstart_PublicGateway attribute"
-            )
-        # The frontend's only route out is through eth1, so the gateway must be on that network.
-        gateway = check_ip_in_network(gateway_text, ipv4_network(public), public.name)
-        alloc = Allocator(s)
-        vlan = alloc.vlan(req.vlan)
-        if fe_fqdn is not None and (
-            s.scalar(select(Interface.id).where(Interface.name == fe_fqdn)) is not None
-            or s.scalar(select(Host.id).where(Host.name == fe_fqdn)) is not None
-        ):
-            raise UserError(f"fe-fqdn={fe_fqdn} is already the name of a host: give another name")
+        loaded = _inventory(s, req)
+        plan = plan_cluster(req, loaded.inventory, rng or random.Random())
+        apps = {name: find_appliance(s, name).id for name in (FRONTEND, COMPUTE)}
 
-        fe_container = resolve_host(s, req.fe_container) if req.fe_container else physical
-        if req.container_hosts:
-            # Each name on its own, in the order given: a container listed twice gets twice the
-            # share of the round robin, as in Rocks.
-            containers = [
-                h
-                for name in req.container_hosts
-                for h in resolve_hosts(s, [name], default_all=False)
-            ]
-        else:
-            containers = _default_containers(s, fe_container)
-        require_kvm(s, [fe_container, *containers])
-
-        by_name = {c.name: c for c in containers}
-        if req.placement == "capacity":
-            unique = list({c.id: c for c in containers}.values())
-            order = _capacity_order(s, fe_container, unique, req)
-        else:
-            order = round_robin([c.name for c in containers], req.num_computes)
-        placed = [by_name[n] for n in order]
-        dirs = disk_dirs(s, [fe_container, *containers])
-
-        fe_app = find_appliance(s, "frontend")
-        vm_app = find_appliance(s, "hosted-vm")
-        if req.fe_name:
-            fe_name, fe_slice = alloc.claim_name(req.fe_name), 0
-        else:
-            fe_name, fe_slice = alloc.vm_name(fe_app.name, fe_container)
-        fe_macs = alloc.macs(2)
-        frontend = NewVM(
-            name=fe_name,
-            appliance_id=fe_app.id,
-            container=fe_container,
-            slice=fe_slice,
-            cpus=req.cpus_per_frontend,
-            mem_mb=req.mem_per_frontend,
-            nics=[
-                NewNic("eth0", fe_macs[0], alloc.next_ip(private), private.id, vlan, fe_name),
+        def new_vm(v: VMPlan) -> NewVM:
+            nics = [
                 NewNic(
-                    "eth1",
-                    fe_macs[1],
-                    alloc.claim_ip(public, public_ip),
-                    public.id,
-                    0,
-                    fe_fqdn or f"{fe_name}-public",
-                ),
-            ],
-            disks=[default_disk(fe_name, dirs[fe_container.id], req.disk_per_frontend)],
-            install_action=FRONTEND_IMAGE_INSTALL,
-            run_action="os",
-        )
-        computes: list[NewVM] = []
-        macs = alloc.macs(req.num_computes) if req.num_computes else []
-        for i, c in enumerate(placed):
-            if req.cluster_naming:
-                name, slice_ = alloc.claim_name(cluster_compute_name(fe_name, i)), 0
-            else:
-                name, slice_ = alloc.vm_name(vm_app.name, c)
-            computes.append(
-                NewVM(
-                    name=name,
-                    appliance_id=vm_app.id,
-                    container=c,
-                    slice=slice_,
-                    cpus=req.cpus_per_compute,
-                    mem_mb=req.mem_per_compute,
-                    nics=[NewNic("eth0", macs[i], None, None, vlan, name)],
-                    disks=[default_disk(name, dirs[c.id], req.disk_per_compute)],
-                    install_action="install",
-                    run_action="none",
+                    n.device,
+                    n.mac,
+                    n.ip,
+                    loaded.networks[n.network].id if n.network else None,
+                    n.vlan,
+                    n.name,
                 )
+                for n in v.nics
+            ]
+            return NewVM(
+                name=v.name,
+                appliance_id=apps[v.appliance],
+                container=loaded.hosts[v.container],
+                slice=v.slice,
+                cpus=v.cpus,
+                mem_mb=v.mem_mb,
+                nics=nics,
+                disks=list(v.disks),
+                install_action=v.install_action,
+                run_action=v.run_action,
             )
+
         progress("inserting", req.num_computes // 2, req.num_computes + 1)
-        ids = insert_vms(s, [frontend])
-        cluster = Cluster(frontend_id=ids[fe_name], vlan=vlan, network_id=private.id)
+        fe = plan.frontend.name
+        ids = insert_vms(s, [new_vm(plan.frontend)])
+        private_id = loaded.networks[plan.network].id
+        cluster = Cluster(frontend_id=ids[fe], vlan=plan.vlan, network_id=private_id)
         s.add(cluster)
         s.flush()
+        s.execute(update(VM).where(VM.host_id == ids[fe]).values(cluster_id=cluster.id))
+        computes = [new_vm(c) for c in plan.computes]
         for v in computes:
             v.cluster_id = cluster.id
-        s.execute(update(VM).where(VM.host_id == ids[fe_name]).values(cluster_id=cluster.id))
         insert_vms(s, computes)
         s.add(
-            Route(host_id=ids[fe_name], destination="0.0.0.0", netmask="0.0.0.0", gateway=gateway)
+            Route(host_id=ids[fe], destination="0.0.0.0", netmask="0.0.0.0", gateway=plan.gateway)
         )
         progress("committing", req.num_computes + 1, req.num_computes + 1)
-    return ClusterCreated(fe_name, vlan, [(v.name, v.container.name) for v in computes])
+    return ClusterCreated(fe, plan.vlan, [(c.name, c.container) for c in plan.computes])
 
 
 # Listing ---------------------------------------------------------------------------------------

@@ -8,8 +8,12 @@ dnsmasq's static range gives them nothing and logs them, and insert-ethers names
 `rocks start service dhcp` runs two processes, both without systemd, their pid files and logs
 under `<state dir>/dhcp/` (mode 0700: leases, MACs and logs are the administrator's): dnsmasq
 (DHCP, TFTP, the IPv6 router advertisement) and the boot server (HTTP on the frontend's
-private address, port 8078). `netns=` runs both inside a network namespace, which is how the
-tests give them a private network of their own.
+private address, port 8078, and on its public address for virtual frontends' image installs:
+`python -m flightdeck.services.bootserver`). Both are supervised by `process.daemon`; they are
+started by `services.dhcp_service` (the boot server's process uses `services.provisioning`,
+which uses this module: what starts it by its module's path sits above both). `netns=` runs
+both inside a network namespace, which is how the tests give them a private network of their
+own.
 
 It also fixes the *discovery pool* (the lowest `POOL_SIZE` free addresses of the private
 network when it starts, kept in the service's state file), writes the discovery hook dnsmasq
@@ -21,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,21 +36,14 @@ from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order
 from flightdeck.db.models import Host, Interface, Network
-from flightdeck.errors import Conflict, FlightdeckError, NotFound, UserError
+from flightdeck.errors import NotFound, UserError
 from flightdeck.planner.addresses import lowest_free_run, network_of
-from flightdeck.pxe import bootserver, discovery, dnsmasq, ipxe
+from flightdeck.process.daemon import Daemon, NotRunning
+from flightdeck.pxe import discovery, dnsmasq
 from flightdeck.services.base import reading
-from flightdeck.services.reverter import Reverter
 
 PRIVATE = "private"
 STATE_NAME = "service.json"
-
-
-class NotRunning(FlightdeckError):
-    """The DHCP service does not run (exit status 3, as an init script's `status`)."""
-
-    exit_code = 3
-    code = "not-running"
 
 
 def dhcp_dir() -> Path:
@@ -64,6 +60,16 @@ def bootserver_pid() -> Path:
 
 def bootserver_log() -> Path:
     return dhcp_dir() / "bootserver.log"
+
+
+def boot_daemon() -> Daemon:
+    """The boot server: the process with our pid file on its command line."""
+    pid_file = bootserver_pid()
+
+    def ours(argv: list[str]) -> bool:
+        return "--pid-file" in argv and str(pid_file) in argv
+
+    return Daemon("the boot server", pid_file, bootserver_log(), ours)
 
 
 def discovery_hook() -> Path:
@@ -271,7 +277,7 @@ def status() -> Status:
 
     return Status(
         dnsmasq.running(p),
-        bootserver.running(bootserver_pid()),
+        boot_daemon().running(),
         text("netns"),
         text("interface"),
         text("url"),
@@ -280,78 +286,9 @@ def status() -> Status:
     )
 
 
-def start_service(
-    db: Database,
-    *,
-    netns: str | None = None,
-    interface: str | None = None,
-    port: int = bootserver.DEFAULT_PORT,
-    ra: bool = True,
-    public: bool | None = None,
-) -> Status:
-    """Write dnsmasq's files and the TFTP chain script, start dnsmasq and the boot server.
-
-    `public`: the boot server also listens on the frontend's public address, where virtual
-    frontends fetch the frontend image (yes, no, or None: when that address is here).
-    """
-    now = status()
-    if now.dnsmasq is not None or now.bootserver is not None:
-        raise Conflict(
-            f"the DHCP service already runs (dnsmasq pid {now.dnsmasq}, boot server pid "
-            f"{now.bootserver}): rocks stop service dhcp first"
-        )
-    if not 1 <= port <= 65535:
-        raise UserError(f"port={port} is not a TCP port (1-65535)")
-    with reading(db) as s:
-        st = site(s)
-        pool = discovery_pool(s, st)
-        public_ip = attrs.global_value(s, "Kickstart_PublicAddress")
-    if public is None:
-        public = bool(public_ip) and bootserver.local_address(str(public_ip), netns)
-    elif public and not public_ip:
-        raise UserError("the frontend has no public address (Kickstart_PublicAddress)")
-    files = render(db, interface, ra, pool)
-    iface = interface or st.interface or ""
-    p = paths()
-    make_dhcp_dir()
-    p.tftp.mkdir(exist_ok=True)
-    base = f"http://{st.server_ip}:{port}"
-    dnsmasq.write_if_changed(p.conf, files.conf)
-    dnsmasq.write_if_changed(p.hosts, files.hosts)
-    dnsmasq.write_if_changed(p.opts, files.opts)
-    dnsmasq.write_if_changed(p.tftp / dnsmasq.CHAIN_NAME, ipxe.chain_script(base))
-    dnsmasq.write_if_changed(p.tftp / dnsmasq.DISCOVER_NAME, ipxe.discover_script())
-    hook = discovery.render_hook(sys.executable, discovery_socket(), iface, pool)
-    dnsmasq.write_if_changed(discovery_hook(), hook, mode=0o700)
-    undionly = dnsmasq.find_undionly()
-    if undionly is not None:
-        target = p.tftp / dnsmasq.UNDIONLY_NAME
-        if not target.exists():
-            target.write_bytes(undionly.read_bytes())
-    with Reverter() as undo:
-        dnsmasq.start(p, netns)
-        undo.add("dnsmasq", lambda: dnsmasq.stop(p))
-        argv = ["--listen", st.server_ip, "--port", str(port)]
-        if public:
-            argv += ["--public", str(public_ip)]
-        bootserver.spawn(argv, bootserver_pid(), bootserver_log(), netns)
-        undo.success()
-    state = {
-        "netns": netns,
-        "interface": iface,
-        "url": base,
-        "ra": ra,
-        "pool": [pool.first, pool.last],
-        "port": port,
-        "public_url": f"http://{public_ip}:{port}" if public else None,
-    }
-    dnsmasq.write_if_changed(dhcp_dir() / STATE_NAME, json.dumps(state) + "\n")
-    return status()
-
-
 def stop_service() -> tuple[int | None, int | None]:
     """Stop the boot server and dnsmasq; their pids (None for one that was not running)."""
-    boot = bootserver.stop(bootserver_pid())
+    boot = boot_daemon().stop()
     dns = dnsmasq.stop(paths())
     if boot is None and dns is None:
         raise NotRunning(f"the DHCP service is not running (no live process in {dhcp_dir()})")

@@ -24,12 +24,14 @@ from flightdeck.db import attrs
 from flightdeck.db.models import VM, Cluster, Host, HostBoot, Interface, Route
 from flightdeck.db.models import PublicKey as KeyRow
 from flightdeck.errors import NotFound, UserError
+from flightdeck.planner.cluster import FRONTEND_INSTALL
 from flightdeck.pxe import identity as ident
 
 if TYPE_CHECKING:
     from flightdeck.pxe.frontend_image import FrontendImage
 
-FRONTEND_IMAGE_INSTALL = "install vm frontend image"
+#: The boot action of an image install (the planner gives it to new virtual frontends).
+FRONTEND_IMAGE_INSTALL = FRONTEND_INSTALL
 #: Where `rocks create frontend image` put the image (a directory with image.json).
 IMAGE_ATTR = "kvm_frontend_image"
 #: The Airboss a virtual frontend's owner commands use when nothing else is configured: the

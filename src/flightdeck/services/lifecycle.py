@@ -12,6 +12,10 @@ Start, per VM (reference §2.4, with the original's faults fixed):
    from it; otherwise create missing disk volumes, define the domain, start it, set autostart
    (attribute `kvm_autostart`). Any failure undoes what this start created.
 4. A virtual frontend that booted its installer gets boot action `os` (it installs once).
+
+Hosts are named by expressions (the command line) or by `HostIds` (the Airboss, which resolved
+its target once); either way they are resolved here once, and every later step of a VM works
+on its id and its exact name, never on an expression again.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ from sqlalchemy.orm import Session
 
 from flightdeck.db import attrs
 from flightdeck.db.engine import Database
-from flightdeck.db.hostexpr import resolve_host, resolve_hosts
+from flightdeck.db.hostexpr import HostIds, Hosts, resolve_host, resolve_hosts
 from flightdeck.db.models import VM, Host, HostBoot
 from flightdeck.errors import Conflict, FlightdeckError, UserError
+from flightdeck.planner import defaults
 from flightdeck.services import frontend_identity as vfid
 from flightdeck.services import plugins as plug
 from flightdeck.services.base import reading, writing
@@ -71,7 +76,7 @@ def _timeout(s: Session, host: Host) -> float:
         ) from None
 
 
-def _vm_hosts(s: Session, exprs: Sequence[str]) -> list[Host]:
+def _vm_hosts(s: Session, exprs: Hosts) -> list[Host]:
     hosts = resolve_hosts(s, exprs, default_all=False)
     for h in hosts:
         vm_row(s, h)
@@ -104,12 +109,26 @@ def _fan_out(
     return sorted(out, key=lambda o: order[o.vm])
 
 
-def _placements(db: Database, exprs: Sequence[str]) -> tuple[dict[str, Placement], float]:
+@dataclass(frozen=True)
+class _Found:
+    """The VMs a call names: where each runs, its host id (by name), the connect timeout."""
+
+    where: dict[str, Placement]
+    ids: dict[str, int]
+    timeout: float
+
+
+def _find(db: Database, exprs: Hosts) -> _Found:
     with reading(db) as s:
         hosts = _vm_hosts(s, exprs)
         where = {h.name: placement(s, h) for h in hosts}
         timeout = max((_timeout(s, h) for h in hosts), default=hv.DEFAULT_CONNECT_TIMEOUT)
-    return where, timeout
+    return _Found(where, {h.name: h.id for h in hosts}, timeout)
+
+
+def _placements(db: Database, exprs: Hosts) -> tuple[dict[str, Placement], float]:
+    found = _find(db, exprs)
+    return found.where, found.timeout
 
 
 def _groups(where: dict[str, Placement]) -> dict[str, list[str]]:
@@ -122,11 +141,11 @@ def _groups(where: dict[str, Placement]) -> dict[str, list[str]]:
 # Start --------------------------------------------------------------------------------------------
 
 
-def _allocate(db: Database, vm: str, plugins: list[Any]) -> None:
+def _allocate(db: Database, host_id: int, vm: str, plugins: list[Any]) -> None:
     if not any(callable(getattr(p, "allocate", None)) for p in plugins):
         return
     with writing(db) as s:
-        host = resolve_host(s, vm)
+        host = resolve_host(s, HostIds.of(host_id))
         where = vm_row(s, host).container
         plug.run(
             plugins,
@@ -135,10 +154,10 @@ def _allocate(db: Database, vm: str, plugins: list[Any]) -> None:
         )
 
 
-def _start_one(db: Database, vm: str, plugins: list[Any]) -> str:
-    _allocate(db, vm, plugins)
+def _start_one(db: Database, host_id: int, vm: str, plugins: list[Any]) -> str:
+    _allocate(db, host_id, vm, plugins)
     with reading(db) as s:
-        host = resolve_host(s, vm)
+        host = resolve_host(s, HostIds.of(host_id))
         spec, where = vm_spec(s, host)
         timeout = _timeout(s, host)
         autostart = attrs.is_true(attrs.resolve(s, host, "kvm_autostart"))
@@ -161,7 +180,7 @@ def _start_one(db: Database, vm: str, plugins: list[Any]) -> str:
         raise Conflict(f"the host {vm} is paused: resume it with 'rocks resume host vm {vm}'")
     from flightdeck.services.network import ensure_vm_links  # its VLAN devices (reference §8.2)
 
-    ensure_vm_links(db, vm)
+    ensure_vm_links(db, HostIds.of(host_id))
     if conn.has_managed_save(vm):
         dom = conn.require(vm)
         conn.start(dom)
@@ -170,7 +189,7 @@ def _start_one(db: Database, vm: str, plugins: list[Any]) -> str:
         for path, fmt, block in disks:
             if block:
                 continue
-            if conn.create_volume(path, sizes.get(path, 36), fmt):
+            if conn.create_volume(path, sizes.get(path, defaults.DISK_GB), fmt):
                 undo.add(f"volume {path}", partial(conn.delete_volume, path))
         existed = conn.domain(vm) is not None
         dom = conn.define(xml)
@@ -183,8 +202,7 @@ def _start_one(db: Database, vm: str, plugins: list[Any]) -> str:
             # The original's installer cannot report: it installs once. An image install
             # becomes `os` when the installer reports success (flightdeck.services.vfrontend).
             with writing(db) as s:
-                host = resolve_host(s, vm)
-                row = s.get(HostBoot, host.id)
+                row = s.get(HostBoot, host_id)
                 if row is not None:
                     row.action = "os"
         undo.success()
@@ -192,10 +210,14 @@ def _start_one(db: Database, vm: str, plugins: list[Any]) -> str:
     return f"{how} {vm} on {where.container}"
 
 
-def start_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
+def start_vms(db: Database, exprs: Hosts) -> list[Outcome]:
     plugins = plug.discover()
-    where, timeout = _placements(db, exprs)
-    return _fan_out(_groups(where), lambda _c, vm: _start_one(db, vm, plugins), timeout)
+    found = _find(db, exprs)
+    return _fan_out(
+        _groups(found.where),
+        lambda _c, vm: _start_one(db, found.ids[vm], vm, plugins),
+        found.timeout,
+    )
 
 
 # Stop, pause, resume, save, restore ---------------------------------------------------------------
@@ -206,7 +228,7 @@ def _connect(where: dict[str, Placement], vm: str, timeout: float) -> hv.Hypervi
     return hv.connect(p.container, p.uri, timeout)
 
 
-def stop_vms(db: Database, exprs: Sequence[str], *, terminate: bool = False) -> list[Outcome]:
+def stop_vms(db: Database, exprs: Hosts, *, terminate: bool = False) -> list[Outcome]:
     """Power off (destroy and undefine), or with `terminate` only run the disallocate plugins."""
     if terminate:
         plugins = plug.discover()
@@ -230,7 +252,7 @@ def stop_vms(db: Database, exprs: Sequence[str], *, terminate: bool = False) -> 
 
 
 def _simple(
-    db: Database, exprs: Sequence[str], action: Callable[[hv.Hypervisor, str], str]
+    db: Database, exprs: Hosts, action: Callable[[hv.Hypervisor, str], str]
 ) -> list[Outcome]:
     where, timeout = _placements(db, exprs)
     return _fan_out(
@@ -250,20 +272,20 @@ def _one_call(
     return act
 
 
-def pause_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
+def pause_vms(db: Database, exprs: Hosts) -> list[Outcome]:
     return _simple(db, exprs, _one_call(hv.Hypervisor.suspend, "paused {vm}"))
 
 
-def resume_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
+def resume_vms(db: Database, exprs: Hosts) -> list[Outcome]:
     return _simple(db, exprs, _one_call(hv.Hypervisor.resume, "resumed {vm}"))
 
 
-def reset_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
+def reset_vms(db: Database, exprs: Hosts) -> list[Outcome]:
     """Hard reset (the reset button): the guest reboots at once, its definition unchanged."""
     return _simple(db, exprs, _one_call(hv.Hypervisor.reset, "reset {vm}"))
 
 
-def shutdown_vms(db: Database, exprs: Sequence[str]) -> list[Outcome]:
+def shutdown_vms(db: Database, exprs: Hosts) -> list[Outcome]:
     """Ask the guests to shut down (ACPI power button); they stop when their OS is done."""
     return _simple(db, exprs, _one_call(hv.Hypervisor.shutdown, "asked {vm} to shut down"))
 
@@ -280,35 +302,38 @@ def _save_path(s: Session, host: Host, given: str | None) -> str:
     return os.path.join(base, f"{host.name}.saved")
 
 
-def save_vms(db: Database, exprs: Sequence[str], file: str | None = None) -> list[Outcome]:
+def save_vms(db: Database, exprs: Hosts, file: str | None = None) -> list[Outcome]:
     with reading(db) as s:
         hosts = _vm_hosts(s, exprs)
         if file and len(hosts) != 1:
             raise UserError("file= can only be given with one host")
         paths = {h.name: _save_path(s, h, file) for h in hosts}
+        chosen = HostIds(tuple(h.id for h in hosts))
 
     def save(conn: hv.Hypervisor, vm: str) -> str:
         conn.save(vm, paths[vm])
         return f"saved {vm} to {paths[vm]}"
 
-    return _simple(db, exprs, save)
+    return _simple(db, chosen, save)
 
 
-def restore_vms(db: Database, exprs: Sequence[str], file: str | None = None) -> list[Outcome]:
+def restore_vms(db: Database, exprs: Hosts, file: str | None = None) -> list[Outcome]:
     with reading(db) as s:
         hosts = _vm_hosts(s, exprs)
         if file and len(hosts) != 1:
             raise UserError("file= can only be given with one host")
         paths = {h.name: _save_path(s, h, file) for h in hosts}
+        ids = {h.name: h.id for h in hosts}
 
     def restore(conn: hv.Hypervisor, vm: str) -> str:
         from flightdeck.services.network import ensure_vm_links
 
-        ensure_vm_links(db, vm)  # as the original ran sync host vlan before a restore
+        # As the original ran sync host vlan before a restore.
+        ensure_vm_links(db, HostIds.of(ids[vm]))
         conn.restore(paths[vm])
         return f"restored {vm} from {paths[vm]}"
 
-    return _simple(db, exprs, restore)
+    return _simple(db, HostIds(tuple(ids.values())), restore)
 
 
 # Status -------------------------------------------------------------------------------------------
@@ -369,7 +394,7 @@ def statuses(db: Database, names: Sequence[str] | None = None) -> dict[str, str]
 # Config, removal, move, autostart -----------------------------------------------------------------
 
 
-def domain_xml(db: Database, exprs: Sequence[str]) -> list[tuple[str, str]]:
+def domain_xml(db: Database, exprs: Hosts) -> list[tuple[str, str]]:
     with reading(db) as s:
         out = []
         for h in _vm_hosts(s, exprs):
@@ -423,11 +448,12 @@ def move_vm(db: Database, vm: str, target_expr: str) -> str:
     by the same libvirt URI and the directory does not change, the volume already is where it
     must be: nothing is copied or deleted (copying a file onto itself would destroy it).
     """
-    from flightdeck.services.allocation import require_kvm
-    from flightdeck.services.vms import disk_dir
+    from flightdeck.services.allocation import disk_dir, require_kvm
 
     with reading(db) as s:
         host = resolve_host(s, vm)
+        moving = HostIds.of(host.id)  # from here on the VM is its id, not the expression
+        vm = host.name
         row = vm_row(s, host)
         src = placement(s, host)
         target = resolve_host(s, target_expr)
@@ -468,19 +494,19 @@ def move_vm(db: Database, vm: str, target_expr: str) -> str:
             undo.add(f"copy of {d.source} on {target.name}", partial(b.delete_volume, d.target))
         a.undefine(vm)
         with writing(db) as s:
-            moved = vm_row(s, resolve_host(s, vm))
+            moved = vm_row(s, resolve_host(s, moving))
             moved.container_id = target.id
             for disk in moved.disks:
                 done = next((d for d in disks if d.id == disk.id), None)
                 if done is not None:
                     disk.prefix = done.new_prefix
-        undo.add("re-homing", lambda: _rehome(db, vm, src.container, disks))
+        undo.add("re-homing", lambda: _rehome(db, moving, src.container, disks))
         for d in disks:
             if d.copied(same_storage):
                 a.delete_volume(d.source)
         undo.success()
     if was_running:
-        start_vms(db, [vm])
+        start_vms(db, moving)
     return f"moved {vm} from {src.container} to {target.name}"
 
 
@@ -501,10 +527,12 @@ class _MovedDisk:
         return self.kind != "phy" and not (same_storage and self.target == self.source)
 
 
-def _rehome(db: Database, vm: str, container: str, disks: Sequence[_MovedDisk] = ()) -> None:
+def _rehome(
+    db: Database, vm: HostIds, container: str, disks: Sequence[_MovedDisk] = ()
+) -> None:
     with writing(db) as s:
         row = vm_row(s, resolve_host(s, vm))
-        row.container_id = resolve_host(s, container).id
+        row.container_id = s.scalars(select(Host.id).where(Host.name == container)).one()
         for disk in row.disks:
             old = next((d for d in disks if d.id == disk.id), None)
             if old is not None:
@@ -521,11 +549,11 @@ def autostart_vms(db: Database, container_expr: str, *, stopping: bool) -> list[
             )
         )
         auto = attrs.resolve_many(s, hosts, "kvm_autostart")
-        names = [h.name for h in hosts if attrs.is_true(auto.get(h.id))]
-    if not names:
+        chosen = HostIds(tuple(h.id for h in hosts if attrs.is_true(auto.get(h.id))))
+    if not chosen.ids:
         return []
     if stopping:
-        where, timeout = _placements(db, names)
+        where, timeout = _placements(db, chosen)
 
         def save(_c: str, vm: str) -> str:
             conn = _connect(where, vm, timeout)
@@ -535,7 +563,7 @@ def autostart_vms(db: Database, container_expr: str, *, stopping: bool) -> list[
             return f"saved {vm}"
 
         return _fan_out(_groups(where), save, timeout)
-    return start_vms(db, names)
+    return start_vms(db, chosen)
 
 
 # After an image install ---------------------------------------------------------------------------
@@ -564,5 +592,3 @@ def restart_when_off(db: Database, name: str, wait: float = 180.0) -> None:
         log.warning("restart of %s: it did not power off within %.0f s", name, wait)
 
     threading.Thread(target=run, name=f"restart-{name}", daemon=True).start()
-
-

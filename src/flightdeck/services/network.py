@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from flightdeck.db import attrs
 from flightdeck.db.engine import Database
-from flightdeck.db.hostexpr import resolve_host, resolve_hosts
+from flightdeck.db.hostexpr import HostIds, resolve_host, resolve_hosts
 from flightdeck.db.models import VM, Cluster, Host, Interface, Network, Route
 from flightdeck.errors import DriverError, FlightdeckError, UsageError, UserError
 from flightdeck.planner.network import (
@@ -391,7 +391,7 @@ def list_vlans(
 # VLAN lifecycle -------------------------------------------------------------------------------
 
 
-def ensure_vm_links(db: Database, vm: str) -> list[str]:
+def ensure_vm_links(db: Database, vm: str | HostIds) -> list[str]:
     """Make sure the cluster VLAN devices `vm` attaches to exist and are up on its container.
 
     Called when a VM starts (and resumes from a saved state), before its domain is defined.
@@ -403,6 +403,7 @@ def ensure_vm_links(db: Database, vm: str) -> list[str]:
 
     with reading(db) as s:
         host = resolve_host(s, vm)
+        name = host.name
         row = vm_row(s, host)
         container = row.container
         if container is None:
@@ -422,7 +423,7 @@ def ensure_vm_links(db: Database, vm: str) -> list[str]:
         if reach.where == "none":
             return []
         plan = plan_for(s, container, vm_host_ids=[host.id])
-    return _ensure(plan, vlans, reach, vm)
+    return _ensure(plan, vlans, reach, name)
 
 
 def _ensure(plan: HostNetwork, vlans: Sequence[int], reach: Reach, vm: str) -> list[str]:

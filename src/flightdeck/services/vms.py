@@ -13,32 +13,28 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import check_plain_name, host_order, resolve_host, resolve_hosts
 from flightdeck.db.models import VM, Cluster, Host, Interface, VMDisk
 from flightdeck.errors import Conflict, UserError
+from flightdeck.planner import defaults
 from flightdeck.planner.addresses import check_ip_in_network
-from flightdeck.planner.disks import DEFAULT_DISK_SIZE_GB, DiskSpec, default_disk, parse_disk_list
+from flightdeck.planner.disks import DiskSpec, default_disk, parse_disk_list
 from flightdeck.planner.macs import next_macs
 from flightdeck.planner.names import validate_host_name, vm_name
 from flightdeck.planner.vlans import parse_vlan_list
-from flightdeck.services.allocation import Allocator, NewNic, NewVM, insert_vms, require_kvm
+from flightdeck.services.allocation import (
+    Allocator,
+    NewNic,
+    NewVM,
+    disk_dirs,
+    insert_vms,
+    require_kvm,
+)
 from flightdeck.services.base import reading, writing
-from flightdeck.services.frontend import DEFAULT_DISK_DIR
 from flightdeck.services.inventory import find_appliance, find_network, ipv4_network
 
 HOSTED_VM = "hosted-vm"
-
-
-def disk_dirs(s: Session, containers: Sequence[Host]) -> dict[int, str]:
-    """Where each container keeps VM disks (attribute `kvm_disk_dir`), in three queries."""
-    found = attrs.resolve_many(s, containers, "kvm_disk_dir")
-    return {c.id: found.get(c.id) or DEFAULT_DISK_DIR for c in containers}
-
-
-def disk_dir(s: Session, container: Host) -> str:
-    return disk_dirs(s, [container])[container.id]
 
 
 def vm_of(s: Session, host: Host) -> VM:
@@ -53,8 +49,8 @@ class AddVMRequest:
     containers: Sequence[str]
     membership: str
     name: str | None = None
-    mem_mb: int = 1024
-    cpus: int = 1
+    mem_mb: int = defaults.MEM_MB
+    cpus: int = defaults.CPUS
     slice: int | None = None
     mac: str | None = None
     num_macs: int = 1
@@ -78,7 +74,7 @@ def add_host_vm(db: Database, req: AddVMRequest) -> list[tuple[str, str]]:
     _check_single_only(req, len(req.containers))
     if req.num_macs < 1:
         raise UserError(f"num-macs={req.num_macs} must be at least 1")
-    default_size = DEFAULT_DISK_SIZE_GB
+    default_size = defaults.DISK_GB
     if not req.disk and req.disksize is not None:
         text = req.disksize.strip()
         if not text.isdigit() or int(text) < 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flightdeck.cli.command import Command as Base
 from flightdeck.cli.params import BOOL, COUNT, INT, POSITIVE, Example, Param, Parsed
+from flightdeck.planner import defaults
 
 
 class Command(Base):
@@ -24,12 +25,12 @@ class Command(Base):
             required=True,
             positional=True,
         ),
-        Param("cpus-per-compute", "vCPUs of each compute", POSITIVE, default=1),
-        Param("mem-per-compute", "memory of each compute, MB", POSITIVE, default=1024),
-        Param("disk-per-compute", "disk of each compute, GB", POSITIVE, default=36),
-        Param("disk-per-frontend", "disk of the frontend, GB", POSITIVE, default=36),
-        Param("cpus-per-frontend", "vCPUs of the frontend", POSITIVE, default=1),
-        Param("mem-per-frontend", "memory of the frontend, MB", POSITIVE, default=1024),
+        Param("cpus-per-compute", "vCPUs of each compute", POSITIVE, default=defaults.CPUS),
+        Param("mem-per-compute", "memory of each compute, MB", POSITIVE, default=defaults.MEM_MB),
+        Param("disk-per-compute", "disk of each compute, GB", POSITIVE, default=defaults.DISK_GB),
+        Param("disk-per-frontend", "disk of the frontend, GB", POSITIVE, default=defaults.DISK_GB),
+        Param("cpus-per-frontend", "vCPUs of the frontend", POSITIVE, default=defaults.CPUS),
+        Param("mem-per-frontend", "memory of the frontend, MB", POSITIVE, default=defaults.MEM_MB),
         Param(
             "container-hosts",
             "space-separated VM containers for the computes",
@@ -76,7 +77,8 @@ class Command(Base):
 
     def run(self, p: Parsed) -> None:
         from flightdeck.cli.progress import Progress
-        from flightdeck.services.clusters import ClusterRequest, add_cluster
+        from flightdeck.planner.cluster import ClusterRequest
+        from flightdeck.services.clusters import add_cluster
 
         req = ClusterRequest(
             ip=p["ip"],

@@ -22,6 +22,7 @@ class Command(Base):
         Param("bits", "RSA key size (2048 or more)", INT, default=3072),
     )
     writes = False
+    owner = True
     examples = (
         Example("rocks create keys key=private.key", "An Ed25519 key with a pass phrase."),
         Example(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flightdeck.cli.command import Command as Base
 from flightdeck.cli.params import COUNT, POSITIVE, SOME_HOSTS, Example, Param, Parsed
+from flightdeck.planner import defaults
 
 
 class Command(Base):
@@ -17,13 +18,13 @@ class Command(Base):
     params = (
         Param("membership", "appliance of the VM (Compute, Hosted VM...)", required=True),
         Param("name", "VM name", default_text="<appliance>-<rack>-<rank>-<slice>"),
-        Param("mem", "memory, MB", POSITIVE, default=1024),
-        Param("cpus", "vCPUs", POSITIVE, default=1),
+        Param("mem", "memory, MB", POSITIVE, default=defaults.MEM_MB),
+        Param("cpus", "vCPUs", POSITIVE, default=defaults.CPUS),
         Param("slice", "slice number in the name", COUNT, default_text="next free"),
         Param("mac", "MAC of the first NIC", default_text="next VM MAC"),
         Param("num-macs", "number of NICs", POSITIVE, default=1),
         Param("disk", "disk spec(s)", default_text="qcow2 in kvm_disk_dir"),
-        Param("disksize", "disk size(s), GB", default_text="36"),
+        Param("disksize", "disk size(s), GB", default_text=str(defaults.DISK_GB)),
         Param("vlan", "VLAN per NIC, comma-separated; none or 0 = untagged"),
         Param("ip", "IP of the first NIC", default_text="next free of subnet (none for Hosted VM)"),
         Param("subnet", "network of the first NIC", default="private"),

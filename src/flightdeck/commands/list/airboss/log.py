@@ -24,7 +24,7 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.airboss import list_audit
+        from flightdeck.services.airboss.audit import list_audit
 
         t = Table(
             ["time", "client", "key", "operation", "target", "accepted", "result"], owner=False

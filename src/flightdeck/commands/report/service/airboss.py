@@ -13,7 +13,8 @@ class Command(Base):
     examples = (Example("rocks report service airboss", "Is it running?"),)
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.airboss.daemon import NotRunning, status
+        from flightdeck.airboss.daemon import status
+        from flightdeck.process.daemon import NotRunning
 
         st = status()
         if not st.running:

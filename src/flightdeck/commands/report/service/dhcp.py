@@ -13,7 +13,8 @@ class Command(Base):
     examples = (Example("rocks report service dhcp", "Is it running?"),)
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.dhcp import NotRunning, status
+        from flightdeck.process.daemon import NotRunning
+        from flightdeck.services.dhcp import status
 
         st = status()
         if st.dnsmasq is None and st.bootserver is None:

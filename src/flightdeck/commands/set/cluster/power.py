@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flightdeck.cli.command import Command as Base
+from flightdeck.cli.owner import AIRBOSS_PARAMS
 from flightdeck.cli.params import ONE_HOST, Example, Param, Parsed
-from flightdeck.commands.set.host.power import AIRBOSS_PARAMS
 
 
 class Command(Base):
@@ -12,7 +12,7 @@ class Command(Base):
     description = """
         Asks the Airboss for the cluster's MAC list, then powers every node but the frontend,
         several at once (the original went one node per second); one line per node says what
-        happened. The frontend is a MAC or a name, as for 'rocks set host power'.
+        happened. The frontend is a MAC or a name, as for 'set host power'.
     """
     args = ONE_HOST
     params = (
@@ -20,6 +20,7 @@ class Command(Base):
         *AIRBOSS_PARAMS,
     )
     writes = False
+    owner = True
     examples = (
         Example(
             "rocks set cluster power frontend-0-0-0 action=install key=private.key",
@@ -28,14 +29,13 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
+        from flightdeck.cli import owner
         from flightdeck.pilot import commands as c
-        from flightdeck.pilot import site
 
         action = c.check_action(p["action"])
-        client = site.client(p["key"], p["airboss"], lambda: self.ctx.db, p["ca"])
-        (frontend,), _names = site.targets(p.args, lambda: self.ctx.db)
-        results = c.cluster_power(client, frontend, action)
+        client = owner.client(self, p)
+        results = c.cluster_power(client, owner.target(self, p.args[0]), action)
         if not results:
             self.say(f"{p.args[0]}: the cluster has no compute nodes")
             return
-        c.report(results, self.say, lambda line: self.ctx.err.write(line + "\n"))
+        c.report(results, self.say, self.ctx.warn)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flightdeck.cli.command import Command as Base
+from flightdeck.cli.owner import AIRBOSS_PARAMS
 from flightdeck.cli.params import BOOL, ONE_HOST, Example, Param, Parsed
-from flightdeck.commands.set.host.power import AIRBOSS_PARAMS
 
 
 class Command(Base):
@@ -12,7 +12,8 @@ class Command(Base):
     description = """
         Only images in the ISO directory of the VM's container (attribute kvm_iso_dir) are
         accepted, named by their file name; cdrom=none empties the drive. The VM boots from
-        the CD-ROM at its next start. list=yes prints the images there are instead.
+        the CD-ROM at its next start. list=yes prints the images there are instead (as
+        'list host isos').
     """
     args = ONE_HOST
     params = (
@@ -21,6 +22,7 @@ class Command(Base):
         *AIRBOSS_PARAMS,
     )
     writes = False
+    owner = True
     examples = (
         Example(
             "rocks set host cdrom hosted-vm-0-0-0 cdrom=debian-12.iso key=private.key",
@@ -35,11 +37,11 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
+        from flightdeck.cli import owner
         from flightdeck.errors import UsageError
-        from flightdeck.pilot import site
 
-        client = site.client(p["key"], p["airboss"], lambda: self.ctx.db, p["ca"])
-        (target,), _names = site.targets(p.args, lambda: self.ctx.db)
+        client = owner.client(self, p)
+        target = owner.target(self, p.args[0])
         if p["list"]:
             for name in client.isos(target):
                 self.say(name)
@@ -47,4 +49,4 @@ class Command(Base):
         if p["cdrom"] is None:
             raise UsageError("you need to specify the image: cdrom=<name> or cdrom=none")
         answer = client.cdrom(target, p["cdrom"])
-        self.say(f"{answer['host']}: cdrom {answer['cdrom'] or 'none'} (from its next start)")
+        self.say(f"{answer.host}: cdrom {answer.cdrom or 'none'} (from its next start)")

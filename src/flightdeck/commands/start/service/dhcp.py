@@ -43,7 +43,7 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.dhcp import start_service
+        from flightdeck.services.dhcp_service import start_service
 
         public = None if p["public"] in (None, "auto") else to_bool(p["public"], "public")
         st = start_service(

@@ -1,4 +1,5 @@
-"""`python -m flightdeck.cli.bootserver`: the boot server process (`rocks start service dhcp`).
+"""`python -m flightdeck.services.bootserver`: the boot server process (`rocks start service
+dhcp`, through `services.dhcp`, which starts it by this module's path).
 
 Wires the HTTP server of `flightdeck.pxe.bootserver` to the database answers of
 `flightdeck.services.provisioning`. The database comes from the environment, as for `rocks`

@@ -1,0 +1,264 @@
+"""The request gate: what every owner request passes, over HTTP or as a WebSocket upgrade.
+
+In this order, cheapest and most decisive first; each step passes or raises `Refusal` (a
+stable code, a message for the owner, an HTTP status, a detail for the log):
+
+1. verify  - the RFC 9421 signature over method, raw path, raw query and the body's
+             Content-Digest (`crypto.httpsig.verify_request`); the key's registered public
+             keys (`services.airboss.keys`) are the first database read. 401.
+2. replay  - inside the verification, once the signature holds: its nonce is recorded
+             (`services.airboss.nonces`), and a nonce seen before is refused. 401 `replay`.
+3. limit   - the verified key's token bucket (`ratelimit`). 429 with Retry-After.
+4. authorise - the operation's scope rule: the target string checked on its own, then
+             resolved ONCE to a `Target` (ids) the key must cover (`services.airboss.access`).
+             400 `invalid-target`, 403 `forbidden` (the precise reason goes to the log only).
+5. audit   - one row per request, accepted or why not (`services.airboss.audit`).
+
+`Exchange` is the audit row of one request, filled in as it goes. Every method here is
+synchronous and touches the database: the Airboss calls them from its database threads.
+`airboss.app` (HTTP) and `airboss.console` (WebSocket) are the gate's two users; a web console
+token replaces steps 1-2 with `admit_token` (the token was bought with a signed request).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from flightdeck.airboss.config import Settings
+from flightdeck.airboss.ratelimit import RateLimiter
+from flightdeck.api.operations import Scope
+from flightdeck.api.wire import InvalidTarget, check_target
+from flightdeck.crypto import sfv
+from flightdeck.crypto.httpsig import SignatureRejected, verify_request
+from flightdeck.db.engine import Database
+from flightdeck.errors import FlightdeckError
+from flightdeck.services.airboss import access, nonces
+from flightdeck.services.airboss import audit as audit_log
+from flightdeck.services.airboss.keys import PublicKeys
+
+log = logging.getLogger("flightdeck.airboss")
+
+#: HTTP status of each stable error code.
+STATUS: dict[str, int] = {
+    "invalid-target": 400,
+    "invalid-request": 400,
+    "invalid": 400,
+    "unsatisfiable": 400,
+    "usage": 400,
+    "forbidden": 403,
+    "unknown-operation": 404,
+    "not-found": 404,
+    "method-not-allowed": 405,
+    "action-failed": 409,
+    "conflict": 409,
+    "body-too-large": 413,
+    "rate-limited": 429,
+    "too-many-sessions": 429,
+    "token-unknown": 401,
+    "token-expired": 401,
+    "token-mismatch": 401,
+    "headers-too-large": 431,
+    "internal": 500,
+    "driver": 502,
+    "timeout": 504,
+}
+
+
+class Refusal(Exception):
+    """End the request with a JSON error (`code`, `message`), logged with `detail`."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int | None = None,
+        detail: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status or STATUS.get(code, 400)
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+def failed(exc: FlightdeckError) -> Refusal:
+    """The refusal of an error from a service (its code, if the Airboss knows it)."""
+    if isinstance(exc, access.Refused):
+        return Refusal("forbidden", exc.message, detail=exc.reason)
+    code = exc.code if exc.code in STATUS else "invalid-request"
+    return Refusal(code, exc.message)
+
+
+@dataclass
+class Exchange:
+    """What the audit row of one request says, filled in as the request goes on."""
+
+    client: str | None
+    method: str
+    path: str
+    keyid: str | None = None
+    verified: bool = False
+    operation: str | None = None
+    target: str | None = None
+    accepted: bool = False
+    reason: str | None = None
+
+    def operation_name(self) -> str:
+        return self.operation or f"{self.method} {self.path}"
+
+    def record(self) -> audit_log.AuditRecord:
+        return audit_log.AuditRecord(
+            client=self.client,
+            keyid=self.keyid,
+            operation=self.operation_name(),
+            target=self.target,
+            accepted=self.accepted,
+            reason=self.reason,
+        )
+
+    def log(self, status: int, started: float) -> None:
+        """The one line the Airboss logs per request (the target clipped and escaped)."""
+        log.info(
+            "%s %s key=%s op=%s target=%s %s %d %.1fms",
+            self.client,
+            self.method,
+            self.keyid if self.verified else "-",
+            self.operation_name(),
+            audit_log.clip(self.target, 80),
+            "accepted" if self.accepted else "refused",
+            status,
+            (time.perf_counter() - started) * 1000,
+        )
+
+
+def claimed_keyid(headers: Mapping[str, str]) -> str | None:
+    """The keyid a refused request *claims* (for the audit log; never trusted)."""
+    text = headers.get("signature-input")
+    if not text or len(text) > 8192:
+        return None
+    try:
+        inputs = sfv.parse_dictionary(text)
+    except sfv.SFVError:
+        return None
+    for member in inputs.values():
+        if isinstance(member, sfv.InnerList):
+            keyid = member.params.get("keyid")
+            if isinstance(keyid, str):
+                return keyid
+    return None
+
+
+class Gate:
+    """The steps, over one database, one key table, one rate limit per key."""
+
+    def __init__(
+        self, db: Database, settings: Settings, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.limiter = RateLimiter(settings.rate, settings.burst)
+        self.keys = PublicKeys(db)
+
+    # 0. Bounds, before anything is read ---------------------------------------------------------
+
+    def headers_too_large(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+        listed = list(headers)
+        size = sum(len(k) + len(v) + 4 for k, v in listed)
+        return len(listed) > self.settings.max_headers or size > self.settings.max_header_bytes
+
+    def check_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        if self.headers_too_large(headers):
+            raise Refusal(
+                "headers-too-large",
+                f"the request headers are over {self.settings.max_headers} lines or "
+                f"{self.settings.max_header_bytes} bytes",
+            )
+
+    # 1-3. Who: a signature (verified, not replayed) or a token; then the key's rate -------------
+
+    def admit(self, ex: Exchange, headers: Mapping[str, str], body: bytes, query: str) -> str:
+        """Verify the signature (and refuse a replay), then count the key's rate; its key id."""
+        try:
+            verified = verify_request(
+                ex.method,
+                ex.path,
+                query,
+                headers,
+                body,
+                self.keys,
+                now=int(self.clock()),
+                max_skew=self.settings.max_skew,
+                seen_nonce=lambda k, n, until: nonces.record_nonce(self.db, k, n, until),
+            )
+        except SignatureRejected as exc:
+            raise Refusal(exc.reason, exc.message, status=401) from None
+        ex.keyid = verified.keyid
+        ex.verified = True
+        self.limit(verified.keyid)
+        return verified.keyid
+
+    def admit_token(self, ex: Exchange, keyid: str) -> str:
+        """A web console token's key (the token was redeemed already); count its rate."""
+        ex.keyid, ex.verified = keyid, True
+        self.limit(keyid)
+        return keyid
+
+    def limit(self, keyid: str) -> None:
+        wait = self.limiter.allow(keyid)
+        if wait > 0:
+            seconds = max(1, int(wait + 0.999))
+            raise Refusal(
+                "rate-limited",
+                f"too many requests with this key: try again in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            )
+
+    # 4. What: the target, resolved once ----------------------------------------------------------
+
+    def authorise(self, ex: Exchange, target: str | None, scope: Scope) -> access.Target:
+        """The VM `target` names, if the verified key may act on it under `scope`."""
+        ex.target = target
+        assert ex.keyid is not None and ex.verified, "authorise only a verified request"
+        try:
+            if scope is Scope.VM:
+                return access.authorise(self.db, ex.keyid, check_target(target))
+        except InvalidTarget as exc:
+            raise Refusal("invalid-target", exc.message) from None
+        except access.Refused as exc:
+            raise failed(exc) from None
+        raise AssertionError(f"no rule for scope {scope}")  # pragma: no cover
+
+    # 5. The record -------------------------------------------------------------------------------
+
+    def audit(self, ex: Exchange) -> int:
+        return audit_log.audit(self.db, ex.record())
+
+    def audit_record(self, record: audit_log.AuditRecord) -> int:
+        return audit_log.audit(self.db, record)
+
+    @staticmethod
+    def refused(ex: Exchange, exc: Refusal, headers: Mapping[str, str]) -> None:
+        """Note a refusal on the request's audit row (and the key it only claimed)."""
+        ex.accepted = False
+        ex.reason = f"{exc.code}: {exc.detail or exc.message}"
+        if not ex.verified:
+            ex.keyid = claimed_keyid(headers)
+
+    @staticmethod
+    def bug(ex: Exchange, exc: BaseException) -> Refusal:
+        """A bug: logged with its traceback, answered `internal` (never how)."""
+        log.error("internal error on %s %s", ex.method, ex.path[:200], exc_info=exc)
+        ex.accepted = False
+        ex.reason = f"internal: {type(exc).__name__}: {exc}"
+        return Refusal("internal", "internal error: see the Airboss log", status=500)
+
+    def purge(self) -> int:
+        """Forget expired nonces; how many."""
+        return nonces.purge_nonces(self.db, int(self.clock()))

@@ -1,0 +1,389 @@
+"""Every owner operation, declared once: method, path, typed request and answer, scope rule,
+what the audit log calls it, and the service call that serves it.
+
+The Airboss routes and parses requests from these declarations (`airboss.app`, and
+`airboss.console` for the console's WebSocket), the OpenAPI document is generated from them
+(`api.openapi`), the client sends them (`pilot.client.AirbossClient.call`), and the owner
+commands of `rocks` and `pilot` use the client. Adding an operation is adding one declaration
+here (and a command that uses it).
+
+`serve` runs in one of the Airboss's database threads after the request gate has verified the
+signature, counted the key's rate and authorised the target (`Call.target`: the VM resolved
+once, as ids). It returns the answer, or `Later`: the libvirt work left, which the Airboss runs
+on its per-container pool. Each `serve` imports its service when called: a client that imports
+this module for the types never loads the server side.
+"""
+
+from __future__ import annotations
+
+import enum
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from flightdeck.api import wire
+
+if TYPE_CHECKING:
+    from flightdeck.db.engine import Database
+    from flightdeck.services.airboss.access import Target
+    from flightdeck.services.airboss.consoles import ConsolePlace
+    from flightdeck.services.airboss.nodes import Node
+
+#: The power actions an owner may ask for, each a function of `services.airboss.power` of the
+#: same name (`reset` and `shutdown` are Flightdeck's additions to the original's three).
+POWER_ACTIONS = ("on", "off", "install", "reset", "shutdown")
+#: The consoles an owner may open: the VM's VNC screen (RFB) or its first serial port.
+CONSOLE_KINDS = ("vnc", "serial")
+
+
+class Scope(enum.Enum):
+    """Which targets an operation admits for a key (the gate applies it; deny by default)."""
+
+    #: A VM the key covers: a key on a virtual frontend covers that frontend and the VMs of its
+    #: cluster; a key on any other VM covers that VM; nothing else (not the physical frontend,
+    #: not a container).
+    VM = "vm"
+
+
+class Targeted(Protocol):
+    """A request about one VM."""
+
+    @property
+    def target(self) -> str | None: ...
+
+
+class Expiring(Protocol):
+    @property
+    def expires(self) -> float: ...
+
+
+class TokenIssuer(Protocol):
+    """The Airboss's web console tokens (`airboss.tokens.TokenStore`)."""
+
+    def issue(self, keyid: str, target: str, kind: str) -> tuple[str, Expiring]: ...
+
+
+Req = TypeVar("Req", bound=Targeted)
+Ans = TypeVar("Ans")
+
+
+@dataclass(frozen=True)
+class Call(Generic[Req]):
+    """One authorised request, as `serve` gets it."""
+
+    request: Req
+    keyid: str
+    target: Target
+    db: Database
+    tokens: TokenIssuer
+
+
+@dataclass(frozen=True)
+class Later(Generic[Ans]):
+    """The libvirt work of a request: on the pool, at most `per_container` at once on
+    `container` (None: work that spans containers, bounded by the pool alone)."""
+
+    container: str | None
+    work: Callable[[], Ans]
+
+
+@dataclass(frozen=True)
+class Operation(Generic[Req, Ans]):
+    """A signed request and its JSON answer."""
+
+    method: str
+    path: str
+    summary: str
+    request: type[Req]
+    answer: type[Ans]
+    scope: Scope
+    #: The audit log's name of a request ("power on").
+    audit: Callable[[Req], str]
+    #: The audit log's result of an answer ("started ...", "3 node(s)").
+    reason: Callable[[Ans], str]
+    serve: Callable[[Call[Req]], Ans | Later[Ans]]
+
+
+@dataclass(frozen=True)
+class Stream(Generic[Req]):
+    """A signed WebSocket upgrade (`airboss.console`); `place` finds its far end (database)."""
+
+    method: str
+    path: str
+    summary: str
+    description: str
+    request: type[Req]
+    scope: Scope
+    audit: Callable[[Req], str]
+    place: Callable[[Call[Req]], Any]
+
+
+# Power ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PowerRequest:
+    target: str = wire.target()
+    action: str = wire.choice(POWER_ACTIONS)
+
+
+@dataclass(frozen=True)
+class PowerResult:
+    target: str
+    host: str
+    action: str
+    result: str
+
+
+def _power(call: Call[PowerRequest]) -> Later[PowerResult]:
+    from flightdeck.services.airboss import power
+
+    req, target = call.request, call.target
+    act: Callable[[Database, Target], str] = getattr(power, req.action)  # see POWER_ACTIONS
+
+    def work() -> PowerResult:
+        return PowerResult(req.target, target.name, req.action, act(call.db, target))
+
+    return Later(target.container, work)
+
+
+POWER = Operation(
+    method="POST",
+    path="/v1/power",
+    summary="Power a VM on, off (hard), install (boot action install, then on), reset or "
+    "shutdown (ACPI)",
+    request=PowerRequest,
+    answer=PowerResult,
+    scope=Scope.VM,
+    audit=lambda r: f"power {r.action}",
+    reason=lambda a: a.result,
+    serve=_power,
+)
+
+
+# MACs -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MacsRequest:
+    target: str = wire.target()
+    status: bool = wire.flag()
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One node of a cluster: its name, its MACs on the cluster's VLAN, its live state."""
+
+    host: str
+    macs: list[str]
+    frontend: bool
+    status: str | None
+
+
+@dataclass(frozen=True)
+class MacsResult:
+    nodes: list[NodeInfo]
+
+
+def _infos(nodes: list[Node]) -> MacsResult:
+    return MacsResult([NodeInfo(n.name, n.macs, n.frontend, n.status) for n in nodes])
+
+
+def _macs(call: Call[MacsRequest]) -> MacsResult | Later[MacsResult]:
+    from flightdeck.services.airboss import nodes
+
+    listed = nodes.cluster_nodes(call.db, call.target)
+    if not call.request.status:
+        return _infos(listed)
+    return Later(None, lambda: _infos(nodes.with_states(call.db, listed)))
+
+
+MACS = Operation(
+    method="GET",
+    path="/v1/macs",
+    summary="The MACs and names of the nodes of the target's cluster (and their state)",
+    request=MacsRequest,
+    answer=MacsResult,
+    scope=Scope.VM,
+    audit=lambda r: "macs+status" if r.status else "macs",
+    reason=lambda a: f"{len(a.nodes)} node(s)",
+    serve=_macs,
+)
+
+
+# CD-ROM -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IsosRequest:
+    target: str = wire.target()
+
+
+@dataclass(frozen=True)
+class IsosResult:
+    images: list[str]
+
+
+def _isos(call: Call[IsosRequest]) -> Later[IsosResult]:
+    from flightdeck.services.airboss import media
+
+    return Later(call.target.container, lambda: IsosResult(media.iso_images(call.db, call.target)))
+
+
+ISOS = Operation(
+    method="GET",
+    path="/v1/isos",
+    summary="The CD-ROM images the target VM may use (its container's ISO directory)",
+    request=IsosRequest,
+    answer=IsosResult,
+    scope=Scope.VM,
+    audit=lambda _r: "isos",
+    reason=lambda a: f"{len(a.images)} image(s)",
+    serve=_isos,
+)
+
+
+@dataclass(frozen=True)
+class CdromRequest:
+    target: str = wire.target()
+    cdrom: str = wire.text(
+        min_length=1, max_length=1024, description="an image name from /v1/isos, or none"
+    )
+
+    @property
+    def clears(self) -> bool:
+        return self.cdrom.strip().lower() == "none"
+
+
+@dataclass(frozen=True)
+class CdromResult:
+    target: str
+    host: str
+    cdrom: str | None
+
+
+def _cdrom(call: Call[CdromRequest]) -> Later[CdromResult]:
+    from flightdeck.services.airboss import media
+
+    req, target = call.request, call.target
+
+    def work() -> CdromResult:
+        path = media.set_iso(call.db, call.keyid, target, req.cdrom)
+        return CdromResult(req.target, target.name, path)
+
+    return Later(target.container, work)
+
+
+CDROM = Operation(
+    method="POST",
+    path="/v1/cdrom",
+    summary="Put an image of the ISO directory in the VM's CD-ROM drive, or none, for its "
+    "next start",
+    request=CdromRequest,
+    answer=CdromResult,
+    scope=Scope.VM,
+    audit=lambda r: "cdrom clear" if r.clears else "cdrom set",
+    reason=lambda a: f"cdrom {a.cdrom}" if a.cdrom else "cdrom cleared",
+    serve=_cdrom,
+)
+
+
+# Consoles ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsoleRequest:
+    target: str | None = wire.target(
+        optional=True, description="the VM (required with a signature; optional with a token)"
+    )
+    kind: str = wire.choice(CONSOLE_KINDS)
+    token: str | None = wire.text(
+        min_length=43,
+        max_length=43,
+        description="a web console token instead of a signature",
+        optional=True,
+    )
+
+
+def _console_place(call: Call[ConsoleRequest]) -> ConsolePlace:
+    from flightdeck.services.airboss import consoles
+
+    return consoles.console_place(call.db, call.target)
+
+
+CONSOLE = Stream(
+    method="GET",
+    path="/v1/console",
+    summary="A console of the VM as a WebSocket (RFC 6455): its VNC (RFB) byte stream or its "
+    "serial console, binary frames both ways",
+    description="Send this GET with Upgrade: websocket. Authenticated EITHER by the RFC 9421 "
+    "signature of the upgrade request (as every operation; target and kind in the signed "
+    "query) OR by token= (a web console token from POST /v1/console/token; target= then "
+    "optional, and must match). Refusals are the JSON errors below, as the answer to the "
+    "upgrade request. A session ends with a close frame: 1000 when the VM's console closed "
+    "(it stopped), 4408 after the idle timeout, 1001 when the Airboss shuts down. A plain "
+    "GET without Upgrade is refused with invalid-request.",
+    request=ConsoleRequest,
+    scope=Scope.VM,
+    audit=lambda r: f"console {r.kind}",
+    place=_console_place,
+)
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    target: str = wire.target()
+    kind: str = wire.choice(CONSOLE_KINDS)
+
+
+@dataclass(frozen=True)
+class ConsoleToken:
+    token: str
+    expires: int = wire.described("Unix time, seconds")
+    path: str = wire.described("the browser console page")
+
+
+def _console_token(call: Call[TokenRequest]) -> ConsoleToken:
+    kind = call.request.kind
+    token, grant = call.tokens.issue(call.keyid, call.target.given, kind)
+    query = urllib.parse.urlencode({"token": token, "kind": kind})
+    return ConsoleToken(token, int(grant.expires), f"{PAGE}?{query}")
+
+
+#: The browser console's page (`airboss.web`), which a token opens.
+PAGE = "/console/"
+
+CONSOLE_TOKEN = Operation(
+    method="POST",
+    path="/v1/console/token",
+    summary="A web console token: single-use, valid 60 s, bound to this key, the target "
+    "and the kind; kept in the Airboss's memory only",
+    request=TokenRequest,
+    answer=ConsoleToken,
+    scope=Scope.VM,
+    audit=lambda r: f"console token {r.kind}",
+    reason=lambda a: f"web token valid until {a.expires}",
+    serve=_console_token,
+)
+
+
+# The unsigned health check ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Health:
+    status: str
+
+
+HEALTH_PATH = "/health"
+
+#: Every operation, in the order the OpenAPI document lists them.
+OPERATIONS: tuple[Operation[Any, Any] | Stream[Any], ...] = (
+    POWER,
+    MACS,
+    ISOS,
+    CDROM,
+    CONSOLE,
+    CONSOLE_TOKEN,
+)

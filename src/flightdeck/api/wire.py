@@ -1,0 +1,430 @@
+"""The owner API's contract: field kinds, the target rule, and typed JSON both ways.
+
+A request or an answer is a frozen dataclass. Each request field carries its `Kind` (how its
+wire text is checked and converted, and its JSON schema) as dataclass field metadata; a field
+without a default is required. A GET request's fields travel in the query string, a POST's in
+a JSON object body whose values are all strings. Answers are JSON objects built from their
+dataclass (nested dataclasses, lists, `None`), and decoded back into it by the client.
+
+The checks and their messages are the Airboss's first 400s (`invalid-request`), in a fixed
+order: the body's or query's shape (unknown, repeated, missing names; non-string values), then
+each field's own check in declared order. The target is checked apart (`check_target`, 400
+`invalid-target`) only when it is about to be looked up, so that the audit row names it.
+
+Standard library only: `pilot` on a laptop uses this module as the Airboss does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import re
+import types
+import typing
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from flightdeck.errors import FlightdeckError, UserError
+
+T = TypeVar("T")
+
+#: Metadata key of a request field's `Kind`, and of any field's description.
+KIND = "flightdeck.kind"
+DESCRIPTION = "flightdeck.description"
+#: Largest number of query parameters read (more is refused as malformed).
+MAX_QUERY_FIELDS = 16
+#: Longest target accepted (a host name's limit); anything longer never reaches the database.
+MAX_TARGET = 253
+#: What a target may look like: a MAC or a host name.
+TARGET_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+_TARGET_RE = re.compile(TARGET_PATTERN.strip("^$"))
+TRUE_WORDS = frozenset({"yes", "y", "true", "on", "1"})
+FALSE_WORDS = frozenset({"no", "n", "false", "off", "0"})
+
+
+class BadRequest(UserError):
+    """The request's parameters are not what the operation takes (400 `invalid-request`)."""
+
+    code = "invalid-request"
+
+
+class InvalidTarget(UserError):
+    """The target string is not a MAC or a host name (checked before any lookup)."""
+
+    code = "invalid-target"
+
+
+class AirbossError(FlightdeckError):
+    """The Airboss refused or failed a request, as the client sees it: `code` is its stable
+    error code (`bad-response` when the answer is not what the operation declares)."""
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def error_of(status: int, data: Any) -> AirbossError:
+    """The `AirbossError` of a refusal's JSON (`{"error": code, "message": text}`)."""
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return AirbossError(data["error"], str(data.get("message", "")), status)
+    return AirbossError("bad-response", f"the Airboss answered HTTP {status} without JSON", status)
+
+
+def check_target(text: object) -> str:
+    """`text` if it can be a MAC or a host name; `InvalidTarget` otherwise (no lookup done)."""
+    if not isinstance(text, str) or not text:
+        raise InvalidTarget("target must be a MAC address or a host name")
+    if len(text) > MAX_TARGET:
+        raise InvalidTarget(f"target is {len(text)} characters long: at most {MAX_TARGET}")
+    if not _TARGET_RE.fullmatch(text):
+        raise InvalidTarget(
+            "target must be a MAC address or a host name (letters, digits, '.', '-', '_', ':')"
+        )
+    return text
+
+
+# Field kinds ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one request field travels: its JSON schema, its check, its text in a query."""
+
+    schema: Mapping[str, Any]
+    #: (wire text, field name) -> value; raises BadRequest. None: the text is the value.
+    parse: Callable[[str, str], Any] | None = None
+    #: value -> the text sent in a query, or None to leave the parameter out.
+    show: Callable[[Any], str | None] = str
+
+
+def _parsed(kind: Kind, text: str, name: str) -> Any:
+    return kind.parse(text, name) if kind.parse is not None else text
+
+
+TARGET_SCHEMA: Mapping[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_TARGET,
+    "pattern": TARGET_PATTERN,
+    "description": "the VM: one of its MACs (as the virtual frontend knows it) or its "
+    "physical-side name (e.g. hosted-vm-0-0-0)",
+    "example": "76:77:6e:40:00:00",
+}
+
+
+def target(*, description: str | None = None, optional: bool = False) -> Any:
+    """The VM a request is about (checked by `check_target` when it is looked up)."""
+    meta: dict[str, Any] = {KIND: Kind(TARGET_SCHEMA)}
+    if description:
+        meta[DESCRIPTION] = description
+    if optional:
+        return dataclasses.field(default=None, metadata=meta)
+    return dataclasses.field(metadata=meta)
+
+
+def choice(values: Sequence[str], *, description: str | None = None) -> Any:
+    """One word of `values` (the first refusal names them all)."""
+    allowed = tuple(values)
+
+    def parse(text: str, name: str) -> str:
+        if text not in allowed:
+            raise BadRequest(f"{name} must be one of {', '.join(allowed)}")
+        return text
+
+    meta: dict[str, Any] = {KIND: Kind({"type": "string", "enum": list(allowed)}, parse)}
+    if description:
+        meta[DESCRIPTION] = description
+    return dataclasses.field(metadata=meta)
+
+
+def _flag(text: str, name: str) -> bool:
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise BadRequest(f"{name}={text!r}: use yes or no")
+
+
+def flag(*, description: str | None = None) -> Any:
+    """A yes/no query parameter, no by default; sent only when yes."""
+    kind = Kind({"type": "string", "enum": ["yes", "no"]}, _flag, lambda v: "yes" if v else None)
+    meta: dict[str, Any] = {KIND: kind}
+    if description:
+        meta[DESCRIPTION] = description
+    return dataclasses.field(default=False, metadata=meta)
+
+
+def text(
+    *,
+    min_length: int | None = None,
+    max_length: int | None = None,
+    description: str | None = None,
+    optional: bool = False,
+) -> Any:
+    """Free text, bounded (what it means is the service's business)."""
+    schema: dict[str, Any] = {"type": "string"}
+    if min_length is not None:
+        schema["minLength"] = min_length
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    meta: dict[str, Any] = {KIND: Kind(schema)}
+    if description:
+        meta[DESCRIPTION] = description
+    if optional:
+        return dataclasses.field(default=None, metadata=meta)
+    return dataclasses.field(metadata=meta)
+
+
+def described(description: str) -> Any:
+    """An answer field with a description in the schema."""
+    return dataclasses.field(metadata={DESCRIPTION: description})
+
+
+def kind_of(field: dataclasses.Field[Any]) -> Kind:
+    kind = field.metadata.get(KIND)
+    if not isinstance(kind, Kind):
+        raise TypeError(f"request field {field.name} declares no wire kind")
+    return kind
+
+
+def required(field: dataclasses.Field[Any]) -> bool:
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+
+
+# Requests: the Airboss's side -----------------------------------------------------------------
+
+
+def parse_query(raw: str, allowed: Sequence[str], needed: Sequence[str]) -> dict[str, str]:
+    """The query's parameters: only `allowed` names, each once, `needed` ones present."""
+    try:
+        pairs = urllib.parse.parse_qsl(
+            raw, keep_blank_values=True, strict_parsing=bool(raw), max_num_fields=MAX_QUERY_FIELDS
+        )
+    except ValueError:
+        raise BadRequest("the query string is malformed") from None
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in allowed:
+            raise BadRequest(f"unknown query parameter {name[:40]!r}")
+        if name in out:
+            raise BadRequest(f"query parameter {name!r} is given twice")
+        out[name] = value
+    missing = sorted(set(needed) - set(out))
+    if missing:
+        raise BadRequest(f"the query needs {missing[0]}=")
+    return out
+
+
+def parse_body(raw: bytes, allowed: Sequence[str], needed: Sequence[str]) -> dict[str, str]:
+    """A JSON object of strings: only `allowed` fields, `needed` ones present."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest("the body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    unknown = sorted(str(k) for k in set(data) - set(allowed))
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0][:40]!r}")
+    missing = sorted(set(needed) - set(data))
+    if missing:
+        raise BadRequest(f"the body needs the field {missing[0]!r}")
+    for name, value in data.items():
+        if not isinstance(value, str):
+            raise BadRequest(f"field {name!r} must be a string")
+    return data
+
+
+def decode_request(cls: type[T], method: str, query: str, body: bytes) -> T:
+    """The request `cls` from a GET's query or a POST's body; BadRequest when it is not one."""
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    names = [f.name for f in fields]
+    needed = [f.name for f in fields if required(f)]
+    if method == "GET":
+        if body:
+            raise BadRequest("this operation takes no body")
+        raw = parse_query(query, names, needed)
+    else:
+        raw = parse_body(body, names, needed)
+    values = {f.name: _parsed(kind_of(f), raw[f.name], f.name) for f in fields if f.name in raw}
+    return cls(**values)
+
+
+# Requests: the client's side ------------------------------------------------------------------
+
+
+def request_query(request: object) -> dict[str, str]:
+    """A GET request's query parameters, in declared order (unset ones left out)."""
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(request):  # type: ignore[arg-type]
+        value = getattr(request, f.name)
+        if value is None:
+            continue
+        shown = kind_of(f).show(value)
+        if shown is not None:
+            out[f.name] = shown
+    return out
+
+
+def request_body(request: object) -> bytes:
+    """A POST request's JSON body, compact, fields in declared order (unset ones left out)."""
+    data = {
+        f.name: getattr(request, f.name)
+        for f in dataclasses.fields(request)  # type: ignore[arg-type]
+        if getattr(request, f.name) is not None
+    }
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+# Answers --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _fields(cls: type[Any]) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(cls)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in _fields(type(value))}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def encode(answer: object) -> dict[str, Any]:
+    """An answer as the JSON object sent (field order kept)."""
+    out = _plain(answer)
+    assert isinstance(out, dict), "an answer is a dataclass"
+    return out
+
+
+def _bad(what: str) -> AirbossError:
+    return AirbossError("bad-response", f"the Airboss's answer has {what}")
+
+
+Decoder = Callable[[Any, str], Any]
+
+
+@functools.cache
+def _decoder(tp: Any) -> Decoder:
+    """How to check and convert a JSON value into `tp` (worked out once per type: the hints
+    of a class cost more to evaluate than a whole answer to convert)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [o for o in typing.get_args(tp) if o is not type(None)]
+        some = _decoder(inner)
+        return lambda v, where: None if v is None else some(v, where)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        each = _decoder(item)
+
+        def listed(v: Any, where: str) -> Any:
+            if not isinstance(v, list):
+                raise _bad(f"no list at {where}")
+            return [each(x, f"{where}[]") for x in v]
+
+        return listed
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        hints = typing.get_type_hints(tp)
+        parts = [(f.name, _decoder(hints[f.name])) for f in dataclasses.fields(tp)]
+        cls = tp
+
+        def obj(v: Any, where: str) -> Any:
+            if not isinstance(v, dict):
+                raise _bad(f"no object at {where}")
+            values = {}
+            for name, part in parts:
+                if name not in v:
+                    raise _bad(f"no {where}.{name}")
+                values[name] = part(v[name], f"{where}.{name}")
+            return cls(**values)
+
+        return obj
+    if tp in (bool, int, str):
+
+        def simple(v: Any, where: str) -> Any:
+            # bool is an int in Python, not in JSON: neither stands for the other.
+            if type(v) is not tp:
+                raise _bad(f"a bad value at {where}")
+            return v
+
+        return simple
+    raise TypeError(f"no JSON decoder for {tp!r}")
+
+
+def decode(cls: type[T], data: Any, where: str = "answer") -> T:
+    """The answer `cls` from decoded JSON (names it does not declare are ignored)."""
+    out: T = _decoder(cast(Any, cls))(data, where)
+    return out
+
+
+# Schemas --------------------------------------------------------------------------------------
+
+
+def _schema_of(tp: Any) -> dict[str, Any]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [o for o in typing.get_args(tp) if o is not type(None)]
+        return {**_schema_of(inner), "nullable": True}
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return {"type": "array", "items": _schema_of(item)}
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return answer_schema(tp)
+    simple = {str: "string", int: "integer", bool: "boolean"}
+    if tp in simple:
+        return {"type": simple[tp]}
+    raise TypeError(f"no JSON schema for {tp!r}")
+
+
+def answer_schema(cls: type[Any]) -> dict[str, Any]:
+    """The JSON schema of an answer dataclass: every field required, nothing else allowed."""
+    hints = typing.get_type_hints(cls)
+    props: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        schema = _schema_of(hints[f.name])
+        if DESCRIPTION in f.metadata:
+            schema["description"] = f.metadata[DESCRIPTION]
+        props[f.name] = schema
+    return {
+        "type": "object",
+        "required": list(props),
+        "properties": props,
+        "additionalProperties": False,
+    }
+
+
+def _property(field: dataclasses.Field[Any]) -> dict[str, Any]:
+    schema = dict(kind_of(field).schema)
+    if DESCRIPTION in field.metadata:
+        schema["description"] = field.metadata[DESCRIPTION]
+    return schema
+
+
+def body_schema(cls: type[Any]) -> dict[str, Any]:
+    """The JSON schema of a POST request's body."""
+    fields = dataclasses.fields(cls)
+    return {
+        "type": "object",
+        "required": [f.name for f in fields if required(f)],
+        "properties": {f.name: _property(f) for f in fields},
+        "additionalProperties": False,
+    }
+
+
+def query_parameters(cls: type[Any]) -> list[dict[str, Any]]:
+    """The OpenAPI query parameters of a GET request (descriptions on the parameter)."""
+    out = []
+    for f in dataclasses.fields(cls):
+        param: dict[str, Any] = {"name": f.name, "in": "query", "required": required(f)}
+        param["schema"] = dict(kind_of(f).schema)
+        if DESCRIPTION in f.metadata:
+            param["description"] = f.metadata[DESCRIPTION]
+        out.append(param)
+    return out

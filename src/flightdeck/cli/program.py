@@ -1,0 +1,32 @@
+"""The two programs on the one command grammar: `rocks` (every command) and `pilot` (the owner's).
+
+Both parse, dispatch, help and report errors the same way (`cli.main`, `cli.registry`,
+`cli.params`, `cli.help`); they differ in which commands they offer and in what the machine
+they run on knows:
+
+* `rocks` runs on a frontend: every command, and the owner commands (`key=`) may read this
+  machine's database for defaults (a host name's first MAC, the Airboss's address);
+* `pilot` runs anywhere (a laptop, a batch scheduler's hook): only the owner commands
+  (`owner = True` on the command class), no database at all, and host arguments are shown
+  in its help as `host=`, as the guide's pilot.py wrote them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    #: Only the owner commands, without any local database (pilot).
+    owner_only: bool = False
+
+    @property
+    def named_args(self) -> bool:
+        """Show a command's arguments as `name=value` in usage and errors."""
+        return self.owner_only
+
+
+ROCKS = Program("rocks")
+PILOT = Program("pilot", owner_only=True)

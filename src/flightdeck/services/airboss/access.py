@@ -1,0 +1,173 @@
+"""Who may act on what: the target string checked alone, resolved once, and the key's scope.
+
+The owner's text is checked on its own first (`api.wire.check_target`, the contract's target
+rule: length, characters) before anything reaches the database. `authorise(db, keyid, text)`
+then looks it up: exactly one host, by MAC or by its physical-side name (never a host
+expression: no patterns, appliances, racks or IPs), which must be a VM the key covers:
+
+* a key on a virtual frontend covers that frontend and the VMs of its cluster (`cluster_id`);
+* a key on any other VM covers that VM;
+* nothing else, ever: the physical frontend and the VM containers are not VMs.
+
+The answer is a `Target`: the VM's ids (and its exact name and container, for messages and
+per-container limits). Everything after the authorisation works on it; the owner's text is
+kept only to be echoed back and logged. Every refusal is `Refused` with a precise reason for
+the audit log; the owner is told only that the target is not a VM they may control, so the
+Airboss is no oracle for what exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, bindparam, select
+from sqlalchemy.orm import Session, aliased
+
+from flightdeck.api.wire import check_target
+from flightdeck.db.engine import Database
+from flightdeck.db.models import VM, Cluster, Host, Interface, PublicKey
+from flightdeck.errors import FlightdeckError
+from flightdeck.planner.macs import is_mac, normalize_mac
+
+
+class Refused(FlightdeckError):
+    """The key may not act on this target. `reason` is precise, for the audit log only."""
+
+    code = "forbidden"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@contextlib.contextmanager
+def read(db: Database) -> Iterator[Connection]:
+    """A read-only transaction on a bare connection: the per-request reads are a few columns
+    each, and an ORM session would cost more than the queries themselves."""
+    with db.engine.connect() as conn, conn.begin():
+        yield conn
+
+
+class _Q:
+    """The statements of the per-request path, built once (building a statement costs more
+    than running it on a small table); values are bound at execution."""
+
+    container = aliased(Host)
+    scope = (
+        select(PublicKey.host_id, Cluster.id, VM.id)
+        .outerjoin(Cluster, Cluster.frontend_id == PublicKey.host_id)
+        .outerjoin(VM, VM.host_id == PublicKey.host_id)
+        .where(PublicKey.fingerprint == bindparam("keyid"))
+    )
+    _host = (
+        select(Host.id, Host.name, VM.id, VM.cluster_id, container.name)
+        .outerjoin(VM, VM.host_id == Host.id)
+        .outerjoin(container, container.id == VM.container_id)
+    )
+    by_name = _host.where(Host.name == bindparam("name")).limit(1)
+    by_mac = (
+        _host.join(Interface, Interface.host_id == Host.id)
+        .where(Interface.mac == bindparam("mac"))
+        .limit(1)
+    )
+
+
+@dataclass(frozen=True)
+class KeyScope:
+    """What one key covers: the clusters whose frontend holds it, the VMs that hold it."""
+
+    clusters: frozenset[int]
+    vms: frozenset[int]
+
+    def covers(self, host_id: int, cluster_id: int | None) -> bool:
+        return host_id in self.vms or (cluster_id is not None and cluster_id in self.clusters)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A VM a verified key may act on, resolved once: its ids, exact name and container."""
+
+    host_id: int
+    cluster_id: int | None
+    #: The VM's name (exact, never an expression) and its container's, for messages and the
+    #: Airboss's per-container limit.
+    name: str
+    container: str | None
+    #: What the request called it (a MAC or the name), echoed back in answers.
+    given: str
+    #: Everything else the key covers (a cluster's MAC list shows only those nodes).
+    scope: KeyScope
+
+
+def key_scope(s: Session | Connection, keyid: str) -> KeyScope:
+    """What the key covers, in one query."""
+    rows = s.execute(_Q.scope, {"keyid": keyid}).all()
+    clusters = frozenset(cid for _h, cid, _v in rows if cid is not None)
+    vms = frozenset(hid for hid, _c, vid in rows if vid is not None)
+    return KeyScope(clusters, vms)
+
+
+@dataclass(frozen=True)
+class _Found:
+    host_id: int
+    name: str
+    is_vm: bool
+    cluster_id: int | None
+    container: str | None
+
+
+def _lookup(s: Session | Connection, target: str) -> _Found | None:
+    """The one host `target` names exactly (a MAC, else a name), with its VM row, in one query."""
+    if is_mac(target):
+        row = s.execute(_Q.by_mac, {"mac": normalize_mac(target)}).first()
+    else:
+        row = s.execute(_Q.by_name, {"name": target}).first()
+    if row is None:
+        return None
+    hid, name, vm_id, cluster_id, container = row
+    return _Found(hid, name, vm_id is not None, cluster_id, container)
+
+
+def not_yours(target: str, reason: str) -> Refused:
+    return Refused(
+        reason,
+        f"{target} is not a VM your key may control: it must be a VM of the cluster (or the VM) "
+        "your key is registered on",
+    )
+
+
+def authorise_in(s: Session | Connection, keyid: str, target: str) -> Target:
+    """`authorise` inside the caller's transaction."""
+    check_target(target)
+    scope = key_scope(s, keyid)
+    if not scope.clusters and not scope.vms:
+        raise not_yours(target, "key-covers-nothing")
+    found = _lookup(s, target)
+    if found is None:
+        raise not_yours(target, "unknown-target")
+    if not found.is_vm:
+        raise not_yours(target, f"not-a-vm ({found.name})")
+    if not scope.covers(found.host_id, found.cluster_id):
+        raise not_yours(target, f"out-of-scope ({found.name})")
+    return Target(found.host_id, found.cluster_id, found.name, found.container, target, scope)
+
+
+def authorise(db: Database, keyid: str, target: str) -> Target:
+    """The VM `target` names, if the key `keyid` covers it; `Refused` otherwise."""
+    with read(db) as conn:
+        return authorise_in(conn, keyid, target)
+
+
+def recheck(s: Session | Connection, keyid: str, target: Target) -> None:
+    """`Refused` unless the key still covers the target's VM, by its id (inside a writing
+    transaction: a key removed, or a VM moved, since the authorisation changes nothing)."""
+    scope = key_scope(s, keyid)
+    if not scope.clusters and not scope.vms:
+        raise not_yours(target.given, "key-covers-nothing")
+    row = s.execute(select(VM.cluster_id).where(VM.host_id == target.host_id)).first()
+    if row is None:
+        raise not_yours(target.given, f"unknown-target ({target.name})")
+    if not scope.covers(target.host_id, row[0]):
+        raise not_yours(target.given, f"out-of-scope ({target.name})")

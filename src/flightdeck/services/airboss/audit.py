@@ -1,0 +1,89 @@
+"""The audit log: one row per decision of the Airboss, and its listing for the administrator."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select
+
+from flightdeck.db.engine import Database
+from flightdeck.db.models import AuditEntry
+from flightdeck.errors import UserError
+from flightdeck.services.base import reading
+
+#: Characters kept of each column (the schema's sizes).
+LIMITS = {"client": 255, "keyid": 128, "operation": 64, "target": 255, "reason": 1024}
+_INSERT = insert(AuditEntry)
+
+
+def clip(text: str | None, limit: int) -> str | None:
+    """Printable, bounded text for the audit log (a 10,000-character target is not stored)."""
+    if text is None:
+        return None
+    if len(text) <= limit and text.isprintable():
+        return text
+    shown = "".join(c if c.isprintable() else f"\\x{ord(c) & 0xFF:02x}" for c in text[:limit])
+    if len(text) <= limit and len(shown) <= limit:
+        return shown
+    suffix = f"... ({len(text)} characters)"
+    return shown[: max(0, limit - len(suffix))] + suffix
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One decision: who (client address, key), what (operation, target), and the outcome."""
+
+    client: str | None
+    keyid: str | None
+    operation: str | None
+    target: str | None
+    accepted: bool
+    reason: str | None
+    at: dt.datetime | None = None
+
+
+def audit(db: Database, record: AuditRecord) -> int:
+    """Append one decision to the audit log; returns its id.
+
+    A plain committed transaction (not the site-wide write lock), like the nonce insert.
+    """
+    values = {
+        "at": record.at or dt.datetime.now(dt.UTC),
+        "client": clip(record.client, LIMITS["client"]),
+        "keyid": clip(record.keyid, LIMITS["keyid"]),
+        "operation": clip(record.operation, LIMITS["operation"]),
+        "target": clip(record.target, LIMITS["target"]),
+        "accepted": record.accepted,
+        "reason": clip(record.reason, LIMITS["reason"]),
+    }
+    with db.engine.begin() as conn:
+        result = conn.execute(_INSERT, values)
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: dt.datetime
+    client: str | None
+    keyid: str | None
+    operation: str | None
+    target: str | None
+    accepted: bool
+    reason: str | None
+
+
+def list_audit(db: Database, limit: int | None = 100) -> list[AuditRow]:
+    """The last `limit` decisions (all with None), oldest first."""
+    if limit is not None and limit < 1:
+        raise UserError(f"limit={limit} must be at least 1")
+    with reading(db) as s:
+        q = select(AuditEntry).order_by(AuditEntry.id.desc())
+        if limit is not None:
+            q = q.limit(limit)
+        rows = list(s.scalars(q))
+    return [
+        AuditRow(r.id, r.at, r.client, r.keyid, r.operation, r.target, r.accepted, r.reason)
+        for r in reversed(rows)
+    ]

@@ -1,0 +1,49 @@
+"""The registered public keys of a key id: what signature verification reads first.
+
+Read afresh on every request (a key removed with `rocks remove host key` is refused from the
+next request on); only the parsing of a stored PEM is cached, per `PublicKeys` instance (one
+per Airboss gate), because it costs more than the query.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import bindparam, select
+
+from flightdeck.crypto import keys as ck
+from flightdeck.db.engine import Database
+from flightdeck.db.models import PublicKey
+from flightdeck.errors import UserError
+
+_KEYS = select(PublicKey.public_key).where(PublicKey.fingerprint == bindparam("keyid"))
+
+
+class PublicKeys:
+    """`keys(keyid)`: the registered public keys whose fingerprint is `keyid`. Thread-safe."""
+
+    def __init__(self, db: Database, *, max_cached: int = 10_000) -> None:
+        self.db = db
+        self.max_cached = max_cached
+        self._parsed: dict[str, ck.PublicKey] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, keyid: str) -> list[ck.PublicKey]:
+        with self.db.engine.connect() as conn, conn.begin():
+            pems = conn.scalars(_KEYS, {"keyid": keyid}).all()
+        return [k for k in (self._parse(p) for p in pems) if k is not None]
+
+    def _parse(self, pem: str) -> ck.PublicKey | None:
+        """A stored PEM, parsed once (the lookup itself is never cached)."""
+        with self._lock:
+            key = self._parsed.get(pem)
+        if key is None:
+            try:
+                key = ck.parse_public_key(pem)
+            except UserError:
+                return None  # a row written by hand that is not a usable key: verifies nothing
+            with self._lock:
+                if len(self._parsed) >= self.max_cached:
+                    self._parsed.clear()
+                self._parsed[pem] = key
+        return key
