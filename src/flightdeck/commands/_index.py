@@ -10,6 +10,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "add host key": ("flightdeck.commands.add.host.key", "Register a public key on a virtual frontend or a VM for the Airboss"),
     "add host vm": ("flightdeck.commands.add.host.vm", "Add a VM to the database on each given VM container"),
     "add network": ("flightdeck.commands.add.network", "Add a network (subnet) to the database"),
+    "create airboss certificate": ("flightdeck.commands.create.airboss.certificate", "Make the site CA and a TLS certificate so the Airboss can listen on the public address"),
     "create frontend image": ("flightdeck.commands.create.frontend.image", "Build the frontend image virtual frontends install (Debian 12 + Flightdeck)"),
     "create host vm": ("flightdeck.commands.create.host.vm", "Start VMs (alias of rocks start host vm)"),
     "create installer image": ("flightdeck.commands.create.installer.image", "Build the installer image (Debian kernel + busybox) and install with it"),
