@@ -130,13 +130,16 @@ def test_rocks_list_host_macs_through_the_airboss(site: Any, airboss: Any, alice
     fe = site.cluster_a[0]
     out = site.rocks.ok("list", "host", "macs", fe, f"key={alice_key}",
                         f"airboss={airboss.address}")
+    assert out.split() == ["MACS", "IN", "CLUSTER", *(site.mac(h) for h in site.cluster_a)]
+    out = site.rocks.ok("list", "host", "macs", fe, f"key={alice_key}", "names=yes",
+                        f"airboss={airboss.address}")
     lines = out.splitlines()
     assert lines[0].split() == ["MACS", "IN", "CLUSTER", "HOST", "NAMES"]
     assert [line.split() for line in lines[1:]] == [[site.mac(h), h] for h in site.cluster_a]
     site.rocks.ok("set", "host", "power", site.cluster_a[1], "action=on", f"key={alice_key}",
                   f"airboss={airboss.address}")
-    out = site.rocks.ok("list", "host", "macs", fe, "status=yes", f"key={alice_key}",
-                        f"airboss={airboss.address}")
+    out = site.rocks.ok("list", "host", "macs", fe, "status=yes", "names=yes",
+                        f"key={alice_key}", f"airboss={airboss.address}")
     rows = [line.split() for line in out.splitlines()]
     assert rows[0] == ["MACS", "IN", "CLUSTER", "STATE", "HOST", "NAMES"]
     assert rows[1:] == [[site.mac(site.cluster_a[0]), "nostate", site.cluster_a[0]],
@@ -149,7 +152,7 @@ def test_rocks_list_host_macs_from_the_database(site: Any) -> None:
     fe, c1, c2 = site.cluster_a
     site.rocks.ok("start", "host", "vm", c2)
     rows = [line.split() for line in
-            site.rocks.ok("list", "host", "macs", fe, "status=yes").splitlines()]
+            site.rocks.ok("list", "host", "macs", fe, "status=yes", "names=y").splitlines()]
     assert rows == [["MACS", "IN", "CLUSTER", "STATE", "HOST", "NAMES"],
                     [site.mac(fe), "nostate", fe], [site.mac(c1), "nostate", c1],
                     [site.mac(c2), "active", c2]]
