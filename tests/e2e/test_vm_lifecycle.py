@@ -51,7 +51,7 @@ def rows(rocks: Any, *argv: str) -> list[dict[str, Any]]:
 
 def status(rocks: Any, vm: str) -> str:
     found = rows(rocks, "list", "host", "vm", vm, "status=y")
-    assert found and found[0]["vm-host"] == vm, found  # one row per MAC; the first has it
+    assert found and found[0]["vm_host"] == vm, found
     return str(found[0]["status"])
 
 

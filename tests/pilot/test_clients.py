@@ -253,5 +253,5 @@ def test_pilot_create_keys_then_use(site: Any, airboss: Any, tmp_path: Path) -> 
                  f"airboss={airboss.address}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     rows = json.loads(site.rocks.ok("list", "airboss", "log", "limit=1", "output-format=json"))
-    assert rows[0]["operation"] == "power on" and rows[0]["accepted"] == "yes"
+    assert rows[0]["operation"] == "power on" and rows[0]["accepted"] is True
     assert state(site, site.plain) == "active"

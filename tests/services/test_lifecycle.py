@@ -60,7 +60,7 @@ def _states(rocks: Any) -> dict[str, str]:
     rows = rocks.ok("list", "host", "vm", "status=y", "output-format=json")
     import json
 
-    return {r["vm-host"]: r["status"] for r in json.loads(rows) if r["vm-host"]}
+    return {r["vm_host"]: r["status"] for r in json.loads(rows)}
 
 
 def test_cluster_starts_in_parallel_and_a_dead_container_is_named(site: Any) -> None:

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, TextIO
 
-from flightdeck.cli.output import Table, render
+from flightdeck.cli.output import Field, Table, render
 from flightdeck.cli.params import Args, Example, Param, Parsed
 from flightdeck.errors import FlightdeckError, PermissionDenied
 
@@ -52,6 +52,10 @@ class Command(ABC):
     examples: ClassVar[Sequence[Example]] = ()
     #: Commands that change the database (or hosts) need root.
     writes: ClassVar[bool] = True
+    #: A listing's records: their fields (JSON keys, types, help) and what one record is.
+    #: The help's "Fields" section is generated from these.
+    fields: ClassVar[Sequence[Field]] = ()
+    records: ClassVar[str] = ""
     #: Filled in by the registry: the command's words, e.g. "list host interface".
     words: ClassVar[str] = ""
 
@@ -78,6 +82,19 @@ class Command(ABC):
             self.ctx._db = None
 
     # Output helpers -----------------------------------------------------------------------
+
+    def table(
+        self,
+        *,
+        owner: bool = True,
+        keep_owner: bool = False,
+        dash_empty: bool = True,
+        group: bool = False,
+    ) -> Table:
+        """An empty table of the declared fields that this run's parameters switch on."""
+        p = self.parsed.params
+        fields = [f for f in self.fields if f.when is None or p.get(f.when.replace("-", "_"))]
+        return Table(fields, owner=owner, keep_owner=keep_owner, dash_empty=dash_empty, group=group)
 
     def emit(self, table: Table) -> None:
         p = self.parsed.params
