@@ -123,7 +123,10 @@ def _node_uri(tmp_path: Path, name: str) -> str:
 def test_malformed_attribute_starts_nothing(site: Any, tmp_path: Path) -> None:
     rocks = site
     rocks.ok("add", "host", "vm", "vm-container-0-0", "membership=Compute")
-    rocks.ok("set", "host", "attr", "compute-0-0-0", "kvm_device_0", "<hostdev><source>")
+    # Refused when set; a database from before that check may still hold it.
+    rocks.refused("set", "host", "attr", "compute-0-0-0", "kvm_device_0", "<hostdev><source>",
+                  says="kvm_device_0")  # fmt: skip
+    rocks.store_host_attr("compute-0-0-0", "kvm_device_0", "<hostdev><source>")
     r = rocks("start", "host", "vm", "compute-0-0-0")
     assert r.code == 1
     assert "kvm_device_0" in r.err and "compute-0-0-0" in r.err

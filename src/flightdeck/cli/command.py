@@ -114,6 +114,8 @@ class Command(ABC):
         """Print one line per VM (`.ok`, `.message`); any failure makes the command fail."""
         failed = [r for r in results if not r.ok]
         for r in results:
+            if getattr(r, "warning", None):
+                self.ctx.err.write(f"warning - {r.warning}\n")
             if r.ok:
                 self.say(r.message)
             else:

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from flightdeck.attrsubject import Subject, subject
 from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import resolve_host, resolve_hosts
@@ -112,7 +113,9 @@ def network_input(
             net = (cluster[1] if cluster else None) or net_id or private
             label = cluster[2] if cluster else by_vlan.get(vlan)
         else:
-            net, label = net_id, cluster[2] if cluster else None
+            # No network and no VLAN (a Hosted VM added without vlan=, a second NIC): the
+            # physical private network, untagged, as services/domains.py attaches it.
+            net, label = net_id or private, cluster[2] if cluster else None
         guests.append(
             GuestNic(vm, device, mac, nets[net].name if net in nets else None, vlan, label)
         )
@@ -155,14 +158,26 @@ def plan_for(s: Session, host: Host, *, vm_host_ids: Sequence[int] | None = None
     return plan_host_network(network_input(s, host, vm_host_ids=vm_host_ids))
 
 
+def check_network_format(value: str | None, who: str | Subject) -> str:
+    """`kvm_network_format`: the files `rocks report/sync host network` write (networkd)."""
+    from flightdeck.net.render import FORMATS
+
+    fmt = (value or "networkd").strip().lower()
+    if fmt not in FORMATS:
+        raise UserError(f"{subject(who).attr(ATTR_FORMAT)} is {fmt!r}: give one of "
+                        f"{', '.join(FORMATS)}")  # fmt: skip
+    return fmt
+
+
 def _format(s: Session, host: Host, given: str | None) -> str:
     from flightdeck.net.render import FORMATS
 
-    fmt = (given or attrs.resolve(s, host, ATTR_FORMAT) or "networkd").strip().lower()
-    if fmt not in FORMATS:
-        source = "format=" if given else f"attribute {ATTR_FORMAT} of {host.name} is "
-        raise UserError(f"{source}{fmt!r}: give one of {', '.join(FORMATS)}")
-    return fmt
+    if given:
+        fmt = given.strip().lower()
+        if fmt not in FORMATS:
+            raise UserError(f"format={fmt!r}: give one of {', '.join(FORMATS)}")
+        return fmt
+    return check_network_format(attrs.resolve(s, host, ATTR_FORMAT), host.name)
 
 
 # Where a container's network is reached ------------------------------------------------------
