@@ -21,9 +21,12 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from flightdeck.errors import FlightdeckError, PermissionDenied, UsageError
+
+if TYPE_CHECKING:
+    from flightdeck.services.dhcp import SyncResult
 
 USAGE = (
     "usage: insert-ethers [appliance=<membership>] [rack=<n>] [rank=<n>] [log=<dnsmasq log>]\n"
@@ -138,6 +141,15 @@ class Screen:
         self.out.flush()
 
 
+def sync_note(sync: SyncResult) -> str:
+    """What became of dnsmasq after the leases were rewritten: only "reloaded" when it was."""
+    if sync.reloaded:
+        return f"dnsmasq reloaded (pid {sync.reloaded})"
+    if not sync.changed:
+        return "dnsmasq's leases were already up to date"
+    return "dnsmasq is not running (rocks start service dhcp starts it with these leases)"
+
+
 def watch(params: dict[str, str], out: TextIO) -> int:
     from flightdeck.db.engine import open_database
     from flightdeck.pxe.dnsmasq import parse_discover
@@ -179,14 +191,16 @@ def watch(params: dict[str, str], out: TextIO) -> int:
                 if seen is None or seen.mac in known:
                     continue
                 known.add(seen.mac)
-                found = provisioning.insert(db, seen.mac, appliance, rack, rank)
+                synced: list[dhcp.SyncResult] = []
+                found = provisioning.insert(db, seen.mac, appliance, rack, rank, synced.append)
                 if found is None:
                     continue  # added meanwhile by someone else
                 added += 1
                 rank = found.rank + 1 if rank is not None else None
+                note = sync_note(synced[0]) if synced else "dnsmasq not told"
                 screen.add(
                     (found.appliance, found.name, found.mac, found.ip),
-                    f"{found.name} gets {found.ip}; dnsmasq reloaded",
+                    f"{found.name} gets {found.ip}; {note}",
                 )
         except KeyboardInterrupt:
             pass
@@ -208,8 +222,7 @@ def remove(host: str, out: TextIO) -> int:
         name, sync = provisioning.forget(db, host)
     finally:
         db.dispose()
-    how = f"dnsmasq reloaded (pid {sync.reloaded})" if sync.reloaded else "dnsmasq not running"
-    out.write(f"removed {name}; {sync.hosts} fixed lease(s) left, {how}\n")
+    out.write(f"removed {name}; {sync.hosts} fixed lease(s) left, {sync_note(sync)}\n")
     return 0
 
 
