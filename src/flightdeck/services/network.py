@@ -410,7 +410,8 @@ def ensure_vm_links(db: Database, vm: str) -> list[str]:
     """Make sure the cluster VLAN devices `vm` attaches to exist and are up on its container.
 
     Called when a VM starts (and resumes from a saved state), before its domain is defined.
-    Returns what was changed; warnings (a bridge-mode VLAN without its uplink) are logged.
+    Returns what was changed; warnings (a bridge-mode VLAN without its uplink) are logged,
+    unless every container of those VLANs is this machine: then no uplink is needed.
     Raises DriverError when a device the VM's NICs need cannot be made (nothing the VM does
     not need is changed, and nothing is ever removed here).
     """
@@ -437,10 +438,35 @@ def ensure_vm_links(db: Database, vm: str) -> list[str]:
         if reach.where == "none":
             return []
         plan = plan_for(s, container, vm_host_ids=[host.id])
-    return _ensure(plan, vlans, reach, vm)
+        local = vlans_stay_on(s, reach, vlans)
+    return _ensure(plan, vlans, reach, vm, quiet_uplinks=local)
 
 
-def _ensure(plan: HostNetwork, vlans: Sequence[int], reach: Reach, vm: str) -> list[str]:
+def _machine(reach: Reach) -> tuple[str, str, str]:
+    """Which machine (and network namespace) a container's network is."""
+    return (reach.where, reach.ssh_target or "", reach.netns or "")
+
+
+def vlans_stay_on(s: Session, reach: Reach, vlans: Sequence[int]) -> bool:
+    """Whether every container with a VM on these VLANs is the machine `reach` names.
+
+    Then the VLANs need no uplink to the wire (a one-machine site, as the demo's frontend and
+    container, both qemu:///system): their bridges already join all their VMs.
+    """
+    containers = s.scalars(
+        select(Host)
+        .join(VM, VM.container_id == Host.id)
+        .join(Interface, Interface.host_id == VM.host_id)
+        .where(Interface.vlan.in_(list(vlans)))
+        .distinct()
+    )
+    here = _machine(reach)
+    return all(_machine(reach_of(s, c)) == here for c in containers)
+
+
+def _ensure(
+    plan: HostNetwork, vlans: Sequence[int], reach: Reach, vm: str, *, quiet_uplinks: bool = False
+) -> list[str]:
     from flightdeck.net.apply import converge
 
     required, uplinks = vlan_devices(plan, vlans)
@@ -468,7 +494,7 @@ def _ensure(plan: HostNetwork, vlans: Sequence[int], reach: Reach, vm: str) -> l
                     problems = up.warnings
                 except FlightdeckError as exc:
                     problems = [exc.message]
-            for text in problems:
+            for text in problems if not quiet_uplinks else ():
                 import logging
 
                 logging.getLogger("flightdeck.network").warning(
