@@ -144,12 +144,13 @@ def test_frontend_installs_then_boots_pauses_saves_restores_and_stops(
     disk = lab.tmp / "disks" / f"{fe}.vda"
     assert stamp_bytes(fe) in b"".join(conn.read_volume(str(disk))), "the installer left no stamp"
 
-    # 2. Boot: network then disk, no kernel (it sits in iPXE/SeaBIOS: nobody answers DHCP).
+    # 2. Boot: installed (boot action os), so its disk only, no PXE attempt first (issue 15);
+    # no kernel (the stamped disk has no boot loader: it sits in SeaBIOS).
     kernel, order = boot_devices(rocks.ok("report", "host", "vm", "config", fe))
-    assert kernel is None and order == ["network", "hd"]
+    assert kernel is None and order == ["hd"]
     assert rocks.ok("start", "host", "vm", fe) == f"started {fe} on {PHYSICAL}\n"
     assert status(rocks, fe) == "active"
-    assert boot_devices(conn.xml(fe)) == (None, ["network", "hd"])
+    assert boot_devices(conn.xml(fe)) == (None, ["hd"])
     # A console that never says the words ends at the deadline, not later.
     t0 = time.monotonic()
     read_serial(conn, fe, b"words the firmware never prints", 2.0)
