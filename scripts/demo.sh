@@ -74,6 +74,13 @@ demo_clean_vms() {
     [[ -n $vms ]] && rocks stop host vm $vms >/dev/null 2>&1 || true
 }
 
+# At exit, before the libvirtd this script started is stopped: qemu would keep the demo's VMs
+# running without it, out of everyone's reach. (FD_KEEP=1 keeps libvirtd, and them.)
+demo_stop_vms() {
+    [[ ${FD_STARTED_LIBVIRTD:-0} == 1 && ${FD_KEEP:-0} != 1 ]] || return 0
+    demo_clean_vms
+}
+
 demo_frontend() {
     demo_section "this machine becomes the frontend"
     demo_cmd 'rocks init frontend name=flightdeck-demo.local public-ip=192.0.2.10 public-netmask=255.255.255.0 private-ip=10.1.1.1 private-netmask=255.255.0.0 private-iface=fdprv0 public-iface=fdpub0'
@@ -219,6 +226,7 @@ fd_venv
 fd_web_assets
 fd_banner "set-up: libvirtd"
 fd_start_libvirtd
+fd_add_cleanup demo_stop_vms # runs before fd_stop_libvirtd (cleanups run in reverse)
 
 export PATH="$FD_VENV/bin:$PATH"
 cd "$FD_REPO"

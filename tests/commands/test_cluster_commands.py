@@ -451,7 +451,7 @@ def test_report_vm_nextmac_from_the_public_ip(rocks: Any) -> None:
     )
     assert rocks.ok("report", "vm", "nextmac") == "36:77:6e:c0:00:00\n"
     rocks.ok("add", "cluster", "137.110.119.56", "2")
-    assert rocks.ok("list", "host", "macs", "frontend-0-0-0").split()[5:] == [
+    assert rocks.ok("list", "host", "macs", "frontend-0-0-0", "names=yes").split()[5:] == [
         "36:77:6e:c0:00:00",
         "frontend-0-0-0",
         "36:77:6e:c0:00:02",
