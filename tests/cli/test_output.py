@@ -124,6 +124,13 @@ def test_output_col_may_keep_the_owner_column() -> None:
     assert out == "HOST         IFACE\ncompute-0-0: eth0\ncompute-0-0: eth1\n"
 
 
+def test_output_col_names_the_owner_column_even_when_every_row_shares_it() -> None:
+    """`output-col=host,mac` works on a frontend with one host (the shared owner is trimmed
+    from the default table, not from the columns a script asks for)."""
+    out = render(hosts_table(), columns="host,mac", header=False)
+    assert out == "compute-0-0: 52:54:00:00:00:01\ncompute-0-0: -----------------\n"
+
+
 def test_output_col_unknown_column_is_a_usage_error_naming_the_columns() -> None:
     with pytest.raises(UsageError, match=r"unknown column nope.*subnet, iface, mac"):
         render(hosts_table(), columns="iface,nope")

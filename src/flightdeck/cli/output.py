@@ -254,13 +254,14 @@ def _render_table(table: Table, header: bool, columns: str | None) -> str:
     owners = (
         {_cell(r[owner_field.key], owner_field) for r in table.records} if owner_field else set()
     )
-    if owner and not table.keep_owner and len(owners) == 1:
-        shown, owner = shown[1:], False
     if columns:
+        # Picked by name, the owner column is there even when every record shares it.
         picked = _pick(shown, columns, table=True)
         owner = owner and picked[0] is owner_field
         shown = picked
     else:
+        if owner and not table.keep_owner and len(owners) == 1:
+            shown, owner = shown[1:], False
         shown = [
             f for f in shown if not (f.hide_empty and all(_empty(r[f.key]) for r in table.records))
         ]
