@@ -73,17 +73,22 @@ def main() -> None:
             t0 = time.monotonic()
             s.on(c, f"rocks set host power {' '.join(group)} key={KEY} action=install")
             _wait(label, lambda want=want: reports() >= want)
-            results[f"via the virtual frontend, {label}: power install -> reported"] = (
-                time.monotonic() - t0
-            )
+            what = f"via the virtual frontend, {label}: power install -> reported"
+            results[what] = time.monotonic() - t0
+            print(f"{what}: {results[what]:.1f} s", flush=True)
 
         # Baseline: the physical frontend's own PXE install of VMs of the physical cluster.
         physical: list[str] = []
         try:
+            def vms() -> set[str]:
+                out = s.out("list", "host", "vm", "output-header=no", "output-col=vm-host")
+                return {w.rstrip(":") for w in out.split()} - {""}
+
+            before = vms()
             for _ in range(5):
-                out = s.out("add", "host", "vm", "frontend-0-0", "membership=Compute",
-                            "mem=256", "disksize=1")  # fmt: skip
-                physical.append(out.split()[-1])
+                s.out("add", "host", "vm", "frontend-0-0", "membership=Compute", "mem=256",
+                      "disksize=1")  # fmt: skip
+                physical += sorted(vms() - before - set(physical))
             s.out("sync", "dhcp")
 
             def installed(names: list[str]) -> bool:
@@ -94,12 +99,12 @@ def main() -> None:
                 t0 = time.monotonic()
                 s.out("start", "host", "vm", *group)
                 _wait(label, lambda g=group: installed(g))
-                results[f"physical frontend, {label}: start -> reported"] = time.monotonic() - t0
+                what = f"physical frontend, {label}: start -> reported"
+                results[what] = time.monotonic() - t0
+                print(f"{what}: {results[what]:.1f} s", flush=True)
         finally:
             purge(hv.connect("frontend-0-0", "qemu:///system", 15).conn, physical, s.home)
-    print(f"load average at start {load:.2f}")
-    for what, secs in results.items():
-        print(f"{what}: {secs:.1f} s")
+    print(f"load average at start {load:.2f}; {len(results)} figures above")
 
 
 if __name__ == "__main__":
