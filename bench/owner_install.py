@@ -84,6 +84,7 @@ def main() -> None:
                 out = s.out("list", "host", "vm", "output-header=no", "output-col=vm-host")
                 return {w.rstrip(":") for w in out.split()} - {""}
 
+            s.out("create", "installer", "image")  # the physical side's `install` action
             before = vms()
             for _ in range(5):
                 s.out("add", "host", "vm", "frontend-0-0", "membership=Compute", "mem=256",
