@@ -133,6 +133,23 @@ class RocksRunner:
             [str(VENV_BIN / "rocks"), *argv], env=env, capture_output=True, text=True, **kw
         )
 
+    def store_host_attr(self, host: str, name: str, value: str) -> None:
+        """Store a host attribute as it is, unchecked: a value `rocks set host attr` would
+        refuse, as a database from before it checked values may hold (to test its use)."""
+        from sqlalchemy import select
+
+        from flightdeck.db import attrs
+        from flightdeck.db.engine import open_database
+        from flightdeck.db.models import Host
+
+        db = open_database(self.url)
+        try:
+            with db.transaction(write=True) as s:
+                found = s.scalars(select(Host).where(Host.name == host)).one()
+                attrs.set_host(s, found, name, value)
+        finally:
+            db.dispose()
+
     def dump(self) -> dict[str, list[tuple[object, ...]]]:
         """Every row of every table, to prove a failed command changed nothing."""
         import sqlalchemy

@@ -177,8 +177,15 @@ Match User nobody
 
 
 @contextlib.contextmanager
-def site(image_dir: Path, cache: Path, shapes: list[tuple[str, int]]) -> Iterator[Site]:
-    """The site, with one virtual cluster per (fqdn, computes) of `shapes`, frontends ready."""
+def site(
+    image_dir: Path, cache: Path, shapes: list[tuple[str, int]], tls: frozenset[int] = frozenset()
+) -> Iterator[Site]:
+    """The site, with one virtual cluster per (fqdn, computes) of `shapes`, frontends ready.
+
+    Clusters whose index is in `tls` reach the Airboss over TLS on the physical frontend's
+    public address (`rocks create airboss certificate`, the CA in their identity); the others
+    through the guide's ssh tunnel to its loopback.
+    """
     tok = secrets.token_hex(3)
     home = Path(tempfile.mkdtemp(prefix="fd-vc-"))
     env = dict(os.environ, FLIGHTDECK_HOME=str(home))
@@ -214,6 +221,8 @@ def site(image_dir: Path, cache: Path, shapes: list[tuple[str, int]]) -> Iterato
                         str(home / "ssh_host_ed25519_key")], check=True)  # fmt: skip
         s.out("set", "attr", "airboss_tunnel_user", "nobody")
         s.out("set", "attr", "airboss_tunnel_host_keys", str(home / "ssh_host_ed25519_key.pub"))
+        if tls:
+            s.out("create", "airboss", "certificate", f"dir={home / 'pki'}", "frontends=no")
 
         for i, (fqdn, n) in enumerate(shapes):
             fe = f"fdc{chr(97 + i)}-{tok}"
@@ -227,6 +236,9 @@ def site(image_dir: Path, cache: Path, shapes: list[tuple[str, int]]) -> Iterato
                   f"fe-fqdn={fqdn}", "cluster-naming=yes", "mem-per-frontend=1024",
                   "disk-per-frontend=4", "mem-per-compute=256", "disk-per-compute=1")  # fmt: skip
             s.out("add", "host", "key", fe, f"key={home / f'owner-{i}.pub'}")
+            if i in tls:
+                s.out("set", "host", "attr", fe, "airboss_url", f"https://{PHYSICAL_IP}:8677")
+                s.out("set", "host", "attr", fe, "airboss_ca", str(home / "pki" / "ca.crt"))
             for vm in c.computes:
                 c.macs[vm] = s.out("list", "host", "interface", vm, "output-header=no",
                                    "output-col=mac").split()[0].rstrip(":")  # fmt: skip
@@ -248,6 +260,13 @@ def site(image_dir: Path, cache: Path, shapes: list[tuple[str, int]]) -> Iterato
             ["ip", "netns", "exec", s.fe_ns, str(VENV_BIN / "airboss"), "serve",
              "--listen", "127.0.0.1:8677"], env=env, stdout=alog, stderr=alog,
         ))  # fmt: skip
+        if tls:
+            tlog = open(home / "airboss-tls.log", "w")  # noqa: SIM115
+            s.procs.append(subprocess.Popen(
+                ["ip", "netns", "exec", s.fe_ns, str(VENV_BIN / "airboss"), "serve",
+                 "--listen", f"{PHYSICAL_IP}:8677", "--tls-cert", str(home / "pki/airboss.crt"),
+                 "--tls-key", str(home / "pki/airboss.key")], env=env, stdout=tlog, stderr=tlog,
+            ))  # fmt: skip
         s.out("start", "service", "dhcp", f"netns={s.fe_ns}", "interface=prv0")
 
         # Both frontends install at once and boot their own disks.

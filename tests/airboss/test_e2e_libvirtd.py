@@ -195,7 +195,7 @@ def test_an_owner_with_only_a_key_runs_their_cluster(
     assert "is not a VM your key may control" in done.stderr
     assert _state(uri, victim) == "nostate"
     log = json.loads(rocks.ok("list", "airboss", "log", "limit=1", "output-format=json"))[0]
-    assert log["accepted"] == "no" and log["target"] == other[victim]
+    assert log["accepted"] is False and log["target"] == other[victim]
     assert log["result"].startswith(f"forbidden: out-of-scope ({victim})")
 
     done = as_owner(owner_home, pilot, "set", "host", "power", f"host={nodes[vm]}",

@@ -162,6 +162,24 @@ def test_macs_of_the_cluster_frontend_first_and_only_its_vlan(site: Any, alice: 
     assert [n["host"] for n in again] == site.cluster_a
 
 
+def test_macs_by_the_frontends_public_name_as_the_guide_asks(site: Any, alice: Any) -> None:
+    """`rocks list host macs vi-1.rocksclusters.org key=...` (§3.3.5): the frontend's name on
+    the public network (its FQDN, `fe-fqdn=`), in any case, names its cluster; another
+    cluster's public name is refused like any target out of scope."""
+    app = site.app()
+    site.rocks.ok("set", "host", "interface", site.cluster_a[0], "eth1",
+                  "name=vi-1.rocksclusters.org")  # fmt: skip
+    for name in ("vi-1.rocksclusters.org", "VI-1.RocksClusters.org"):
+        nodes = accepted(site, macs(app, alice, name))["nodes"]
+        assert [n["host"] for n in nodes] == site.cluster_a
+    theirs = f"{site.cluster_b[0]}-public"
+    r = macs(app, alice, theirs)
+    assert r.status == 403 and site.last().reason.endswith(f"out-of-scope ({site.cluster_b[0]})")
+    # A physical host's name on the public network is no VM: refused as before.
+    r = macs(app, alice, "espresso.rocksclusters.org")
+    assert r.status == 403 and "not-a-vm" in site.last().reason
+
+
 def test_macs_with_status(site: Any, alice: Any) -> None:
     app = site.app()
     accepted(site, power(app, alice, site.cluster_a[1], "on"))

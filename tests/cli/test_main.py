@@ -292,3 +292,32 @@ def test_errors_from_the_real_executable_are_one_line(espresso: Any) -> None:
         assert p.stdout == ""
         assert p.stderr.startswith("error - ") and p.stderr.count("\n") == 1, p.stderr
     assert espresso.dump() == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["add", "roll", "kvm-6.2-0.x86_64.disk1.iso"],
+        ["enable", "roll", "kvm"],
+        ["create", "distro"],
+        ["run", "roll", "kvm"],
+        ["list", "roll"],
+        ["list", "host", "profile", "compute-0-0"],
+        ["sync", "config"],
+    ],
+)
+def test_the_guides_rocks_only_commands_say_how_flightdeck_is_installed(
+    espresso: Any, argv: list[str]
+) -> None:
+    """Seed 001 §2: the roll is added with add/enable roll, create distro, run roll. Flightdeck
+    has none of that: one line on what it does instead, not "did you mean"."""
+    err = refused(espresso, *argv, code=2, says="is a Rocks command")
+    assert "did you mean" not in err
+    assert err.count("\n") == 1
+
+
+def test_rocks_only_commands_name_no_real_command() -> None:
+    from flightdeck.cli.registry import NOT_IN_FLIGHTDECK, index
+
+    assert not set(NOT_IN_FLIGHTDECK) & set(index())
+    assert "pip install 'flightdeck[server]'" in NOT_IN_FLIGHTDECK["add roll"]

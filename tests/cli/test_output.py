@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from typing import Any
 
 import pytest
 
-from flightdeck.cli.output import Table, render
+from flightdeck.cli.output import Field, Table, render
 from flightdeck.errors import UsageError
 
 
@@ -123,6 +124,13 @@ def test_output_col_may_keep_the_owner_column() -> None:
     assert out == "HOST         IFACE\ncompute-0-0: eth0\ncompute-0-0: eth1\n"
 
 
+def test_output_col_names_the_owner_column_even_when_every_row_shares_it() -> None:
+    """`output-col=host,mac` works on a frontend with one host (the shared owner is trimmed
+    from the default table, not from the columns a script asks for)."""
+    out = render(hosts_table(), columns="host,mac", header=False)
+    assert out == "compute-0-0: 52:54:00:00:00:01\ncompute-0-0: -----------------\n"
+
+
 def test_output_col_unknown_column_is_a_usage_error_naming_the_columns() -> None:
     with pytest.raises(UsageError, match=r"unknown column nope.*subnet, iface, mac"):
         render(hosts_table(), columns="iface,nope")
@@ -135,12 +143,12 @@ def test_empty_table_prints_only_the_header() -> None:
 # JSON and CSV ---------------------------------------------------------------------------------
 
 
-def test_json_parses_back_to_one_object_per_row_with_lower_case_keys() -> None:
-    rows = json.loads(render(hosts_table(keep_owner=True), fmt="json"))
+def test_json_is_one_typed_record_per_row_with_the_owner_on_each() -> None:
+    rows = json.loads(render(hosts_table(), fmt="json"))
     assert rows == [
         {"host": "compute-0-0", "subnet": "private", "iface": "eth0", "mac": "52:54:00:00:00:01"},
-        {"host": "compute-0-0", "subnet": "public", "iface": "eth1", "mac": ""},
-    ]
+        {"host": "compute-0-0", "subnet": "public", "iface": "eth1", "mac": None},
+    ], "the table drops a single owner; the records never do, and empty is null"
 
 
 def test_json_honours_output_col_and_is_an_empty_list_for_no_rows() -> None:
@@ -149,6 +157,107 @@ def test_json_honours_output_col_and_is_an_empty_list_for_no_rows() -> None:
         {"iface": "eth1"},
     ]
     assert json.loads(render(Table(["host"]), fmt="JSON")) == []
+
+
+def test_headers_with_spaces_and_dashes_become_snake_case_keys() -> None:
+    t = Table(["vm-host", "client nodes"], owner=False)
+    t.add("a", "b")
+    assert json.loads(render(t, fmt="json")) == [{"vm_host": "a", "client_nodes": "b"}]
+    assert render(t, fmt="json", columns="client nodes") == render(
+        t, fmt="json", columns="client_nodes"
+    )
+
+
+def _vms() -> Table:
+    t = Table(
+        [
+            Field("vm_host", "", column="vm-host"),
+            Field("cpus", "", "integer"),
+            Field("macs", "", "list of strings", column="mac", continued=True),
+            Field("up", "", "boolean"),
+            Field("note", "", nullable=True, hide_empty=True),
+        ],
+        keep_owner=True,
+    )
+    t.add("vm-a", 2, ["52:54:00:00:00:01", "52:54:00:00:00:02"], True, None)
+    t.add(vm_host="vm-b", cpus=1, macs=[], up=False, note=None)
+    return t
+
+
+def test_a_continued_list_is_one_record_and_several_table_rows() -> None:
+    assert render(_vms()) == (
+        "VM-HOST CPUS MAC               UP\n"
+        "vm-a:   2    52:54:00:00:00:01 yes\n"
+        ":       ---- 52:54:00:00:00:02 ---\n"
+        "vm-b:   1    ----------------- no\n"
+    )
+    assert json.loads(render(_vms(), fmt="json")) == [
+        {"vm_host": "vm-a", "cpus": 2, "macs": ["52:54:00:00:00:01", "52:54:00:00:00:02"],
+         "up": True, "note": None},
+        {"vm_host": "vm-b", "cpus": 1, "macs": [], "up": False, "note": None},
+    ]  # fmt: skip
+    rows = list(csv.reader(io.StringIO(render(_vms(), fmt="csv"))))
+    assert rows == [
+        ["vm_host", "cpus", "macs", "up", "note"],
+        ["vm-a", "2", "52:54:00:00:00:01 52:54:00:00:00:02", "true", ""],
+        ["vm-b", "1", "", "false", ""],
+    ]
+
+
+def test_a_hidden_empty_column_comes_back_when_named_or_filled() -> None:
+    assert "NOTE" not in render(_vms())
+    assert render(_vms(), columns="vm-host,note").splitlines()[0] == "VM-HOST NOTE"
+    t = _vms()
+    t.records[1]["note"] = "spare"
+    assert render(t).splitlines()[0].endswith(" NOTE")
+
+
+def test_a_multi_line_string_is_one_value_and_one_table_row_per_line() -> None:
+    t = Table(
+        [Field("host", ""), Field("key", "", column="public key", continued=True)],
+        keep_owner=True,
+        dash_empty=False,
+    )
+    t.add("fe", "-----BEGIN-----\nAAAA\n-----END-----\n")
+    assert render(t) == (
+        "HOST PUBLIC KEY\nfe:  -----BEGIN-----\n:    AAAA\n:    -----END-----\n"
+    )
+    assert json.loads(render(t, fmt="json")) == [
+        {"host": "fe", "key": "-----BEGIN-----\nAAAA\n-----END-----\n"}
+    ]
+
+
+def test_grouped_records_print_their_owner_once() -> None:
+    t = Table(["frontend", "node"], keep_owner=True, group=True)
+    t.add("fe-a", None)
+    t.add("fe-a", "n1")
+    t.add("fe-b", None)
+    assert render(t, header=False) == "fe-a: --\n:     n1\nfe-b: --\n"
+    assert [r["frontend"] for r in json.loads(render(t, fmt="json"))] == ["fe-a", "fe-a", "fe-b"]
+
+
+def test_times_are_utc_in_the_table_and_iso_8601_in_json_and_csv() -> None:
+    t = Table([Field("time", "", "time")], owner=False)
+    t.add(dt.datetime(2024, 5, 1, 12, 0, 3))  # naive, as SQLite gives it back: UTC
+    t.add(dt.datetime(2024, 5, 1, 14, 0, 3, tzinfo=dt.timezone(dt.timedelta(hours=2))))
+    assert render(t, header=False) == "2024-05-01 12:00:03\n2024-05-01 12:00:03\n"
+    assert json.loads(render(t, fmt="json")) == [{"time": "2024-05-01T12:00:03Z"}] * 2
+    assert render(t, fmt="csv", header=False) == "2024-05-01T12:00:03Z\n" * 2
+
+
+def test_fields_must_be_snake_case_and_of_a_known_type() -> None:
+    with pytest.raises(ValueError, match="snake_case"):
+        Field("vm-host", "")
+    with pytest.raises(ValueError, match="type"):
+        Field("x", "", "float")
+
+
+def test_a_record_must_give_every_field() -> None:
+    t = Table(["a", "b"])
+    with pytest.raises(TypeError):
+        t.add("only one")
+    with pytest.raises(TypeError):
+        t.add(a="x")
 
 
 def test_csv_parses_back_with_header_and_quotes_what_needs_it() -> None:
@@ -222,7 +331,8 @@ def test_json_and_csv_of_a_real_command_parse_back(espresso: Any) -> None:
     rows = json.loads(espresso.ok("list", "host", "output-format=json"))
     assert [r["host"] for r in rows] == ["frontend-0-0", "vm-container-0-0", "vm-container-0-1"]
     assert rows[1]["membership"] == "VM Container"
-    assert rows[1]["comment"] == ""
+    assert rows[1]["comment"] is None
+    assert (rows[1]["cpus"], rows[1]["rack"], rows[1]["rank"]) == (1, 0, 0)
     parsed = list(csv.DictReader(io.StringIO(espresso.ok("list", "network", "output-format=csv"))))
     assert [(r["network"], r["subnet"], r["netmask"]) for r in parsed] == [
         ("private", "10.1.0.0", "255.255.0.0"),

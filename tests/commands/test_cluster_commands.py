@@ -214,7 +214,11 @@ def test_two_clusters_get_vlans_2_and_3_and_consecutive_macs(espresso: Any) -> N
         "hosted-vm-0-0-1:": "3",
         "hosted-vm-0-1-1:": "3",
     }
+    # The guide's single column (§3.3.5); names=yes adds the physical side's names (6.2's).
     assert espresso.ok("list", "host", "macs", "frontend-0-0-1") == (
+        "MACS IN CLUSTER\n76:77:6e:40:00:04\n76:77:6e:40:00:06\n76:77:6e:40:00:07\n"
+    )
+    assert espresso.ok("list", "host", "macs", "frontend-0-0-1", "names=yes") == (
         "MACS IN CLUSTER   HOST NAMES\n"
         "76:77:6e:40:00:04 frontend-0-0-1\n"
         "76:77:6e:40:00:06 hosted-vm-0-0-1\n"
@@ -410,7 +414,7 @@ def test_remove_cluster_refusals(espresso: Any, argv: list[str], says: str) -> N
 
 def test_list_host_macs(espresso: Any) -> None:
     espresso.ok("add", "cluster", PUBLIC, "2")
-    assert espresso.ok("list", "host", "macs", "frontend-0-0-0") == (
+    assert espresso.ok("list", "host", "macs", "frontend-0-0-0", "names=yes") == (
         "MACS IN CLUSTER   HOST NAMES\n"
         "76:77:6e:40:00:00 frontend-0-0-0\n"
         "76:77:6e:40:00:02 hosted-vm-0-0-0\n"
@@ -420,12 +424,13 @@ def test_list_host_macs(espresso: Any) -> None:
     espresso.ok(
         "add", "host", "vm", "vm-container-0-1", "membership=Hosted VM", "num-macs=2", "vlan=2,2"
     )
-    assert espresso.ok("list", "host", "macs", "frontend-0-0-0").splitlines()[-1] == (
+    assert espresso.ok("list", "host", "macs", "frontend-0-0-0", "names=y").splitlines()[-1] == (
         "76:77:6e:40:00:04 76:77:6e:40:00:05 hosted-vm-0-1-1"
     )
-    assert espresso.ok("list", "host", "macs", "frontend-0-0-0", "output-header=no").split()[
-        :2
-    ] == ["76:77:6e:40:00:00", "frontend-0-0-0"]
+    assert espresso.ok("list", "host", "macs", "frontend-0-0-0", "output-header=no").split() == [
+        "76:77:6e:40:00:00", "76:77:6e:40:00:02", "76:77:6e:40:00:03",
+        "76:77:6e:40:00:04", "76:77:6e:40:00:05",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("arg", ["frontend-0-0", "vm-container-0-1", "hosted-vm-0-0-0"])
@@ -446,7 +451,7 @@ def test_report_vm_nextmac_from_the_public_ip(rocks: Any) -> None:
     )
     assert rocks.ok("report", "vm", "nextmac") == "36:77:6e:c0:00:00\n"
     rocks.ok("add", "cluster", "137.110.119.56", "2")
-    assert rocks.ok("list", "host", "macs", "frontend-0-0-0").split()[5:] == [
+    assert rocks.ok("list", "host", "macs", "frontend-0-0-0", "names=yes").split()[5:] == [
         "36:77:6e:c0:00:00",
         "frontend-0-0-0",
         "36:77:6e:c0:00:02",

@@ -116,13 +116,29 @@ def test_insert_ethers_remove_is_audited(site: Any, tmp_path: Path) -> None:
     out = io.StringIO()
     assert insert_ethers.main(["--remove", "vm-container-0-1"], out) == 0
     assert (
-        out.getvalue() == "removed vm-container-0-1; 1 fixed lease(s) left, dnsmasq not running\n"
+        out.getvalue() == "removed vm-container-0-1; 1 fixed lease(s) left, dnsmasq is not "
+        "running (rocks start service dhcp starts it with these leases)\n"
     )
     assert "vm-container-0-1" not in site.ok("list", "host")
     log = tmp_path / "dhcp" / "insert-ethers.log"
     line = log.read_text().splitlines()[-1]
     assert line.endswith(" remove host=vm-container-0-1 mac=52:54:00:fd:00:02 ip=10.1.255.253")
     assert " uid=0 " in line and oct(log.stat().st_mode & 0o777) == "0o600"
+
+
+def test_insert_ethers_says_dnsmasq_reloaded_only_when_it_was() -> None:
+    """Issue 15: with no dnsmasq running, insert-ethers must not say it reloaded one."""
+    from flightdeck.services.dhcp import SyncResult
+
+    assert insert_ethers.sync_note(SyncResult(3, [Path("hosts")], None)) == (
+        "dnsmasq is not running (rocks start service dhcp starts it with these leases)"
+    )
+    assert insert_ethers.sync_note(SyncResult(3, [], None)) == (
+        "dnsmasq's leases were already up to date"
+    )
+    assert insert_ethers.sync_note(SyncResult(3, [Path("hosts")], 42)) == (
+        "dnsmasq reloaded (pid 42)"
+    )
 
 
 def test_set_host_installaction_and_runaction(site: Any, tmp_path: Path) -> None:

@@ -71,8 +71,8 @@ def test_set_host_fields_and_rename(espresso: Any) -> None:
     assert [
         (r["host"], r["cpus"], r["rack"], r["rank"], r["comment"]) for r in json.loads(out)
     ] == [
-        ("vm-container-0-0", "16", "0", "0", "big"),
-        ("vmc-b", "16", "4", "2", "big"),
+        ("vm-container-0-0", 16, 0, 0, "big"),
+        ("vmc-b", 16, 4, 2, "big"),
     ]
     # The interface alias followed the rename; the MAC still finds it.
     assert espresso.ok("list", "host", "52:54:00:fd:00:02", "output-col=host",

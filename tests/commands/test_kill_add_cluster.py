@@ -90,7 +90,7 @@ def test_sigkill_while_inserting_leaves_no_trace(espresso: Any, db_url: str) -> 
     # clash with (name, IP, MACs, VLAN all come out as on an untouched site).
     out = rocks.ok("add", "cluster", PUBLIC, "2")
     assert out.splitlines()[0] == "created frontend VM named: frontend-0-0-0"
-    assert rocks.ok("list", "host", "macs", "frontend-0-0-0").split()[5:7] == [
+    assert rocks.ok("list", "host", "macs", "frontend-0-0-0", "names=yes").split()[5:7] == [
         "76:77:6e:40:00:00",
         "frontend-0-0-0",
     ]

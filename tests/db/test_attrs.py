@@ -71,22 +71,23 @@ def app_id(db: Database, name: str) -> int:
 
 
 def test_host_over_appliance_over_global(db: Database) -> None:
-    assert value(db, "compute-0-0", "cpu_mode") is None
-    attributes.set_global(db, "cpu_mode", "global")
-    assert value(db, "compute-0-0", "cpu_mode") == "global"
-    attributes.set_appliance(db, ["compute"], "cpu_mode", "appliance")
-    assert value(db, "compute-0-0", "cpu_mode") == "appliance"
-    assert value(db, "vm-container-0-0", "cpu_mode") == "global"
-    attributes.set_host(db, ["compute-0-0"], "cpu_mode", "host")
-    assert value(db, "compute-0-0", "cpu_mode") == "host"
-    assert value(db, "compute-0-1", "cpu_mode") == "appliance"
+    # Any name: stored as given (a name Flightdeck understands is checked: test_validation).
+    assert value(db, "compute-0-0", "cpu_note") is None
+    attributes.set_global(db, "cpu_note", "global")
+    assert value(db, "compute-0-0", "cpu_note") == "global"
+    attributes.set_appliance(db, ["compute"], "cpu_note", "appliance")
+    assert value(db, "compute-0-0", "cpu_note") == "appliance"
+    assert value(db, "vm-container-0-0", "cpu_note") == "global"
+    attributes.set_host(db, ["compute-0-0"], "cpu_note", "host")
+    assert value(db, "compute-0-0", "cpu_note") == "host"
+    assert value(db, "compute-0-1", "cpu_note") == "appliance"
     # Removing a level uncovers the next one.
-    attributes.remove_host(db, ["compute-0-0"], "cpu_mode")
-    assert value(db, "compute-0-0", "cpu_mode") == "appliance"
-    attributes.remove_appliance(db, ["compute"], "cpu_mode")
-    assert value(db, "compute-0-0", "cpu_mode") == "global"
-    attributes.remove_global(db, "cpu_mode")
-    assert value(db, "compute-0-0", "cpu_mode") is None
+    attributes.remove_host(db, ["compute-0-0"], "cpu_note")
+    assert value(db, "compute-0-0", "cpu_note") == "appliance"
+    attributes.remove_appliance(db, ["compute"], "cpu_note")
+    assert value(db, "compute-0-0", "cpu_note") == "global"
+    attributes.remove_global(db, "cpu_note")
+    assert value(db, "compute-0-0", "cpu_note") is None
 
 
 def test_an_empty_host_value_still_wins(db: Database) -> None:
@@ -179,17 +180,17 @@ def test_setting_again_replaces_the_value(db: Database) -> None:
 
 
 def test_list_host_attr_shows_the_source_letter(espresso: Any) -> None:
-    espresso.ok("set", "attr", "cpu_mode", "host-model")
-    espresso.ok("set", "appliance", "attr", "vm-container", "cpu_mode", "host-passthrough")
-    espresso.ok("set", "host", "attr", "vm-container-0-1", "cpu_mode", XML)
-    out = espresso.ok("list", "host", "attr", "vm-container-0-%", "attr=cpu_mode")
+    espresso.ok("set", "attr", "cpu_note", "host-model")
+    espresso.ok("set", "appliance", "attr", "vm-container", "cpu_note", "host-passthrough")
+    espresso.ok("set", "host", "attr", "vm-container-0-1", "cpu_note", XML)
+    out = espresso.ok("list", "host", "attr", "vm-container-0-%", "attr=cpu_note")
     assert out == (
         "HOST              ATTR     VALUE            SOURCE\n"
-        "vm-container-0-0: cpu_mode host-passthrough A\n"
-        f"vm-container-0-1: cpu_mode {XML}  H\n"
+        "vm-container-0-0: cpu_note host-passthrough A\n"
+        f"vm-container-0-1: cpu_note {XML}  H\n"
     )
-    out = espresso.ok("list", "host", "attr", "frontend-0-0", "attr=cpu_mode")
-    assert out == "HOST          ATTR     VALUE      SOURCE\nfrontend-0-0: cpu_mode host-model G\n"
+    out = espresso.ok("list", "host", "attr", "frontend-0-0", "attr=cpu_note")
+    assert out == "HOST          ATTR     VALUE      SOURCE\nfrontend-0-0: cpu_note host-model G\n"
 
 
 def test_list_host_attr_of_every_attribute_is_sorted_and_complete(espresso: Any) -> None:
@@ -205,10 +206,10 @@ def test_list_host_attr_of_every_attribute_is_sorted_and_complete(espresso: Any)
 
 @pytest.mark.parametrize("text", TRICKY[:-1])
 def test_xml_and_other_values_are_stored_and_listed_exactly(espresso: Any, text: str) -> None:
-    espresso.ok("set", "host", "attr", "vm-container-0-0", "kvm_device_0", text)
-    espresso.ok("set", "host", "attr", "vm-container-0-1", "kvm_device_0", f"value={text}")
+    espresso.ok("set", "host", "attr", "vm-container-0-0", "site_device0", text)
+    espresso.ok("set", "host", "attr", "vm-container-0-1", "site_device0", f"value={text}")
     rows = json.loads(
-        espresso.ok("list", "host", "attr", "vm-container-%", "attr=kvm_device_0",
+        espresso.ok("list", "host", "attr", "vm-container-%", "attr=site_device0",
                     "output-format=json")
     )  # fmt: skip
     assert [(r["host"], r["value"], r["source"]) for r in rows] == [
@@ -224,10 +225,10 @@ def test_xml_and_other_values_are_stored_and_listed_exactly(espresso: Any, text:
 
 
 def test_xml_value_is_what_the_table_prints(espresso: Any) -> None:
-    espresso.ok("set", "host", "attr", "vm-container-0-0", "cpu_mode", XML)
-    out = espresso.ok("list", "host", "attr", "vm-container-0-0", "attr=cpu_mode",
+    espresso.ok("set", "host", "attr", "vm-container-0-0", "cpu_note", XML)
+    out = espresso.ok("list", "host", "attr", "vm-container-0-0", "attr=cpu_note",
                       "output-header=no")  # fmt: skip
-    assert out == f"vm-container-0-0: cpu_mode {XML} H\n"
+    assert out == f"vm-container-0-0: cpu_note {XML} H\n"
 
 
 def test_remove_host_attr_of_an_unset_attribute_is_refused(espresso: Any) -> None:

@@ -177,7 +177,7 @@ def test_virtual_frontend_installs_from_the_image_and_is_a_frontend(
     #    writes it and the identity, reports; its boot action becomes os.
     t0 = time.monotonic()
     assert rocks.ok("start", "host", "vm", fe) == f"installing {fe} on frontend-0-0\n"
-    status = {r["vm-host"]: r["status"] for r in rows(rocks, "list", "host", "vm", fe, "status=y")}
+    status = {r["vm_host"]: r["status"] for r in rows(rocks, "list", "host", "vm", fe, "status=y")}
     assert status[fe] == "installing"
     wait_for("the install report", lambda: boot_of(rocks, fe) == "os", READY_TIMEOUT, site.boot_log)
     installed = time.monotonic()

@@ -193,6 +193,37 @@ def test_list_host_vlan_and_vlan_bridges_on_start(site: Any, caplog: Any) -> Non
         db.dispose()
 
 
+def test_a_vlan_on_one_machine_needs_no_uplink_and_no_warning(site: Any, caplog: Any) -> None:
+    """The demo's site: the frontend and the container are the same machine (both
+    qemu:///system, one network namespace), so the VLAN bridge joins all the cluster's VMs and
+    a missing uplink (no peth0 there, no 802.1Q here) is nothing to warn about."""
+    from flightdeck.db.engine import open_database
+    from flightdeck.services.network import ensure_vm_links
+
+    rocks, lab = site, site.netlab
+    rocks.ok("set", "attr", "Kickstart_PublicGateway", "137.110.119.1")
+    rocks.ok("add", "cluster", "137.110.119.118", "1", f"container-hosts={C}", "vlan=7")
+    for host in (C, "frontend-0-0"):
+        rocks.ok("set", "host", "attr", host, "libvirt_uri", "qemu:///system")
+        rocks.ok("set", "host", "attr", host, "kvm_netns", lab.container)
+        rocks.ok("set", "host", "attr", host, "kvm_vlan_mode", "bridge")
+    db = open_database(rocks.url)
+    try:
+        with caplog.at_level(logging.WARNING, logger="flightdeck.network"):
+            changes = ensure_vm_links(db, "hosted-vm-0-0-0")
+        assert changes[:2] == [f"{C}: create bridge vlan7", f"{C}: set vlan7 up"]
+        assert "stays local" not in caplog.text
+        # A container elsewhere carrying the cluster: then the uplink matters again.
+        rocks.ok(
+            "set", "host", "attr", "frontend-0-0", "libvirt_uri", "qemu+ssh://fe.example/system"
+        )
+        with caplog.at_level(logging.WARNING, logger="flightdeck.network"):
+            ensure_vm_links(db, "hosted-vm-0-0-0")
+        assert "the VLAN stays local to vm-container-0-0 until its uplink exists" in caplog.text
+    finally:
+        db.dispose()
+
+
 def test_macvtap_vlan_needs_8021q_and_says_so(site: Any) -> None:
     from flightdeck.db.engine import open_database
     from flightdeck.net.apply import vlan_supported

@@ -82,6 +82,37 @@ def test_rocks_set_host_power_several_and_failures(site: Any, airboss: Any,
     assert state(site, b1) == "nostate"
 
 
+def _boot(rocks: Any, host: str) -> str:
+    return rocks.ok("list", "host", "boot", host, "output-header=no").split()[-1]
+
+
+def test_on_a_virtual_frontend_power_install_marks_its_own_node_and_undoes_a_refusal(
+    site: Any, airboss: Any, alice_key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root on a virtual frontend (its own database): `power install compute-0-0` must mark
+    compute-0-0 for install *here*, where it PXE-boots from; the physical side cannot. A
+    target the Airboss refuses (bob's VM, named compute-0-1 here) gets its boot action back."""
+    from conftest import RocksRunner
+
+    a1, b1 = site.cluster_a[1], site.cluster_b[1]
+    url = f"sqlite:///{tmp_path / 'vi-1.db'}"
+    monkeypatch.setenv("FLIGHTDECK_DB", url)
+    vf = RocksRunner(url)
+    vf.ok("init", "frontend", "name=vi-1.example.org", "public-ip=192.0.2.11",
+          "public-netmask=255.255.255.0", "private-ip=10.1.1.1", "private-netmask=255.255.0.0")
+    for name, vm, ip in (("compute-0-0", a1, "10.1.255.254"), ("compute-0-1", b1, "10.1.255.253")):
+        vf.ok("add", "host", name, "membership=Compute", "rack=0", "rank=" + name[-1])
+        vf.ok("add", "host", "interface", name, "eth0", f"mac={site.mac(vm)}", f"ip={ip}",
+              "subnet=private")
+    vf.ok("set", "host", "boot", "compute-0-0", "compute-0-1", "action=os")
+    r = vf("set", "host", "power", "compute-0-0", "compute-0-1", "action=install",
+           f"key={alice_key}", f"airboss={airboss.address}")
+    assert r.code == 1 and f"({site.mac(a1)}): started" in r.out, r.err
+    assert _boot(vf, "compute-0-0") == "install"
+    assert _boot(vf, "compute-0-1") == "os"
+    assert state(site, b1) == "nostate"
+
+
 def test_rocks_set_host_power_action_checked_first(site: Any, alice_key: Path) -> None:
     r = site.rocks("set", "host", "power", site.cluster_a[1], "action=explode",
                    f"key={alice_key}")
@@ -96,7 +127,7 @@ def test_rocks_client_defaults_key_and_airboss_attribute(
     key_file(alice, site.tmp / ".ssh" / "id_ed25519")
     site.rocks.ok("set", "attr", "airboss", airboss.address)
     out = site.rocks.ok("list", "host", "macs", site.cluster_a[0])  # ~/.ssh/id_ed25519
-    assert out.splitlines()[0].split() == ["MACS", "IN", "CLUSTER", "HOST", "NAMES"]
+    assert out.splitlines()[0].split() == ["MACS", "IN", "CLUSTER"]
     vm = site.cluster_a[2]
     site.rocks.ok("set", "host", "power", vm, "action=on")  # ~/.ssh/id_ed25519, attribute
     assert state(site, vm) == "active"
@@ -130,13 +161,16 @@ def test_rocks_list_host_macs_through_the_airboss(site: Any, airboss: Any, alice
     fe = site.cluster_a[0]
     out = site.rocks.ok("list", "host", "macs", fe, f"key={alice_key}",
                         f"airboss={airboss.address}")
+    assert out.split() == ["MACS", "IN", "CLUSTER", *(site.mac(h) for h in site.cluster_a)]
+    out = site.rocks.ok("list", "host", "macs", fe, f"key={alice_key}", "names=yes",
+                        f"airboss={airboss.address}")
     lines = out.splitlines()
     assert lines[0].split() == ["MACS", "IN", "CLUSTER", "HOST", "NAMES"]
     assert [line.split() for line in lines[1:]] == [[site.mac(h), h] for h in site.cluster_a]
     site.rocks.ok("set", "host", "power", site.cluster_a[1], "action=on", f"key={alice_key}",
                   f"airboss={airboss.address}")
-    out = site.rocks.ok("list", "host", "macs", fe, "status=yes", f"key={alice_key}",
-                        f"airboss={airboss.address}")
+    out = site.rocks.ok("list", "host", "macs", fe, "status=yes", "names=yes",
+                        f"key={alice_key}", f"airboss={airboss.address}")
     rows = [line.split() for line in out.splitlines()]
     assert rows[0] == ["MACS", "IN", "CLUSTER", "STATE", "HOST", "NAMES"]
     assert rows[1:] == [[site.mac(site.cluster_a[0]), "nostate", site.cluster_a[0]],
@@ -149,7 +183,7 @@ def test_rocks_list_host_macs_from_the_database(site: Any) -> None:
     fe, c1, c2 = site.cluster_a
     site.rocks.ok("start", "host", "vm", c2)
     rows = [line.split() for line in
-            site.rocks.ok("list", "host", "macs", fe, "status=yes").splitlines()]
+            site.rocks.ok("list", "host", "macs", fe, "status=yes", "names=y").splitlines()]
     assert rows == [["MACS", "IN", "CLUSTER", "STATE", "HOST", "NAMES"],
                     [site.mac(fe), "nostate", fe], [site.mac(c1), "nostate", c1],
                     [site.mac(c2), "active", c2]]
@@ -253,5 +287,5 @@ def test_pilot_create_keys_then_use(site: Any, airboss: Any, tmp_path: Path) -> 
                  f"airboss={airboss.address}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     rows = json.loads(site.rocks.ok("list", "airboss", "log", "limit=1", "output-format=json"))
-    assert rows[0]["operation"] == "power on" and rows[0]["accepted"] == "yes"
+    assert rows[0]["operation"] == "power on" and rows[0]["accepted"] is True
     assert state(site, site.plain) == "active"

@@ -165,15 +165,16 @@ def test_appendix_c_attributes_apply_to_every_bridge() -> None:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        (Settings(hello_time="0.5"), "bridge_hello_time of vm-container-0-0 is '0.5': give "
+        (Settings(hello_time="0.5"), "bridge_hello_time of host vm-container-0-0 is '0.5': give "
          "seconds from 1 to 10"),
-        (Settings(stp_forward_delay="31"), "bridge_stp_forward_delay of vm-container-0-0 is "
+        (Settings(stp_forward_delay="31"), "bridge_stp_forward_delay of host vm-container-0-0 is "
          "'31': give seconds from 0 to 30"),
         (Settings(stp_forward_delay="soon"), "give seconds"),
         (Settings(stp_forward_delay="nan"), "give seconds"),
-        (Settings(tx_offload="maybe"), "tx_offload of vm-container-0-0 is 'maybe': give on or off"),
-        (Settings(vlan_mode="ovs"), "kvm_vlan_mode of vm-container-0-0 is 'ovs': give macvtap or "
-         "bridge"),
+        (Settings(tx_offload="maybe"), "tx_offload of host vm-container-0-0 is 'maybe': give on "
+         "or off"),
+        (Settings(vlan_mode="ovs"), "kvm_vlan_mode of host vm-container-0-0 is 'ovs': give "
+         "macvtap or bridge"),
     ],
 )  # fmt: skip
 def test_bad_attributes_are_clear_errors(settings: Settings, message: str) -> None:

@@ -20,7 +20,7 @@ ALLOWED_STDLIB = {
     "re",
     "typing",
 }
-ALLOWED_PROJECT = {"flightdeck.errors", "flightdeck.planner"}
+ALLOWED_PROJECT = {"flightdeck.errors", "flightdeck.attrsubject", "flightdeck.planner"}
 
 
 def _imports(path: Path) -> set[str]:

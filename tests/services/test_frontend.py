@@ -185,12 +185,12 @@ def test_init_through_the_real_executable_then_list(rocks: Any) -> None:
         {
             "host": "frontend-0-0",
             "membership": "Frontend",
-            "cpus": str(os.cpu_count() or 1),
-            "rack": "0",
-            "rank": "0",
+            "cpus": os.cpu_count() or 1,
+            "rack": 0,
+            "rank": 0,
             "runaction": "os",
             "installaction": "install",
-            "comment": "",
+            "comment": None,
         }
     ]
 

@@ -1,7 +1,8 @@
-"""Fixtures for the libvirt XML tests: golden files and libvirt's test driver."""
+"""Fixtures for the libvirt XML tests: golden files, libvirt's test driver and its QEMU driver."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,30 @@ def test_conn() -> Iterator[Any]:
     libvirt = pytest.importorskip("libvirt")
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     conn = libvirt.open("test:///default")
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def qemu_conn() -> Iterator[Any]:
+    """A connection to libvirt's QEMU driver, the one that runs VMs (the test driver accepts
+    documents QEMU refuses: a CPU topology that is not the vCPU count, IDE on q35...).
+
+    The suite's libvirtd (FLIGHTDECK_TEST_LIBVIRT; scripts/test.sh sets it, CI always has it).
+    Not `qemu:///embed`: on our machines it probes every installed QEMU binary again at each
+    define, about a minute each. Tests define and undefine, never start, and give each domain a
+    name with a random token: the daemon is shared.
+    """
+    libvirt = pytest.importorskip("libvirt")
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    uri = os.environ.get("FLIGHTDECK_TEST_LIBVIRT")
+    if not uri:
+        if os.environ.get("CI"):
+            pytest.fail("FLIGHTDECK_TEST_LIBVIRT is not set in CI: scripts/test.sh sets it")
+        pytest.skip("FLIGHTDECK_TEST_LIBVIRT is not set (scripts/test.sh starts libvirtd)")
+    conn = libvirt.open(uri)
     try:
         yield conn
     finally:

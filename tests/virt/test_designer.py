@@ -6,6 +6,7 @@ each is XML libvirt accepts. Regenerate on purpose with `pytest --regenerate-gol
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from flightdeck.errors import UserError
-from flightdeck.virt.designer import DiskSpec, KernelBoot, NicSpec, VMSpec, design
+from flightdeck.virt.designer import DiskSpec, KernelBoot, Labels, NicSpec, VMSpec, design
 
 GOLDEN = Path(__file__).parent / "golden" / "designer"
 
@@ -59,11 +60,13 @@ CASES: dict[str, Callable[[], VMSpec]] = {
     ),
     "cdrom-first": lambda: spec("fd-des-cdrom", cdrom="/isos/debian-12.iso"),
     "cpu-host-model": lambda: spec("fd-des-hm", attrs={"cpu_mode": "host-model"}),
+    # The guide's value, word for word: its <topology> has no threads (1 is filled in).
     "cpu-exact-guide": lambda: spec(
         "fd-des-exact",
+        vcpus=2,
         attrs={
             "cpu_mode": "exact: <model fallback='allow'>core2duo</model><vendor>Intel</vendor>"
-            "<topology sockets='1' cores='2' threads='1'/>"
+            "<topology sockets='1' cores='2'/>"
         },
     ),
     "pin-all": lambda: spec("fd-des-pinall", vcpus=4, attrs={"kvm_cpu_pinning": "pin_all"}),
@@ -79,6 +82,23 @@ CASES: dict[str, Callable[[], VMSpec]] = {
         },
     ),
     "hvm-features": lambda: spec("fd-des-feat", attrs={"HVM_Features": "<acpi/><apic/>"}),
+    "q35-cdrom-sata": lambda: spec(
+        "fd-des-q35", cdrom="/isos/debian-12.iso", attrs={"kvm_machine": "q35"}
+    ),
+    "installed-disk-only": lambda: spec("fd-des-os", installing=False),
+    "auto-no-kvm": lambda: spec("fd-des-auto", offered_type="qemu"),
+    "labelled-hosted-vm": lambda: spec(
+        "fd-des-hosted",
+        nics=[NicSpec("76:77:6e:40:00:06", "direct", "peth0.2")],
+        labels=Labels(
+            "hosted-vm", "Hosted VM", "vm-container-0-0", "frontend-0-0-0", 2, "frontend-0-0-0"
+        ),
+    ),
+    "labelled-physical-compute": lambda: spec(
+        "fd-des-compute",
+        installing=False,
+        labels=Labels("compute", "Compute", "vm-container-0-1", "espresso"),
+    ),
     "phy-disk-vnc": lambda: spec(
         "fd-des-phy",
         disks=[DiskSpec("/dev/vg0/fd-des-phy", "vda", "virtio", block=True)],
@@ -112,10 +132,12 @@ def test_every_designer_golden_has_a_case() -> None:
 
 
 def test_boot_orders() -> None:
-    import xml.etree.ElementTree as ET
+
 
     pxe = ET.fromstring(design(CASES["pxe-kvm-default"]()).to_xml())
     assert [b.get("dev") for b in pxe.iter("boot")] == ["network", "hd"]
+    installed = ET.fromstring(design(CASES["installed-disk-only"]()).to_xml())
+    assert [b.get("dev") for b in installed.iter("boot")] == ["hd"], "no PXE once installed"
     cd = ET.fromstring(design(CASES["cdrom-first"]()).to_xml())
     assert [b.get("dev") for b in cd.iter("boot")] == ["cdrom", "network", "hd"]
     cdrom = next(d for d in cd.iter("disk") if d.get("device") == "cdrom")
@@ -152,8 +174,51 @@ def test_malformed_attribute_names_attribute_and_host(attribute: str, value: str
 
 
 @pytest.mark.parametrize(
-    ("attribute", "value"), [("cpu_mode", "turbo"), ("kvm_domain_type", "xen")]
+    ("attribute", "value"),
+    [("cpu_mode", "turbo"), ("kvm_domain_type", "xen"), ("kvm_memballoon", "balloon")],
 )
 def test_unknown_modes_are_refused(attribute: str, value: str) -> None:
     with pytest.raises(UserError, match=attribute):
         design(spec("fd-des-bad2", attrs={attribute: value}))
+
+
+def test_a_topology_that_disagrees_with_the_vcpus_is_refused_with_the_fix() -> None:
+    guide = CASES["cpu-exact-guide"]().attrs
+    with pytest.raises(UserError) as info:
+        design(spec("fd-des-topo", vcpus=1, attrs=guide))
+    assert info.value.message.startswith(
+        "attribute cpu_mode of host fd-des-topo has a <topology> of 2 vCPU(s) (1 sockets x "
+        "2 cores x 1 threads) but fd-des-topo has 1: give it 2 with 'rocks set host vm "
+        "fd-des-topo cpus=2'"
+    )
+    with pytest.raises(UserError, match="topology cores='two'"):
+        design(spec("fd-des-topo", attrs={"cpu_mode": "host-model:<topology cores='two'/>"}))
+
+
+def test_the_domain_type_is_the_attribute_else_what_the_container_offers() -> None:
+    def kind(**kw: Any) -> str | None:
+        return ET.fromstring(design(spec("fd-des-type", **kw)).to_xml()).get("type")
+
+    assert kind() == "kvm"
+    assert kind(offered_type="qemu") == "qemu"
+    assert kind(offered_type="qemu", attrs={"kvm_domain_type": "kvm"}) == "kvm"
+    assert kind(offered_type="kvm", attrs={"kvm_domain_type": "qemu"}) == "qemu"
+    assert kind(offered_type="qemu", attrs={"kvm_domain_type": "auto"}) == "qemu"
+
+
+def test_q35_puts_the_cdrom_on_sata_and_refuses_an_ide_disk() -> None:
+    xml = ET.fromstring(design(CASES["q35-cdrom-sata"]()).to_xml())
+    cdrom = next(d for d in xml.iter("disk") if d.get("device") == "cdrom")
+    assert cdrom.find("target").attrib == {"dev": "sda", "bus": "sata"}  # type: ignore[union-attr]
+    ide = DiskSpec("/d/fd-des-ide.img", "hda", "ide")
+    with pytest.raises(UserError, match="IDE bus, which machine type q35 does not have"):
+        design(spec("fd-des-ide", disks=[ide], attrs={"kvm_machine": "q35"}))
+
+
+def test_every_domain_has_a_usb_tablet_and_the_labels_say_whose_it_is() -> None:
+    xml = ET.fromstring(design(CASES["labelled-hosted-vm"]()).to_xml())
+    assert [i.attrib for i in xml.iter("input")] == [{"type": "tablet", "bus": "usb"}]
+    assert xml.findtext("title") == "Hosted VM of frontend-0-0-0 (VLAN 2)"
+    assert "owner's frontend: frontend-0-0-0" in (xml.findtext("description") or "")
+    ns = {"fd": "urn:flightdeck:domain:1"}
+    assert xml.findtext("metadata/fd:vm/fd:cluster", namespaces=ns) == "frontend-0-0-0"

@@ -24,6 +24,7 @@ from flightdeck.virt.domxml import (
     Domain,
     Graphics,
     GraphicsPort,
+    Input,
     Interface,
     OSConfig,
     Serial,
@@ -364,6 +365,34 @@ def case_per_device_boot() -> Domain:
     )
 
 
+def case_title_metadata_tablet() -> Domain:
+    """What virt-manager shows: a title, a description, our metadata; a USB tablet for VNC."""
+    meta = domxml.metadata_element(
+        "flightdeck",
+        "urn:flightdeck:domain:1",
+        "vm",
+        [
+            ("appliance", [("membership", "Hosted VM")], "hosted-vm"),
+            ("cluster", [("vlan", 2)], "frontend-0-0-0"),
+        ],
+    )
+    return Domain(
+        type="qemu",
+        name="fd-title-metadata-tablet",
+        title="Hosted VM of frontend-0-0-0 (VLAN 2)",
+        description="Flightdeck VM hosted-vm-0-0-0\ncluster: frontend-0-0-0, VLAN 2",
+        metadata=[meta],
+        memory_kib=256 * MiB,
+        vcpus=1,
+        os=OSConfig(arch="x86_64", machine="q35", boot=["hd"]),
+        devices=_with(
+            _pty_console(),
+            disks=[_disk("fd-title-metadata-tablet")],
+            inputs=[Input(type="tablet", bus="usb"), Input(type="keyboard", bus="virtio")],
+        ),
+    )
+
+
 CASES: dict[str, Callable[[], Domain]] = {
     "tcg-direct-kernel": case_tcg_direct_kernel,
     "pxe-boot": case_pxe_boot,
@@ -376,6 +405,7 @@ CASES: dict[str, Callable[[], Domain]] = {
     "extra-devices": case_extra_devices,
     "features-fragment": case_features_fragment,
     "per-device-boot": case_per_device_boot,
+    "title-metadata-tablet": case_title_metadata_tablet,
 }
 
 
@@ -441,7 +471,7 @@ def test_every_model_field_is_exercised_by_a_golden() -> None:
     """virt-manager's checkprops: each field of each class takes a non-default value somewhere."""
     classes = [
         Domain, OSConfig, CPUConfig, Cputune, Disk, Interface,
-        Serial, Console, Channel, Graphics, Video, Devices,
+        Serial, Console, Channel, Input, Graphics, Video, Devices,
     ]  # fmt: skip
     seen: dict[type, set[str]] = {cls: set() for cls in classes}
     for build in CASES.values():
@@ -536,6 +566,8 @@ _DISK: dict[str, Any] = {"device": "disk", "target_dev": "vda", "target_bus": "v
         (Graphics, {"port": -2}, "graphics port"),
         (Video, {"model": "matrox"}, "video model"),
         (Devices, {"memballoon": "xen"}, "memballoon"),
+        (Input, {"type": "joystick"}, "input type"),
+        (Input, {"type": "tablet", "bus": "xen"}, "input bus"),
         (Cputune, {"vcpupin": [(-1, "0")]}, "vcpupin"),
     ],
 )
@@ -552,11 +584,21 @@ def test_misuse_is_a_value_error(cls: Any, kwargs: dict[str, Any], message: str)
         ({"uuid": "nope"}, "uuid"),
         ({"type": "xen"}, "domain type"),
         ({"on_reboot": "coredump-destroy"}, "on_reboot"),
+        ({"title": "two\nlines"}, "one line"),
     ],
 )
 def test_domain_misuse_is_a_value_error(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(case_pxe_boot(), **changes)
+
+
+def test_metadata_names_must_be_plain_xml_names() -> None:
+    with pytest.raises(ValueError, match="XML name"):
+        domxml.metadata_element("fd", "urn:x", "vm", [("a:b", [], "x")])
+    element = domxml.metadata_element("fd", "urn:x", "vm", [("cluster", [("vlan", 2)], "fe")])
+    parsed = ET.fromstring(ET.tostring(element, encoding="unicode"))
+    assert parsed.tag == "{urn:x}vm"
+    assert parsed.find("{urn:x}cluster").get("vlan") == "2"  # type: ignore[union-attr]
 
 
 def test_sequences_are_frozen_into_tuples() -> None:

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
-from flightdeck.cli.output import Table, render
+from flightdeck.cli.output import Field, Table, render
 from flightdeck.cli.params import Args, Example, Param, Parsed
 from flightdeck.cli.program import ROCKS, Program
 from flightdeck.errors import FlightdeckError, PermissionDenied
@@ -77,6 +77,10 @@ class Command(ABC):
     writes: ClassVar[bool] = True
     #: An owner command (through the Airboss, with a key): `pilot` offers it too.
     owner: ClassVar[bool] = False
+    #: A listing's records: their fields (JSON keys, types, help) and what one record is.
+    #: The help's "Fields" section is generated from these.
+    fields: ClassVar[Sequence[Field]] = ()
+    records: ClassVar[str] = ""
     #: Filled in by the registry: the command's words, e.g. "list host interface".
     words: ClassVar[str] = ""
 
@@ -104,6 +108,19 @@ class Command(ABC):
 
     # Output helpers -----------------------------------------------------------------------
 
+    def table(
+        self,
+        *,
+        owner: bool = True,
+        keep_owner: bool = False,
+        dash_empty: bool = True,
+        group: bool = False,
+    ) -> Table:
+        """An empty table of the declared fields that this run's parameters switch on."""
+        p = self.parsed.params
+        fields = [f for f in self.fields if f.when is None or p.get(f.when.replace("-", "_"))]
+        return Table(fields, owner=owner, keep_owner=keep_owner, dash_empty=dash_empty, group=group)
+
     def emit(self, table: Table) -> None:
         p = self.parsed.params
         self.ctx.out.write(
@@ -122,6 +139,8 @@ class Command(ABC):
         """Print one line per VM (`.ok`, `.message`); any failure makes the command fail."""
         failed = [r for r in results if not r.ok]
         for r in results:
+            if getattr(r, "warning", None):
+                self.ctx.err.write(f"warning - {r.warning}\n")
             if r.ok:
                 self.say(r.message)
             else:

@@ -33,6 +33,20 @@ def _default(p_default: object, text: str | None) -> str:
     return str(p_default)
 
 
+def _fields(cls: type[Command]) -> list[str]:
+    """The records of output-format=json (and csv): each field's key, type and meaning."""
+    what = f": {cls.records}" if cls.records else ""
+    out = [f"Fields of output-format=json and csv{what}:"]
+    width = max(len(f.key) for f in cls.fields)
+    types = max(len(f.type_text) for f in cls.fields)
+    for f in cls.fields:
+        extra = f" (with {f.when}=yes)" if f.when else ""
+        table = "" if f.column is not None else " (not in the table)"
+        out.append(f"  {f.key:<{width}} {f.type_text:<{types}} {f.help}{extra}{table}")
+    out.append("")
+    return out
+
+
 def command_help(cls: type[Command], program: Program = ROCKS) -> str:
     out = [usage_line(cls, program), ""]
     if cls.summary:
@@ -51,6 +65,8 @@ def command_help(cls: type[Command], program: Program = ROCKS) -> str:
         out.append("")
     out.append("Output parameters: " + ", ".join(f"{p.name}=" for p in OUTPUT_PARAMS))
     out.append("")
+    if cls.fields:
+        out += _fields(cls)
     if cls.examples:
         out.append("Examples:")
         for ex in cls.examples:

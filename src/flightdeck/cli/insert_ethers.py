@@ -25,10 +25,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from flightdeck.errors import Conflict, FlightdeckError, PermissionDenied, UsageError
 from flightdeck.logsafe import escape
+
+if TYPE_CHECKING:
+    from flightdeck.services.dhcp import SyncResult
 
 USAGE = (
     "usage: insert-ethers [appliance=<membership>] [rack=<n>] [rank=<n>]\n"
@@ -123,6 +126,15 @@ class Screen:
         self.out.flush()
 
 
+def sync_note(sync: SyncResult) -> str:
+    """What became of dnsmasq after the leases were rewritten: only "reloaded" when it was."""
+    if sync.reloaded:
+        return f"dnsmasq reloaded (pid {sync.reloaded})"
+    if not sync.changed:
+        return "dnsmasq's leases were already up to date"
+    return "dnsmasq is not running (rocks start service dhcp starts it with these leases)"
+
+
 def watch(params: dict[str, str], out: TextIO) -> int:
     from flightdeck.db.engine import open_database
     from flightdeck.pxe import discovery
@@ -187,10 +199,10 @@ def watch(params: dict[str, str], out: TextIO) -> int:
                     appliance=found.appliance, rack=found.rack, rank=found.rank,
                     lease=seen.ip, interface=seen.interface,
                 )  # fmt: skip
-                how = "dnsmasq reloaded" if synced and synced[0].reloaded else "dnsmasq not told"
+                note = sync_note(synced[0]) if synced else "dnsmasq not told"
                 screen.add(
                     (found.appliance, found.name, found.mac, found.ip),
-                    f"{found.name} gets {found.ip}; {how}",
+                    f"{found.name} gets {found.ip}; {note}",
                 )
         except KeyboardInterrupt:
             pass
@@ -217,8 +229,7 @@ def remove(host: str, out: TextIO) -> int:
     for mac, ip in gone.interfaces or [("-", "-")]:
         audit.write("remove", host=gone.name, mac=mac, ip=ip)
     sync = gone.sync
-    how = f"dnsmasq reloaded (pid {sync.reloaded})" if sync.reloaded else "dnsmasq not running"
-    out.write(f"removed {gone.name}; {sync.hosts} fixed lease(s) left, {how}\n")
+    out.write(f"removed {gone.name}; {sync.hosts} fixed lease(s) left, {sync_note(sync)}\n")
     return 0
 
 

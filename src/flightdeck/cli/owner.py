@@ -7,8 +7,10 @@ frontend, this machine's database supplies defaults as the original did (referen
 * a target without `:` is a host name, sent as its first MAC when this database knows the
   host (the MAC is what the physical side and a virtual frontend share); otherwise it is sent
   as given, and the Airboss takes it as a physical-side name;
-* the Airboss is `airboss=` if given, else the `airboss` attribute (`localhost` after `rocks
-  init frontend`), on port 8677.
+* the Airboss is `airboss=` if given, else `FLIGHTDECK_AIRBOSS` or `/etc/flightdeck/client.env`
+  (`pilot.settings`: what a virtual frontend's image install writes), else the `airboss`
+  attribute (`localhost` after `rocks init frontend`), on port 8677; the CA likewise (`ca=`,
+  then `FLIGHTDECK_AIRBOSS_CA` or the file).
 
 Anyone may run these commands, so a database that cannot be read (none here, or not this
 user's) means no defaults, not an error. `pilot` has no database: it sends what it is given.
@@ -31,9 +33,14 @@ AIRBOSS_PARAMS = (
     Param(
         "airboss",
         "where the Airboss listens: host:port or https://host:port",
-        default_text="rocks: attribute airboss, else localhost:8677; pilot: localhost:8677",
+        default_text="FLIGHTDECK_AIRBOSS or /etc/flightdeck/client.env, else rocks: attribute "
+        "airboss; else localhost:8677",
     ),
-    Param("ca", "the site CA certificate, for an https:// Airboss"),
+    Param(
+        "ca",
+        "the site CA certificate, for an https:// Airboss",
+        default_text="FLIGHTDECK_AIRBOSS_CA or /etc/flightdeck/client.env",
+    ),
 )
 
 
@@ -44,9 +51,13 @@ def _local(cmd: Command) -> Any | None:
 def airboss_address(cmd: Command, given: str | None) -> str:
     """`airboss=`, else this frontend's `airboss` attribute, else localhost (port 8677)."""
     from flightdeck.pilot.client import DEFAULT_ADDRESS, DEFAULT_PORT
+    from flightdeck.pilot.settings import defaults
 
     if given:
         return given
+    configured = defaults().airboss
+    if configured:
+        return configured
     db = _local(cmd)
     if db is not None:
         try:
@@ -64,9 +75,11 @@ def client(cmd: Command, p: Parsed) -> AirbossClient:
     """The command's client: its key opened, its Airboss found."""
     from flightdeck.pilot.client import AirbossClient
     from flightdeck.pilot.keyfile import find_key, load_key
+    from flightdeck.pilot.settings import defaults
 
     private = load_key(find_key(p["key"]))
-    return AirbossClient(private, airboss_address(cmd, p["airboss"]), cafile=p["ca"])
+    ca = p["ca"] or defaults().ca
+    return AirbossClient(private, airboss_address(cmd, p["airboss"]), cafile=ca)
 
 
 def targets(cmd: Command, names: Sequence[str]) -> tuple[list[str], dict[str, str]]:
@@ -95,3 +108,31 @@ def target(cmd: Command, name: str) -> str:
     """What to send for one target."""
     (sent,), _shown = targets(cmd, [name])
     return sent
+
+
+def mark_install(cmd: Command, sent: Sequence[str]) -> dict[int, str | None]:
+    """Boot action `install` in this frontend's database for the targets it knows (by MAC).
+
+    Only where this user may write the database (root on a frontend); anyone else's
+    `power install` leaves it alone, as before. See `services.airboss.local.mark_install`.
+    """
+    db = _local(cmd)
+    if db is None:
+        return {}
+    try:
+        from flightdeck.services.airboss.local import mark_install as mark
+
+        return mark(db, list(sent))
+    except Exception:  # a database this user may read but not write: nothing to do here
+        return {}
+
+
+def restore_boot(cmd: Command, before: dict[int, str | None], refused: Sequence[str]) -> None:
+    """Undo `mark_install` for the targets the Airboss refused."""
+    db = _local(cmd)
+    if db is None or not before or not refused:
+        return
+    from flightdeck.services.airboss.local import hosts_of, restore
+
+    ids = hosts_of(db, list(refused))
+    restore(db, {h: a for h, a in before.items() if h in ids})

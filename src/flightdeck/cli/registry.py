@@ -51,6 +51,37 @@ def load(module_name: str, words: str, program: Program = ROCKS) -> type[Command
     return cls
 
 
+#: Rocks commands that have no place in Flightdeck, and the one line that says what to do instead.
+_INSTALL = (
+    "Flightdeck has no rolls or distributions: it is a Python package, installed on the frontend "
+    "with pip install 'flightdeck[server]' (or bash scripts/demo.sh), and a VM container needs "
+    "only libvirtd (rocks add host ... membership=\"VM Container\")"
+)
+NOT_IN_FLIGHTDECK: dict[str, str] = {
+    **{
+        f"{verb} roll": _INSTALL
+        for verb in ("add", "enable", "disable", "remove", "list", "create", "run", "update")
+    },
+    **{f"{verb} distro": _INSTALL for verb in ("create", "list", "report")},
+    "create mirror": _INSTALL,
+    "list host profile": "Flightdeck installs no kickstart profiles: a node installs the boot "
+    "action's kernel and initrd (rocks list bootaction, rocks create installer image)",
+    "list host xml": "Flightdeck installs no kickstart profiles: a node installs the boot "
+    "action's kernel and initrd (rocks list bootaction, rocks create installer image)",
+    "sync config": "Flightdeck writes its configuration with rocks sync dhcp (DHCP/PXE) and "
+    "rocks sync host network (VM containers); nothing else needs a sync",
+}
+
+
+def not_in_flightdeck(words: Sequence[str]) -> str | None:
+    """The line for a Rocks command Flightdeck does not have (longest match of its words)."""
+    for n in range(min(len(words), 3), 1, -1):
+        key = " ".join(words[:n])
+        if key in NOT_IN_FLIGHTDECK:
+            return f"'rocks {key}' is a Rocks command: {NOT_IN_FLIGHTDECK[key]}"
+    return None
+
+
 def resolve(
     argv: Sequence[str], program: Program = ROCKS
 ) -> tuple[type[Command], list[str]]:
@@ -61,6 +92,9 @@ def resolve(
         if "=" in tok:
             break
         words.append(tok.lower())
+    instead = not_in_flightdeck(words)  # before `list host` takes `list host xml` as a listing
+    if instead is not None:
+        raise UsageError(instead)
     for n in range(len(words), 0, -1):
         key = " ".join(words[:n])
         if key in commands:

@@ -11,6 +11,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "add host vm": ("flightdeck.commands.add.host.vm", "Add a VM to the database on each given VM container"),
     "add network": ("flightdeck.commands.add.network", "Add a network (subnet) to the database"),
     "apply cluster": ("flightdeck.commands.apply.cluster", "Make a virtual cluster what a spec says: print the plan, apply it in one go"),
+    "create airboss certificate": ("flightdeck.commands.create.airboss.certificate", "Make the site CA and a TLS certificate so the Airboss can listen on the public address"),
     "create frontend image": ("flightdeck.commands.create.frontend.image", "Build the frontend image virtual frontends install (Debian 12 + Flightdeck)"),
     "create host vm": ("flightdeck.commands.create.host.vm", "Start VMs (alias of rocks start host vm)"),
     "create installer image": ("flightdeck.commands.create.installer.image", "Build the installer image (Debian kernel + busybox) and install with it"),

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from flightdeck.attrsubject import Subject, subject
 from flightdeck.errors import UserError
 from flightdeck.planner.names import host_name_problem
 
@@ -255,7 +256,13 @@ class HostNetwork:
 # Parsing the attributes -------------------------------------------------------------------------
 
 
-def _seconds(text: str | None, attr: str, host: str, bounds: tuple[float, float]) -> int | None:
+# Each takes the value and whose it is (a host name, or a Subject when `rocks set ... attr` checks
+# a value before storing it): the same message at either time.
+
+
+def _seconds(
+    text: str | None, attr: str, who: str | Subject, bounds: tuple[float, float]
+) -> int | None:
     if text is None or not text.strip():
         return None
     low, high = bounds
@@ -264,15 +271,26 @@ def _seconds(text: str | None, attr: str, host: str, bounds: tuple[float, float]
     except ValueError:
         value = float("nan")
     if not low <= value <= high:  # also refuses nan
+        owner = subject(who)
         raise UserError(
-            f"attribute {attr} of {host} is {text!r}: give seconds from {low:g} to {high:g} "
-            f"(Linux refuses other values), e.g. rocks set host attr {host} {attr} "
-            f"{max(low, 1.0):g}"
+            f"{owner.attr(attr)} is {text!r}: give seconds from {low:g} to {high:g} "
+            f"(Linux refuses other values), e.g. {owner.fix(attr, f'{max(low, 1.0):g}')}"
         )
     return round(value * 100)
 
 
-def _switch(text: str | None, attr: str, host: str) -> bool | None:
+def check_forward_delay(text: str | None, who: str | Subject) -> int | None:
+    """`bridge_stp_forward_delay` in seconds, as centiseconds; None when unset."""
+    return _seconds(text, "bridge_stp_forward_delay", who, FORWARD_DELAY_RANGE)
+
+
+def check_hello_time(text: str | None, who: str | Subject) -> int | None:
+    """`bridge_hello_time` in seconds (1 to 10: the guide's 0.5 is refused by Linux), as cs."""
+    return _seconds(text, "bridge_hello_time", who, HELLO_TIME_RANGE)
+
+
+def check_tx_offload(text: str | None, who: str | Subject) -> bool | None:
+    """`tx_offload`: on or off; None when unset (not managed)."""
     if text is None or not text.strip():
         return None
     word = text.strip().lower()
@@ -280,15 +298,16 @@ def _switch(text: str | None, attr: str, host: str) -> bool | None:
         return True
     if word in _FALSE:
         return False
-    raise UserError(f"attribute {attr} of {host} is {text!r}: give on or off")
+    raise UserError(f"{subject(who).attr('tx_offload')} is {text!r}: give on or off")
 
 
-def _vlan_mode(text: str | None, host: str) -> VlanMode:
+def check_vlan_mode(text: str | None, who: str | Subject) -> VlanMode:
+    """`kvm_vlan_mode`: macvtap (the default) or bridge."""
     word = (text or "macvtap").strip().lower()
     for mode in VLAN_MODES:
         if word == mode:
             return mode
-    raise UserError(f"attribute kvm_vlan_mode of {host} is {text!r}: give macvtap or bridge")
+    raise UserError(f"{subject(who).attr('kvm_vlan_mode')} is {text!r}: give macvtap or bridge")
 
 
 def check_module(module: str, where: str = "") -> str:
@@ -381,10 +400,10 @@ def plan_host_network(inp: HostNetworkInput) -> HostNetwork:
     _check_strings(inp)
     host = inp.host
     settings = inp.settings
-    mode = _vlan_mode(settings.vlan_mode, host)
-    fd = _seconds(settings.stp_forward_delay, "bridge_stp_forward_delay", host, FORWARD_DELAY_RANGE)
-    hello = _seconds(settings.hello_time, "bridge_hello_time", host, HELLO_TIME_RANGE)
-    tx = _switch(settings.tx_offload, "tx_offload", host)
+    mode = check_vlan_mode(settings.vlan_mode, host)
+    fd = check_forward_delay(settings.stp_forward_delay, host)
+    hello = check_hello_time(settings.hello_time, host)
+    tx = check_tx_offload(settings.tx_offload, host)
     nets = {n.name: n for n in inp.networks}
     problems: list[str] = []
 

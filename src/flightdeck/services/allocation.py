@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from flightdeck.attrsubject import Subject, subject
 from flightdeck.db import attrs
 from flightdeck.db.models import VM, Cluster, Host, HostBoot, Interface, Network, VMDisk
 from flightdeck.errors import NotFound, UserError
@@ -56,6 +57,35 @@ def require_kvm(s: Session, hosts: Sequence[Host]) -> None:
             )
 
 
+def check_mem_mb(value: str | None, who: str | Subject) -> int | None:
+    """`kvm_mem_mb`: the memory a container gives VMs, in MB; None when unset."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if not text.isdigit() or int(text) < 1:
+        raise UserError(
+            f"{subject(who).attr('kvm_mem_mb')} is {value!r}: give the memory for VMs in MB, "
+            f"a whole number, e.g. {subject(who).fix('kvm_mem_mb', '65536')}"
+        )
+    return int(text)
+
+
+def check_overcommit(value: str | None, who: str | Subject) -> float:
+    """`kvm_mem_overcommit`: how many times its memory a container may promise (default 1)."""
+    if value is None or not value.strip():
+        return 1.0
+    try:
+        ratio = float(value)
+    except ValueError:
+        ratio = float("nan")
+    if not 0 < ratio < float("inf"):
+        raise UserError(
+            f"{subject(who).attr('kvm_mem_overcommit')} is {value!r}: give a ratio above 0, "
+            "e.g. 1.5"
+        )
+    return ratio
+
+
 def container_capacity(s: Session, containers: Sequence[Host]) -> list[ContainerCapacity]:
     """Memory of each container from the database: `kvm_mem_mb` and `kvm_mem_overcommit`."""
     total = attrs.resolve_many(s, containers, "kvm_mem_mb")
@@ -71,14 +101,8 @@ def container_capacity(s: Session, containers: Sequence[Host]) -> list[Container
     )
     out = []
     for c in containers:
-        try:
-            mem = int(total[c.id]) if c.id in total else None
-            over = float(ratio.get(c.id, "1.0"))
-        except ValueError:
-            raise UserError(
-                f"host {c.name}: kvm_mem_mb / kvm_mem_overcommit must be numbers "
-                f"(got {total.get(c.id)!r}, {ratio.get(c.id)!r})"
-            ) from None
+        mem = check_mem_mb(total.get(c.id), c.name)
+        over = check_overcommit(ratio.get(c.id), c.name)
         out.append(ContainerCapacity(c.name, mem, int(used.get(c.id) or 0), over))
     return out
 

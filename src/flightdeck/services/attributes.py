@@ -1,4 +1,8 @@
-"""Attributes at the three levels: global, appliance and host (host > appliance > global)."""
+"""Attributes at the three levels: global, appliance and host (host > appliance > global).
+
+A value of an attribute Flightdeck understands (`services/validation.py`) is checked before it
+is stored, with the message it would get when used; others are stored as given.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, select
 
+from flightdeck.attrsubject import Subject
 from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import resolve_hosts
@@ -24,7 +29,14 @@ def _count(result: object) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
+def _check(name: str, value: str, who: Subject) -> None:
+    from flightdeck.services.validation import check
+
+    check(attrs.check_attr_name(name), value, who)
+
+
 def set_global(db: Database, name: str, value: str) -> None:
+    _check(name, value, Subject("global"))
     with writing(db) as s:
         attrs.set_global(s, name, value)
 
@@ -38,6 +50,8 @@ def remove_global(db: Database, name: str) -> None:
 def set_host(db: Database, exprs: Sequence[str], name: str, value: str) -> list[str]:
     with writing(db) as s:
         hosts = resolve_hosts(s, exprs, default_all=False)
+        if hosts:
+            _check(name, value, Subject("host", hosts[0].name))
         for h in hosts:
             attrs.set_host(s, h, name, value)
         return [h.name for h in hosts]
@@ -74,8 +88,11 @@ def remove_host(db: Database, exprs: Sequence[str], name: str) -> None:
 
 def set_appliance(db: Database, appliances: Sequence[str], name: str, value: str) -> None:
     with writing(db) as s:
-        for a in appliances:
-            attrs.set_appliance(s, find_appliance(s, a).id, name, value)
+        found = [find_appliance(s, a) for a in appliances]
+        if found:
+            _check(name, value, Subject("appliance", found[0].name))
+        for app in found:
+            attrs.set_appliance(s, app.id, name, value)
 
 
 def list_appliance(db: Database, appliances: Sequence[str]) -> list[tuple[str, str, str]]:

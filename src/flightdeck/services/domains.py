@@ -18,7 +18,7 @@ from flightdeck.errors import NotFound, UserError
 from flightdeck.planner.disks import DiskSpec as DBDisk
 from flightdeck.services.frontend import DEFAULT_LIBVIRT_URI_TEMPLATE
 from flightdeck.services.frontend_identity import FRONTEND_IMAGE_INSTALL, install_args
-from flightdeck.virt.designer import DiskSpec, KernelBoot, NicSpec, VMSpec
+from flightdeck.virt.designer import DiskSpec, DomainType, KernelBoot, Labels, NicSpec, VMSpec
 
 FRONTEND_INSTALL = "install vm frontend"
 
@@ -84,9 +84,13 @@ def _nics(s: Session, host: Host, vm: VM, container: Host, vlan_mode: str) -> li
             else:
                 out.append(NicSpec(nic.mac, "direct", f"p{parent.device}.{nic.vlan}"))
             continue
-        parent = next((p for p in ports if nic.network_id and p.network_id == nic.network_id), None)
+        # Untagged: its network; with none (a Hosted VM added without vlan=, a second NIC),
+        # the physical private network, as vlan=0 ("the physical network, untagged") says.
+        net_id = nic.network_id or _private_id(s)
+        parent = next((p for p in ports if net_id and p.network_id == net_id), None)
         if parent is None:
-            raise UserError(_no_port(container, host, nic, nic.network))
+            net = s.get(Network, net_id) if net_id else None
+            raise UserError(_no_port(container, host, nic, net))
         out.append(NicSpec(nic.mac, "bridge", parent.device))
     return out
 
@@ -170,13 +174,34 @@ def _kernel_boot(s: Session, host: Host) -> KernelBoot:
     return KernelBoot(kernel=action.kernel, initrd=action.ramdisk, cmdline=" ".join(args))
 
 
-def vm_spec(s: Session, host: Host) -> tuple[VMSpec, Placement]:
-    """Everything the designer needs for `host`, and where it runs."""
+def _labels(s: Session, host: Host, vm: VM, container: Host) -> Labels:
+    """Appliance, cluster (its frontend and VLAN) and owner, for the domain's title."""
+    cluster = s.get(Cluster, vm.cluster_id) if vm.cluster_id is not None else None
+    if cluster is None:
+        cluster = s.scalar(select(Cluster).where(Cluster.frontend_id == host.id))
+    if cluster is not None:
+        fe = cluster.frontend.name
+        return Labels(
+            host.appliance.name, host.appliance.membership, container.name, fe, cluster.vlan, fe
+        )
+    physical = attrs.global_value(s, "Kickstart_PrivateHostname")
+    return Labels(host.appliance.name, host.appliance.membership, container.name, physical)
+
+
+def vm_spec(
+    s: Session, host: Host, offered_type: DomainType | None = None
+) -> tuple[VMSpec, Placement]:
+    """Everything the designer needs for `host`, and where it runs.
+
+    `offered_type` is the domain type the container's libvirt offers (services ask it).
+    """
     where = placement(s, host)
     vm = vm_row(s, host)
     assert vm.container is not None
     values = {r.name: r.value for r in attrs.resolve_all(s, host)}
     vlan_mode = (attrs.resolve(s, vm.container, "kvm_vlan_mode") or "macvtap").lower()
+    boot = s.get(HostBoot, host.id)
+    is_frontend = s.scalar(select(Cluster.id).where(Cluster.frontend_id == host.id)) is not None
     spec = VMSpec(
         name=host.name,
         vcpus=host.cpus,
@@ -185,8 +210,14 @@ def vm_spec(s: Session, host: Host) -> tuple[VMSpec, Placement]:
         disks=_disks(vm),
         cdrom=vm.cdrom_path,
         kernel_boot=_kernel_boot(s, host) if frontend_install_due(s, host) else None,
-        guest_agent=s.scalar(select(Cluster.id).where(Cluster.frontend_id == host.id))
-        is not None,
+        guest_agent=is_frontend,
         attrs=values,
+        # PXE first for every node a frontend serves, installed or not: the frontend decides
+        # (install or localboot), so `set host boot action=install` + a reboot from inside
+        # reinstalls, as in Rocks. An installed virtual frontend boots its disk only: no PXE
+        # server answers it, and iPXE would wait on each NIC first.
+        installing=boot is None or boot.action != "os" or not is_frontend,
+        offered_type=offered_type,
+        labels=_labels(s, host, vm, vm.container),
     )
     return spec, where

@@ -177,7 +177,6 @@ def _register(
             "vm_mac_base_addr_mask": DEFAULT_MAC_MASK,
             "airboss": "localhost",
             "libvirt_uri_template": DEFAULT_LIBVIRT_URI_TEMPLATE,
-            "kvm_domain_type": "kvm",
             "kvm_disk_dir": DEFAULT_DISK_DIR,
             "kvm_iso_dir": DEFAULT_ISO_DIR,
         }.items():

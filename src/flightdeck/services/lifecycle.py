@@ -7,7 +7,9 @@ naming it, and the others go on.
 
 Start, per VM (reference §2.4, with the original's faults fixed):
 1. `allocate` plugins, in a write transaction (they may move the VM); committed.
-2. The domain XML from the designer, unless a `preboot` plugin returns its own.
+2. The domain XML from the designer, unless a `preboot` plugin returns its own. Its domain type
+   is attribute `kvm_domain_type`, else what the container's libvirt offers: `kvm` where it
+   has KVM, else `qemu` (TCG), with one warning per container.
 3. On the container: refuse a running or paused domain; a domain with a saved state is resumed
    from it; otherwise create missing disk volumes, define the domain, start it, set autostart
    (attribute `kvm_autostart`). Any failure undoes what this start created.
@@ -20,6 +22,7 @@ on its id and its exact name, never on an expression again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -32,11 +35,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from flightdeck.attrsubject import Subject, subject
 from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import HostIds, Hosts, resolve_host, resolve_hosts
 from flightdeck.db.models import VM, Host, HostBoot
-from flightdeck.errors import Conflict, FlightdeckError, UserError
+from flightdeck.errors import Conflict, DriverError, FlightdeckError, UserError
 from flightdeck.planner import defaults
 from flightdeck.services import frontend_identity as vfid
 from flightdeck.services import plugins as plug
@@ -52,10 +56,12 @@ from flightdeck.services.domains import (
 from flightdeck.services.frontend_identity import frontends
 from flightdeck.services.reverter import Reverter
 from flightdeck.virt import hypervisor as hv
-from flightdeck.virt.designer import VMSpec, design
+from flightdeck.virt.designer import VMSpec, check_domain_type, design
 
 Echo = Callable[[str], None]
 log = logging.getLogger(__name__)
+#: What a VM's work returns: its line, or its line and a warning.
+Done = str | tuple[str, str | None]
 
 
 @dataclass(frozen=True)
@@ -64,16 +70,27 @@ class Outcome:
     container: str | None
     ok: bool
     message: str
+    #: Said once per command (the first VM that met it carries it), on stderr.
+    warning: str | None = None
+
+
+def check_connect_timeout(value: str | None, who: str | Subject) -> float:
+    """`kvm_connect_timeout`: seconds to wait for a container's libvirt (default 10)."""
+    if value is None or not value.strip():
+        return hv.DEFAULT_CONNECT_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise UserError(
+            f"{subject(who).attr('kvm_connect_timeout')} is {value!r}: give seconds, e.g. 10"
+        )
+    return seconds
 
 
 def _timeout(s: Session, host: Host) -> float:
-    value = attrs.resolve(s, host, "kvm_connect_timeout")
-    try:
-        return float(value) if value else hv.DEFAULT_CONNECT_TIMEOUT
-    except ValueError:
-        raise UserError(
-            f"attribute kvm_connect_timeout of {host.name} is {value!r}: give seconds, e.g. 10"
-        ) from None
+    return check_connect_timeout(attrs.resolve(s, host, "kvm_connect_timeout"), host.name)
 
 
 def _vm_hosts(s: Session, exprs: Hosts) -> list[Host]:
@@ -84,15 +101,20 @@ def _vm_hosts(s: Session, exprs: Hosts) -> list[Host]:
 
 
 def _fan_out(
-    groups: dict[str, list[str]], work: Callable[[str, str], str], timeout: float
+    groups: dict[str, list[str]], work: Callable[[str, str], Done], timeout: float
 ) -> list[Outcome]:
-    """Run `work(container, vm)` for each VM; containers in parallel, their VMs in order."""
+    """Run `work(container, vm)` for each VM; containers in parallel, their VMs in order.
+
+    A warning that several VMs met is kept on the first of them only.
+    """
 
     def per_container(container: str) -> list[Outcome]:
         results = []
         for vm in groups[container]:
             try:
-                results.append(Outcome(vm, container, True, work(container, vm)))
+                done = work(container, vm)
+                line, warning = (done, None) if isinstance(done, str) else done
+                results.append(Outcome(vm, container, True, line, warning))
             except FlightdeckError as exc:
                 results.append(Outcome(vm, container, False, exc.message))
         return results
@@ -106,7 +128,15 @@ def _fan_out(
         else:
             out += result
     order = {vm: i for i, vm in enumerate(v for vs in groups.values() for v in vs)}
-    return sorted(out, key=lambda o: order[o.vm])
+    seen: set[str] = set()
+    final = []
+    for o in sorted(out, key=lambda o: order[o.vm]):
+        if o.warning is not None and o.warning in seen:
+            o = dataclasses.replace(o, warning=None)
+        elif o.warning is not None:
+            seen.add(o.warning)
+        final.append(o)
+    return final
 
 
 @dataclass(frozen=True)
@@ -154,7 +184,27 @@ def _allocate(db: Database, host_id: int, vm: str, plugins: list[Any]) -> None:
         )
 
 
-def _start_one(db: Database, host_id: int, vm: str, plugins: list[Any]) -> str:
+def _offered(conn: hv.Hypervisor, spec: VMSpec) -> tuple[VMSpec, str | None]:
+    """The spec with the domain type the container offers, when the attribute leaves it open.
+
+    Returns the warning to give when the container has no KVM.
+    """
+    if check_domain_type(spec.attrs.get("kvm_domain_type"), spec.name) is not None:
+        return spec, None
+    offered = conn.offered_type()
+    if offered is None:
+        return spec, None
+    spec = dataclasses.replace(spec, offered_type=offered)  # type: ignore[arg-type]
+    if offered == "kvm":
+        return spec, None
+    return spec, (
+        f"container {conn.container} has no KVM (its libvirt offers only qemu): its VMs run "
+        "emulated under TCG, slowly; 'rocks set attr kvm_domain_type qemu' says so and "
+        "silences this"
+    )
+
+
+def _start_one(db: Database, host_id: int, vm: str, plugins: list[Any]) -> Done:
     _allocate(db, host_id, vm, plugins)
     with reading(db) as s:
         host = resolve_host(s, HostIds.of(host_id))
@@ -170,9 +220,12 @@ def _start_one(db: Database, host_id: int, vm: str, plugins: list[Any]) -> str:
             vfid.snapshot_identity(s, host)
         disks = [(d.path, d.format, d.block) for d in spec.disks]
         sizes = {f"{d.prefix}/{d.name}": d.size_gb for d in vm_row(s, host).disks}
+    design(spec)  # a bad attribute is refused before the container is contacted
+    conn = hv.connect(where.container, where.uri, timeout)
+    spec, warning = _offered(conn, spec)
+    auto_kvm = spec.offered_type == "kvm"
     xml = design(spec).to_xml()
     xml = plug.run(plugins, "preboot", plug.PluginContext(vm, where.container, xml=xml)) or xml
-    conn = hv.connect(where.container, where.uri, timeout)
     state = conn.state(vm)
     if state in ("active", "shutdown"):
         raise Conflict(f"the host {vm} is already running on {where.container}")
@@ -184,7 +237,7 @@ def _start_one(db: Database, host_id: int, vm: str, plugins: list[Any]) -> str:
     if conn.has_managed_save(vm):
         dom = conn.require(vm)
         conn.start(dom)
-        return f"resumed {vm} from its saved state on {where.container}"
+        return f"resumed {vm} from its saved state on {where.container}", warning
     with Reverter() as undo:
         for path, fmt, block in disks:
             if block:
@@ -195,7 +248,16 @@ def _start_one(db: Database, host_id: int, vm: str, plugins: list[Any]) -> str:
         dom = conn.define(xml)
         if not existed:
             undo.add(f"definition of {vm}", lambda: conn.undefine(vm))
-        conn.start(dom)
+        try:
+            conn.start(dom)
+        except hv.GuestDidNotStart as exc:
+            if not auto_kvm:
+                raise
+            raise DriverError(
+                f"{exc.message} (its domain type is kvm because the libvirt of "
+                f"{where.container} offers KVM; where KVM cannot run guests: "
+                "rocks set attr kvm_domain_type qemu)"
+            ) from None
         undo.add(f"start of {vm}", lambda: conn.destroy(vm))
         conn.set_autostart(dom, autostart)
         if installing and not image_install:
@@ -207,7 +269,7 @@ def _start_one(db: Database, host_id: int, vm: str, plugins: list[Any]) -> str:
                     row.action = "os"
         undo.success()
     how = "installing" if installing else "started"
-    return f"{how} {vm} on {where.container}"
+    return f"{how} {vm} on {where.container}", warning
 
 
 def start_vms(db: Database, exprs: Hosts) -> list[Outcome]:
@@ -432,13 +494,30 @@ def live_info(db: Database, names: Sequence[str]) -> tuple[dict[str, hv.Live], l
 # Config, removal, move, autostart -----------------------------------------------------------------
 
 
-def domain_xml(db: Database, exprs: Hosts) -> list[tuple[str, str]]:
+def domain_xml(db: Database, exprs: Hosts) -> tuple[list[tuple[str, str]], list[str]]:
+    """Each VM's domain XML as its next start would define it, and warnings.
+
+    The domain type comes from the container when the attribute leaves it open; a container
+    that does not answer is warned about and its VMs get `kvm`.
+    """
     with reading(db) as s:
-        out = []
+        specs = []
         for h in _vm_hosts(s, exprs):
-            spec, _where = vm_spec(s, h)
-            out.append((h.name, design(spec).to_xml()))
-        return out
+            spec, where = vm_spec(s, h)
+            specs.append((spec, where, _timeout(s, h)))
+    out: list[tuple[str, str]] = []
+    warnings: list[str] = []
+    for spec, where, timeout in specs:
+        design(spec)
+        if check_domain_type(spec.attrs.get("kvm_domain_type"), spec.name) is None:
+            try:
+                spec, warning = _offered(hv.connect(where.container, where.uri, timeout), spec)
+            except FlightdeckError as exc:
+                warning = f"{exc.message}; {spec.name} is shown with domain type kvm"
+            if warning is not None and warning not in warnings:
+                warnings.append(warning)
+        out.append((spec.name, design(spec).to_xml()))
+    return out, warnings
 
 
 def spec_of(db: Database, vm: str) -> VMSpec:

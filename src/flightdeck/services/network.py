@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from flightdeck.attrsubject import Subject, subject
 from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import HostIds, resolve_host, resolve_hosts
@@ -112,7 +113,9 @@ def network_input(
             net = (cluster[1] if cluster else None) or net_id or private
             label = cluster[2] if cluster else by_vlan.get(vlan)
         else:
-            net, label = net_id, cluster[2] if cluster else None
+            # No network and no VLAN (a Hosted VM added without vlan=, a second NIC): the
+            # physical private network, untagged, as services/domains.py attaches it.
+            net, label = net_id or private, cluster[2] if cluster else None
         guests.append(
             GuestNic(vm, device, mac, nets[net].name if net in nets else None, vlan, label)
         )
@@ -155,14 +158,26 @@ def plan_for(s: Session, host: Host, *, vm_host_ids: Sequence[int] | None = None
     return plan_host_network(network_input(s, host, vm_host_ids=vm_host_ids))
 
 
+def check_network_format(value: str | None, who: str | Subject) -> str:
+    """`kvm_network_format`: the files `rocks report/sync host network` write (networkd)."""
+    from flightdeck.net.render import FORMATS
+
+    fmt = (value or "networkd").strip().lower()
+    if fmt not in FORMATS:
+        raise UserError(f"{subject(who).attr(ATTR_FORMAT)} is {fmt!r}: give one of "
+                        f"{', '.join(FORMATS)}")  # fmt: skip
+    return fmt
+
+
 def _format(s: Session, host: Host, given: str | None) -> str:
     from flightdeck.net.render import FORMATS
 
-    fmt = (given or attrs.resolve(s, host, ATTR_FORMAT) or "networkd").strip().lower()
-    if fmt not in FORMATS:
-        source = "format=" if given else f"attribute {ATTR_FORMAT} of {host.name} is "
-        raise UserError(f"{source}{fmt!r}: give one of {', '.join(FORMATS)}")
-    return fmt
+    if given:
+        fmt = given.strip().lower()
+        if fmt not in FORMATS:
+            raise UserError(f"format={fmt!r}: give one of {', '.join(FORMATS)}")
+        return fmt
+    return check_network_format(attrs.resolve(s, host, ATTR_FORMAT), host.name)
 
 
 # Where a container's network is reached ------------------------------------------------------
@@ -395,7 +410,8 @@ def ensure_vm_links(db: Database, vm: str | HostIds) -> list[str]:
     """Make sure the cluster VLAN devices `vm` attaches to exist and are up on its container.
 
     Called when a VM starts (and resumes from a saved state), before its domain is defined.
-    Returns what was changed; warnings (a bridge-mode VLAN without its uplink) are logged.
+    Returns what was changed; warnings (a bridge-mode VLAN without its uplink) are logged,
+    unless every container of those VLANs is this machine: then no uplink is needed.
     Raises DriverError when a device the VM's NICs need cannot be made (nothing the VM does
     not need is changed, and nothing is ever removed here).
     """
@@ -423,10 +439,35 @@ def ensure_vm_links(db: Database, vm: str | HostIds) -> list[str]:
         if reach.where == "none":
             return []
         plan = plan_for(s, container, vm_host_ids=[host.id])
-    return _ensure(plan, vlans, reach, name)
+        local = vlans_stay_on(s, reach, vlans)
+    return _ensure(plan, vlans, reach, name, quiet_uplinks=local)
 
 
-def _ensure(plan: HostNetwork, vlans: Sequence[int], reach: Reach, vm: str) -> list[str]:
+def _machine(reach: Reach) -> tuple[str, str, str]:
+    """Which machine (and network namespace) a container's network is."""
+    return (reach.where, reach.ssh_target or "", reach.netns or "")
+
+
+def vlans_stay_on(s: Session, reach: Reach, vlans: Sequence[int]) -> bool:
+    """Whether every container with a VM on these VLANs is the machine `reach` names.
+
+    Then the VLANs need no uplink to the wire (a one-machine site, as the demo's frontend and
+    container, both qemu:///system): their bridges already join all their VMs.
+    """
+    containers = s.scalars(
+        select(Host)
+        .join(VM, VM.container_id == Host.id)
+        .join(Interface, Interface.host_id == VM.host_id)
+        .where(Interface.vlan.in_(list(vlans)))
+        .distinct()
+    )
+    here = _machine(reach)
+    return all(_machine(reach_of(s, c)) == here for c in containers)
+
+
+def _ensure(
+    plan: HostNetwork, vlans: Sequence[int], reach: Reach, vm: str, *, quiet_uplinks: bool = False
+) -> list[str]:
     from flightdeck.net.apply import converge
 
     required, uplinks = vlan_devices(plan, vlans)
@@ -454,7 +495,7 @@ def _ensure(plan: HostNetwork, vlans: Sequence[int], reach: Reach, vm: str) -> l
                     problems = up.warnings
                 except FlightdeckError as exc:
                     problems = [exc.message]
-            for text in problems:
+            for text in problems if not quiet_uplinks else ():
                 import logging
 
                 logging.getLogger("flightdeck.network").warning(

@@ -43,12 +43,14 @@ __all__ = [
     "Domain",
     "Graphics",
     "GraphicsPort",
+    "Input",
     "Interface",
     "OSConfig",
     "Serial",
     "Video",
     "graphics_ports",
     "interface_macs",
+    "metadata_element",
 ]
 
 DomainType = Literal["kvm", "qemu"]
@@ -71,6 +73,8 @@ DirectMode = Literal["bridge", "vepa", "private", "passthrough"]
 CharKind = Literal["pty", "file"]
 ConsoleTargetType = Literal["serial", "virtio"]
 GraphicsType = Literal["vnc"]
+InputType = Literal["tablet", "mouse", "keyboard"]
+InputBus = Literal["usb", "ps2", "virtio"]
 VideoModel = Literal["vga", "cirrus", "virtio", "qxl", "bochs", "ramfb", "none"]
 MemballoonModel = Literal["virtio", "none"]
 
@@ -80,6 +84,7 @@ MemballoonModel = Literal["virtio", "none"]
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 _MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
+_NCNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -451,6 +456,21 @@ class Graphics:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Input:
+    """`<input type=... bus=.../>`: a USB tablet gives a VNC viewer an absolute pointer."""
+
+    type: InputType
+    bus: InputBus | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice(self.type, InputType, "input type")
+        _check_optional_choice(self.bus, InputBus, "input bus")
+
+    def to_element(self) -> Element:
+        return _element("input", [("type", self.type), ("bus", self.bus)])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Video:
     """`<video><model type=.../></video>`."""
 
@@ -479,6 +499,7 @@ class Devices:
     serials: Sequence[Serial] = ()
     consoles: Sequence[Console] = ()
     channels: Sequence[Channel] = ()
+    inputs: Sequence[Input] = ()
     graphics: Sequence[Graphics] = ()
     video: Sequence[Video] = ()
     memballoon: MemballoonModel | None = None
@@ -491,6 +512,7 @@ class Devices:
             "serials",
             "consoles",
             "channels",
+            "inputs",
             "graphics",
             "video",
             "extra",
@@ -508,6 +530,7 @@ class Devices:
             self.serials,
             self.consoles,
             self.channels,
+            self.inputs,
             self.graphics,
             self.video,
         ):
@@ -529,6 +552,8 @@ class Domain:
     """`<domain>`: a whole guest definition.
 
     `memory_kib` is in KiB and written with `unit='KiB'` (the DB keeps MiB; the designer converts).
+    `title` is the one line virt-manager shows instead of the name; `metadata` are the children of
+    `<metadata>`, each in a namespace of its own (`metadata_element` makes one).
     `cputune` is either a `Cputune` or raw elements inserted verbatim where `<cputune>` goes (the
     Rocks `kvm_cpu_pinning` value); `features` are the children of `<features>` (None leaves the
     element out, an empty sequence writes an empty `<features/>`).
@@ -541,7 +566,9 @@ class Domain:
     os: OSConfig
     devices: Devices
     uuid: str | None = None
+    title: str | None = None
     description: str | None = None
+    metadata: Sequence[Element] | None = None
     vcpu_placement: VcpuPlacement | None = None
     vcpu_cpuset: str | None = None
     cpu: CPUConfig | None = None
@@ -568,14 +595,22 @@ class Domain:
             _freeze(self, "cputune")
         if self.features is not None:
             _freeze(self, "features")
+        if self.metadata is not None:
+            _freeze(self, "metadata")
+        if self.title is not None and ("\n" in self.title or "\r" in self.title):
+            raise ValueError(f"domain title {self.title!r} must be one line")
 
     def to_element(self) -> Element:
         domain = _element("domain", [("type", self.type)])
         _sub(domain, "name", text=self.name)
         if self.uuid is not None:
             _sub(domain, "uuid", text=self.uuid)
+        if self.title is not None:
+            _sub(domain, "title", text=self.title)
         if self.description is not None:
             _sub(domain, "description", text=self.description)
+        if self.metadata is not None:
+            _sub(domain, "metadata").extend(_copies(self.metadata))
         _sub(domain, "memory", [("unit", "KiB")], self.memory_kib)
         _sub(
             domain,
@@ -607,6 +642,27 @@ class Domain:
         root = self.to_element()
         ET.indent(root, space="  ")
         return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def metadata_element(
+    prefix: str,
+    uri: str,
+    tag: str,
+    children: Sequence[tuple[str, Sequence[tuple[str, str | int | None]], str | int | None]] = (),
+) -> Element:
+    """`<prefix:tag xmlns:prefix=uri>` with `(tag, attributes, text)` children in that namespace.
+
+    libvirt keeps one `<metadata>` child per namespace and writes it back with its prefix
+    declared on it (as Nova's `<nova:instance>`), which is how it is written here too: the
+    declaration sits on the element, not on `<domain>`.
+    """
+    for name in (prefix, tag, *(c[0] for c in children)):
+        if not _NCNAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not an XML name without a colon")
+    root = _element(f"{prefix}:{tag}", [(f"xmlns:{prefix}", uri)])
+    for name, attrs, text in children:
+        _sub(root, f"{prefix}:{name}", attrs, text)
+    return root
 
 
 # --------------------------------------------------------------------------------------------- #

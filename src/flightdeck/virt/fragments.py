@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from xml.etree.ElementTree import Element
 from xml.parsers import expat
 
+from flightdeck.attrsubject import Subject, subject
 from flightdeck.errors import UserError
 
 __all__ = ["expect_root", "parse_fragment"]
@@ -45,8 +46,10 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _QUOTE_MAX = 40
 
 
-def parse_fragment(text: str, *, attribute: str, host: str) -> list[Element]:
+def parse_fragment(text: str, *, attribute: str, host: str | Subject) -> list[Element]:
     """Parse `text`, the value of `attribute` as resolved for `host`, into its top-level elements.
+
+    `host` is a host name, or the `Subject` whose value it is (an appliance's, the global one).
 
     Returns the elements in document order (an empty list for an empty or blank value). Each call
     returns fresh elements; the caller may keep them in a domain model, which copies them again
@@ -81,7 +84,9 @@ def parse_fragment(text: str, *, attribute: str, host: str) -> list[Element]:
     return elements
 
 
-def expect_root(elements: Sequence[Element], tag: str, attribute: str, host: str) -> Element:
+def expect_root(
+    elements: Sequence[Element], tag: str, attribute: str, host: str | Subject
+) -> Element:
     """Return the only element of a parsed fragment, checking that it is a `<tag>`.
 
     For attributes whose raw form must be exactly one element, e.g. `kvm_cpu_pinning`, which is
@@ -90,20 +95,16 @@ def expect_root(elements: Sequence[Element], tag: str, attribute: str, host: str
     if len(elements) == 1 and elements[0].tag == tag:
         return elements[0]
     found = ", ".join(f"<{element.tag}>" for element in elements) if elements else "no element"
+    who = subject(host)
     raise UserError(
-        f"attribute {attribute} of host {host} must hold a single <{tag}> element, "
-        f"not {found}; fix it with {_fix(attribute, host)}"
+        f"{who.attr(attribute)} must hold a single <{tag}> element, "
+        f"not {found}; fix it with {who.fix(attribute)}"
     )
 
 
-def _invalid(attribute: str, host: str, problem: str) -> str:
-    return f"attribute {attribute} of host {host} is not valid XML: {problem}; fix it with " + _fix(
-        attribute, host
-    )
-
-
-def _fix(attribute: str, host: str) -> str:
-    return f"rocks set host attr {host} {attribute} ..."
+def _invalid(attribute: str, host: str | Subject, problem: str) -> str:
+    who = subject(host)
+    return f"{who.attr(attribute)} is not valid XML: {problem}; fix it with {who.fix(attribute)}"
 
 
 def _describe(exc: ET.ParseError, text: str) -> str:

@@ -62,6 +62,10 @@ _MISSING = {
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 
+class GuestDidNotStart(DriverError):
+    """QEMU itself failed to run the guest (libvirt's internal error: the process died)."""
+
+
 def _code(exc: libvirt.libvirtError) -> int:
     return int(exc.get_error_code() or 0)
 
@@ -89,6 +93,8 @@ _cache: dict[str, libvirt.virConnect] = {}
 #: twice, or refresh it while a volume is being created ("has asynchronous jobs running").
 _storage_locks: dict[str, threading.RLock] = {}
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="libvirt")
+#: The domain type each URI's libvirt offers for x86_64 guests (see `offered_type`).
+_offered: dict[str, str | None] = {}
 
 
 def _open(uri: str) -> libvirt.virConnect:
@@ -124,6 +130,7 @@ def forget(uri: str) -> None:
     """Drop a cached connection (after the daemon behind it went away)."""
     with _lock:
         conn = _cache.pop(uri, None)
+        _offered.pop(uri, None)
     if conn is not None:
         with contextlib.suppress(libvirt.libvirtError):
             conn.close()
@@ -293,7 +300,15 @@ class Hypervisor:
         return self._call("defining the domain", lambda: self.conn.defineXML(xml))
 
     def start(self, dom: libvirt.virDomain) -> None:
-        self._call(f"starting {dom.name()}", dom.create)
+        """Start a defined domain; GuestDidNotStart when QEMU died doing it."""
+        name = dom.name()
+        try:
+            dom.create()
+        except libvirt.libvirtError as exc:
+            error = translate(exc, self.container, f"starting {name}")
+            if _code(exc) == libvirt.VIR_ERR_INTERNAL_ERROR:
+                raise GuestDidNotStart(error.message) from None
+            raise error from None
 
     def set_autostart(self, dom: libvirt.virDomain, on: bool) -> None:
         self._call(f"setting autostart of {dom.name()}", lambda: dom.setAutostart(int(on)))
@@ -340,6 +355,32 @@ class Hypervisor:
 
     def xml(self, name: str) -> str:
         return str(self._call(f"reading the XML of {name}", lambda: self.require(name).XMLDesc(0)))
+
+    def offered_type(self, arch: str = "x86_64") -> str | None:
+        """`kvm` when the container's libvirt offers KVM for `arch` guests, else `qemu` (TCG).
+
+        Read from libvirt's domain capabilities (`virsh domcapabilities --virttype kvm`), which
+        QEMU's driver refuses when the host has no usable /dev/kvm; None for a driver without
+        domain capabilities (libvirt's test driver). Asked once per URI per process.
+        """
+        with _lock:
+            if self.uri in _offered:
+                return _offered[self.uri]
+        found: str | None = None
+        for virttype in ("kvm", "qemu"):
+            try:
+                self.conn.getDomainCapabilities(None, arch, None, virttype, 0)
+                found = virttype
+                break
+            except libvirt.libvirtError as exc:
+                if _code(exc) == libvirt.VIR_ERR_NO_SUPPORT:
+                    break
+                if virttype == "qemu":
+                    what = "reading its domain capabilities"
+                    raise translate(exc, self.container, what) from None
+        with _lock:
+            _offered[self.uri] = found
+        return found
 
     def total_memory_mb(self) -> int:
         info = self._call("reading node info", self.conn.getInfo)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flightdeck.cli.command import Command as Base
-from flightdeck.cli.output import Table
+from flightdeck.cli.output import Field
 from flightdeck.cli.params import BOOL, Args, Example, Param, Parsed
 
 
@@ -16,12 +16,31 @@ class Command(Base):
         Example("rocks list cluster", "All clusters."),
         Example("rocks list cluster frontend-0-0-0 status=y", "One cluster, live."),
     )
+    records = "one for each frontend (node null), then one per client node of that frontend"
+    fields = (
+        Field(
+            "frontend",
+            "the frontend as the table shows it: its name on the public network, else its name",
+        ),
+        Field(
+            "frontend_host",
+            "the frontend's host name (frontend-0-0-0), what other commands take",
+            column=None,
+        ),
+        Field(
+            "node",
+            "a client node of that frontend; null on the frontend's own record",
+            nullable=True,
+            column="client nodes",
+        ),
+        Field("type", "physical or VM: of the node, or of the frontend on its own record"),
+        Field("status", "its live state; null for a physical host", nullable=True, when="status"),
+    )
 
     def run(self, p: Parsed) -> None:
         from flightdeck.services.clusters import list_clusters
 
-        header = ["frontend", "client nodes", "type"] + (["status"] if p["status"] else [])
-        t = Table(header, keep_owner=True)
+        t = self.table(keep_owner=True, group=True)
         blocks = list_clusters(self.ctx.db, p.args)
         live: dict[str, str] = {}
         if p["status"]:
@@ -37,7 +56,8 @@ class Command(Base):
             return [live.get(name, "nostate") if kind == "VM" else None]
 
         for block in blocks:
-            t.add(block.label, None, block.kind, *status(block.frontend, block.kind))
+            fe = (block.label, block.frontend)
+            t.add(*fe, None, block.kind, *status(block.frontend, block.kind))
             for node, kind in block.nodes:
-                t.add("", node, kind, *status(node, kind))
+                t.add(*fe, node, kind, *status(node, kind))
         self.emit(t)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flightdeck.cli.command import Command as Base
-from flightdeck.cli.output import Table
+from flightdeck.cli.output import Field
 from flightdeck.cli.params import Example, Parsed
 
 
@@ -11,11 +11,19 @@ class Command(Base):
     summary = "List the networks (subnets)"
     writes = False
     examples = (Example("rocks list network", "private, public and any added."),)
+    records = "one per network, in the order they were added"
+    fields = (
+        Field("network", "the network's name (private, public...)"),
+        Field("subnet", "its IPv4 network address"),
+        Field("netmask", "its netmask"),
+        Field("mtu", "its MTU, bytes", "integer"),
+        Field("dnszone", "its DNS zone", nullable=True),
+    )
 
     def run(self, p: Parsed) -> None:
         from flightdeck.services.listings import list_networks
 
-        t = Table(["network", "subnet", "netmask", "mtu", "dnszone"], keep_owner=True)
+        t = self.table(keep_owner=True)
         t.extend(
             (r.name, r.subnet, r.netmask, r.mtu, r.dnszone) for r in list_networks(self.ctx.db)
         )

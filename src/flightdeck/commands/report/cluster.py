@@ -21,8 +21,8 @@ class Command(Base):
     writes = False
     examples = (
         Example(
-            "rocks report cluster frontend-0-0-0 > vc1.yaml",
-            "Save the guide's cluster as code, to change it and apply it again.",
+            "rocks report cluster frontend-0-0-0",
+            "The guide's cluster as code: save it, change it, rocks apply cluster file=...",
         ),
         Example("rocks report cluster frontend-0-0-0 format=json", "The same, as JSON."),
     )

@@ -2,8 +2,10 @@
 
 The owner's text is checked on its own first (`api.wire.check_target`, the contract's target
 rule: length, characters) before anything reaches the database. `authorise(db, keyid, text)`
-then looks it up: exactly one host, by MAC or by its physical-side name (never a host
-expression: no patterns, appliances, racks or IPs), which must be a VM the key covers:
+then looks it up: exactly one host, by MAC, by its physical-side name, or by its name on the
+public network (a virtual frontend's FQDN, `add cluster fe-fqdn=`, or `frontend-0-0-0-public`,
+which the guide's `rocks list host macs vi-1.rocksclusters.org` uses) — never a host
+expression: no patterns, appliances, racks or IPs. It must be a VM the key covers:
 
 * a key on a virtual frontend covers that frontend and the VMs of its cluster (`cluster_id`);
 * a key on any other VM covers that VM;
@@ -22,12 +24,12 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from flightdeck.api.wire import check_target
 from flightdeck.db.engine import Database
-from flightdeck.db.models import VM, Cluster, Host, Interface, PublicKey
+from flightdeck.db.models import VM, Cluster, Host, Interface, Network, PublicKey
 from flightdeck.errors import FlightdeckError
 from flightdeck.planner.macs import is_mac, normalize_mac
 
@@ -70,6 +72,13 @@ class _Q:
     by_mac = (
         _host.join(Interface, Interface.host_id == Host.id)
         .where(Interface.mac == bindparam("mac"))
+        .limit(1)
+    )
+    #: A name on the public network (unique: add cluster refuses an fe-fqdn that is taken).
+    by_public_name = (
+        _host.join(Interface, Interface.host_id == Host.id)
+        .join(Network, Network.id == Interface.network_id)
+        .where(Network.name == "public", func.lower(Interface.name) == bindparam("name"))
         .limit(1)
     )
 
@@ -124,6 +133,8 @@ def _lookup(s: Session | Connection, target: str) -> _Found | None:
         row = s.execute(_Q.by_mac, {"mac": normalize_mac(target)}).first()
     else:
         row = s.execute(_Q.by_name, {"name": target}).first()
+        if row is None:
+            row = s.execute(_Q.by_public_name, {"name": target.lower().rstrip(".")}).first()
     if row is None:
         return None
     hid, name, vm_id, cluster_id, container = row

@@ -6,6 +6,8 @@ from flightdeck.cli.command import Command as Base
 from flightdeck.cli.params import COUNT, POSITIVE, SOME_HOSTS, Example, Param, Parsed
 from flightdeck.planner import defaults
 
+HOSTED = ("hosted vm", "hosted-vm")
+
 
 class Command(Base):
     summary = "Add a VM to the database on each given VM container"
@@ -54,5 +56,12 @@ class Command(Base):
             ip=p["ip"],
             subnet=p["subnet"],
         )
-        for vm, container in add_host_vm(self.ctx.db, req):
+        added = add_host_vm(self.ctx.db, req)
+        for vm, container in added:
             self.say(f"added VM {vm} on physical node {container}")
+        if added and not p["vlan"] and p["membership"].strip().lower() in HOSTED:
+            self.ctx.err.write(
+                "warning - a Hosted VM belongs on a virtual cluster's VLAN: without vlan= its "
+                "eth0 is on the private network, untagged, with no address (add vlan=<id> to "
+                "put it on a cluster: rocks list host vlan)\n"
+            )

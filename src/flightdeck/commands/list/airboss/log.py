@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flightdeck.cli.command import Command as Base
-from flightdeck.cli.output import Table
+from flightdeck.cli.output import Field
 from flightdeck.cli.params import POSITIVE, Example, Param, Parsed
 
 
@@ -22,21 +22,21 @@ class Command(Base):
         Example("rocks list airboss log", "The last 100 requests."),
         Example("rocks list airboss log limit=20 output-format=json", "For a script."),
     )
+    records = "one per request, oldest first"
+    fields = (
+        Field("time", "when it was decided (the table: YYYY-MM-DD HH:MM:SS, UTC)", "time"),
+        Field("client", "the client's address", nullable=True),
+        Field("key", "the key's fingerprint (SHA256:...) the request claimed", nullable=True),
+        Field("operation", "what it asked for (power on, list macs...)", nullable=True),
+        Field("target", "the VM it named, as it named it", nullable=True),
+        Field("accepted", "whether it was carried out", "boolean"),
+        Field("result", "the outcome, or the refusal's code and reason", nullable=True),
+    )
 
     def run(self, p: Parsed) -> None:
         from flightdeck.services.airboss.audit import list_audit
 
-        t = Table(
-            ["time", "client", "key", "operation", "target", "accepted", "result"], owner=False
-        )
+        t = self.table(owner=False)
         for r in list_audit(self.ctx.db, p["limit"]):
-            t.add(
-                r.at.strftime("%Y-%m-%d %H:%M:%S"),
-                r.client,
-                r.keyid,
-                r.operation,
-                r.target,
-                r.accepted,
-                r.reason,
-            )
+            t.add(r.at, r.client, r.keyid, r.operation, r.target, r.accepted, r.reason)
         self.emit(t)

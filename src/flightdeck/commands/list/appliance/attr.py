@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flightdeck.cli.command import Command as Base
-from flightdeck.cli.output import Table
+from flightdeck.cli.output import Field
 from flightdeck.cli.params import Args, Example, Parsed
 
 
@@ -12,10 +12,16 @@ class Command(Base):
     args = Args("appliance", "appliance names")
     writes = False
     examples = (Example("rocks list appliance attr vm-container", "kvm=true and managed=true."),)
+    records = "one per attribute set on an appliance"
+    fields = (
+        Field("appliance", "the appliance (vm-container, compute...)"),
+        Field("attr", "the attribute's name"),
+        Field("value", "its value, exactly as it was set"),
+    )
 
     def run(self, p: Parsed) -> None:
         from flightdeck.services.attributes import list_appliance
 
-        t = Table(["appliance", "attr", "value"], keep_owner=True)
+        t = self.table(keep_owner=True)
         t.extend(list_appliance(self.ctx.db, p.args))
         self.emit(t)

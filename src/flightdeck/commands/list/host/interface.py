@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flightdeck.cli.command import Command as Base
-from flightdeck.cli.output import Table
+from flightdeck.cli.output import Field
 from flightdeck.cli.params import HOSTS, Example, Parsed
 
 
@@ -17,25 +17,25 @@ class Command(Base):
             "The MACs of a virtual frontend (what pilot needs).",
         ),
     )
+    records = "one per interface, by host and device"
+    fields = (
+        Field("host", "the host"),
+        Field("subnet", "the network it is on", nullable=True),
+        Field("iface", "the device (eth0...)"),
+        Field("mac", "its MAC", nullable=True),
+        Field("ip", "its IPv4 address", nullable=True),
+        Field("netmask", "the netmask of its network", nullable=True),
+        Field("module", "its driver module", nullable=True),
+        Field("name", "the host's name on that network", nullable=True),
+        Field("vlan", "its VLAN id (a virtual cluster's, on a VM)", "integer", nullable=True),
+        Field("options", "module options", nullable=True),
+        Field("channel", "channel", nullable=True),
+    )
 
     def run(self, p: Parsed) -> None:
         from flightdeck.services.inventory import list_interfaces
 
-        t = Table(
-            [
-                "host",
-                "subnet",
-                "iface",
-                "mac",
-                "ip",
-                "netmask",
-                "module",
-                "name",
-                "vlan",
-                "options",
-                "channel",
-            ]
-        )
+        t = self.table()
         t.extend(
             (
                 r.host,

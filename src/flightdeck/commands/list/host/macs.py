@@ -16,14 +16,23 @@ class Command(Base):
         With key= (and always under pilot), asks the Airboss, as an owner does from their
         virtual frontend or laptop (the frontend is a MAC, or a name this frontend's database
         turns into its first MAC). Without key=, rocks reads this database directly, as the
-        administrator does on the physical frontend. The frontend comes first; status=yes adds
-        each node's live STATE (pilot shows it unless status=no, as the guide's pilot.py).
+        administrator does on the physical frontend. The frontend comes first. As the guide
+        prints it, one column, MACS IN CLUSTER; names=yes adds each node's HOST NAMES on the
+        physical side and status=yes its live STATE (pilot shows both unless told no, as the
+        guide's pilot.py).
     """
     args = ONE_HOST
     params = (
         Param(
             "status",
             "add each node's live STATE",
+            BOOL,
+            default=False,
+            program_defaults=(("pilot", True),),
+        ),
+        Param(
+            "names",
+            "add each node's HOST NAMES (the physical side's)",
             BOOL,
             default=False,
             program_defaults=(("pilot", True),),
@@ -47,7 +56,8 @@ class Command(Base):
 
             client = owner.client(self, p)
             nodes = client.macs(owner.target(self, p.args[0]), status)
-            self.emit(macs_table([(n.macs, n.status, n.host) for n in nodes], status))
+            rows = [(n.macs, n.status, n.host) for n in nodes]
+            self.emit(macs_table(rows, status, p["names"]))
             return
         from flightdeck.services.clusters import cluster_macs
 
@@ -57,13 +67,20 @@ class Command(Base):
             from flightdeck.services.lifecycle import statuses
 
             states = statuses(self.ctx.db, [name for _macs, name in listed])
-        self.emit(macs_table([(m, states.get(n), n) for m, n in listed], status))
+        self.emit(macs_table([(m, states.get(n), n) for m, n in listed], status, p["names"]))
 
 
-def macs_table(nodes: Sequence[tuple[Sequence[str], str | None, str]], status: bool) -> Table:
-    """The guide's layout, one row per (macs, state, name): MACS IN CLUSTER [STATE] HOST NAMES."""
-    header = ["macs in cluster"] + (["state"] if status else []) + ["host names"]
+def macs_table(
+    nodes: Sequence[tuple[Sequence[str], str | None, str]], status: bool, names: bool
+) -> Table:
+    """The guide's layout, one row per (macs, state, name): MACS IN CLUSTER [STATE] [HOST
+    NAMES]."""
+    header = ["macs in cluster"] + (["state"] if status else []) + (["host names"] if names else [])
     table = Table(header, owner=False)
     for macs, state, name in nodes:
-        table.add(" ".join(macs), *([state or "nostate"] if status else []), name)
+        table.add(
+            " ".join(macs),
+            *([state or "nostate"] if status else []),
+            *([name] if names else []),
+        )
     return table

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flightdeck.cli.command import Command as Base
-from flightdeck.cli.output import Table
+from flightdeck.cli.output import Field
 from flightdeck.cli.params import BOOL, HOSTS, Example, Param, Parsed
 
 
@@ -22,15 +22,32 @@ class Command(Base):
     )
     writes = False
     examples = (Example("rocks list host vlan vm-container-0-0", "Its VLANs."),)
+    records = "one per VLAN a container carries"
+    fields = (
+        Field("host", "the VM container"),
+        Field("vlan", "the VLAN id", "integer"),
+        Field("device", "what its VMs attach to: p<dev>.<vlan>, or the bridge vlan<N>"),
+        Field(
+            "clusters",
+            "the virtual frontends of the clusters on that VLAN",
+            "list of strings",
+            column="cluster",
+            sep=",",
+        ),
+        Field("vms", "how many of its VMs are on that container", "integer"),
+        Field(
+            "present",
+            "whether the device exists live: yes, down or no (null: not looked at)",
+            nullable=True,
+        ),
+    )
 
     def run(self, p: Parsed) -> None:
         from flightdeck.services.network import list_vlans
 
         rows, notes = list_vlans(self.ctx.db, p.args, live=p["live"], netns=p["netns"])
-        t = Table(["host", "vlan", "device", "cluster", "vms", "present"], keep_owner=True)
-        t.extend(
-            (r.host, r.vlan, r.device, ",".join(r.clusters) or None, r.vms, r.present) for r in rows
-        )
+        t = self.table(keep_owner=True)
+        t.extend((r.host, r.vlan, r.device, list(r.clusters), r.vms, r.present) for r in rows)
         self.emit(t)
         for note in notes:
             self.ctx.err.write(f"warning - {note}\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flightdeck.cli.command import Command as Base
-from flightdeck.cli.output import Cell, Table
+from flightdeck.cli.output import Cell, Field
 from flightdeck.cli.params import BOOL, HOSTS, Example, Param, Parsed
 
 
@@ -16,16 +16,39 @@ class Command(Base):
     )
     writes = False
     examples = (Example("rocks list host vm showdisks=y", "Every VM with its disks."),)
+    records = "one per VM (the table gives each further MAC and disk a row of its own)"
+    fields = (
+        Field("vm_host", "the VM's name", column="vm-host"),
+        Field("slice", "its slice (the last number of its name)", "integer"),
+        Field("mem", "its memory, MB", "integer"),
+        Field("cpus", "its vCPUs", "integer"),
+        Field("macs", "its MACs, eth0 first", "list of strings", column="mac", continued=True),
+        Field("host", "the VM container it runs on", nullable=True),
+        Field("virt_type", "hvm, as the original", column="virt-type"),
+        Field("status", "its live state (active, shutoff, nostate...)", when="status"),
+        Field(
+            "disks",
+            "its disk specs, <type>:<path>,<device>,<bus>",
+            "list of strings",
+            column="disk",
+            continued=True,
+            when="showdisks",
+        ),
+        Field(
+            "disk_sizes",
+            "the size of each disk, GB",
+            "list of integers",
+            column="disksize",
+            continued=True,
+            when="showdisks",
+        ),
+        Field("cdrom", "the CD-ROM image attached", nullable=True, when="showdisks"),
+    )
 
     def run(self, p: Parsed) -> None:
         from flightdeck.services.vms import list_host_vms
 
-        header = ["vm-host", "slice", "mem", "cpus", "mac", "host", "virt-type"]
-        if p["status"]:
-            header.append("status")
-        if p["showdisks"]:
-            header += ["disk", "disksize", "cdrom"]
-        t = Table(header, keep_owner=True)
+        t = self.table(keep_owner=True)
         vms = list_host_vms(self.ctx.db, p.args)
         live: dict[str, str] = {}
         if p["status"]:
@@ -33,18 +56,18 @@ class Command(Base):
 
             live = statuses(self.ctx.db, [v.name for v in vms]) if vms else {}
         for vm in vms:
-            n = max(len(vm.macs), len(vm.disks) if p["showdisks"] else 0, 1)
-            for i in range(n):
-                mac = vm.macs[i] if i < len(vm.macs) else None
-                row: list[Cell] = (
-                    [vm.name, vm.slice, vm.mem_mb, vm.cpus, mac, vm.container, vm.virt_type]
-                    if i == 0
-                    else ["", None, None, None, mac, None, None]
-                )
-                if p["status"]:
-                    row.append(live.get(vm.name, "nostate") if i == 0 else None)
-                if p["showdisks"]:
-                    disk = vm.disks[i] if i < len(vm.disks) else (None, None)
-                    row += [disk[0], disk[1], vm.cdrom if i == 0 else None]
-                t.add(*row)
+            row: list[Cell] = [
+                vm.name,
+                vm.slice,
+                vm.mem_mb,
+                vm.cpus,
+                list(vm.macs),
+                vm.container,
+                vm.virt_type,
+            ]
+            if p["status"]:
+                row.append(live.get(vm.name, "nostate"))
+            if p["showdisks"]:
+                row += [[d[0] for d in vm.disks], [d[1] for d in vm.disks], vm.cdrom]
+            t.add(*row)
         self.emit(t)

@@ -8,9 +8,20 @@ from flightdeck.cli.params import Example, Parsed
 
 class Command(Base):
     summary = "Stop the Airboss daemon (SIGTERM: open requests finish first)"
+    description = """
+        Stopping an Airboss that is not running is not an error (as dnsmasq with
+        rocks stop service dhcp): it says so and exits 0, so scripts may stop it twice.
+        rocks report service airboss tells whether it runs (exit status 3 when not).
+    """
     examples = (Example("rocks stop service airboss", "Stop it."),)
 
     def run(self, p: Parsed) -> None:
         from flightdeck.airboss.daemon import stop
+        from flightdeck.process.daemon import NotRunning
 
-        self.say(f"airboss stopped (pid {stop()})")
+        try:
+            pid = stop()
+        except NotRunning:
+            self.say("airboss was not running")
+            return
+        self.say(f"airboss stopped (pid {pid})")

@@ -15,7 +15,9 @@ class Command(Base):
     def run(self, p: Parsed) -> None:
         from flightdeck.services.lifecycle import domain_xml
 
-        docs = domain_xml(self.ctx.db, p.args)
+        docs, warnings = domain_xml(self.ctx.db, p.args)
+        for warning in warnings:
+            self.ctx.err.write(f"warning - {warning}\n")
         for name, xml in docs:
             if len(docs) > 1:
                 self.say(f"<!-- {name} -->")
