@@ -193,3 +193,15 @@ def test_pilot_follows_the_job_line_by_line(site: Any, alice: Any, tmp_path: Any
     argv = ["list", "jobs", f"host={site.cluster_a[0]}", f"key={key}", f"airboss={server.address}"]
     code = run(argv, Context(out=out2, err=err, program=PILOT))
     assert code == 0 and " done " in out2.getvalue()
+    # Its JSON: the declared fields, typed (times in ISO 8601 UTC).
+    from flightdeck.commands.list.jobs import Command as ListJobs
+
+    out3 = io.StringIO()
+    code = run([*argv, "output-format=json"], Context(out=out3, err=err, program=PILOT))
+    assert code == 0, err.getvalue()
+    (record,) = json.loads(out3.getvalue())
+    assert list(record) == [f.key for f in ListJobs.fields]
+    assert isinstance(record["job"], int) and record["state"] == "done"
+    assert record["frontend"] == site.cluster_a[0] and record["action"] == "on"
+    assert record["started"].endswith("Z") and record["finished"].endswith("Z")
+    assert record["summary"] == "frontend-0-0-0 on: 3 started"

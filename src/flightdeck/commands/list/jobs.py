@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime
 
 from flightdeck.cli.command import Command as Base
-from flightdeck.cli.output import Table
+from flightdeck.cli.output import Field
 from flightdeck.cli.owner import AIRBOSS_PARAMS
 from flightdeck.cli.params import ONE_HOST, Example, Parsed
 
 
-def _when(t: int | None) -> str:
-    return "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+def _when(t: int | None) -> datetime | None:
+    """A job's Unix time (seconds) as a time the listing prints in UTC."""
+    return None if t is None else datetime.fromtimestamp(t, UTC)
 
 
 class Command(Base):
@@ -25,7 +26,17 @@ class Command(Base):
     params = AIRBOSS_PARAMS
     writes = False
     owner = True
-    examples = (Example("pilot list jobs host=vi-1.example.org key=private.key", "Your jobs."),)
+    examples = (Example("rocks list jobs frontend-0-0-0 key=private.key", "Your cluster's jobs."),)
+    records = "one per job, newest first"
+    fields = (
+        Field("job", "the job's number (what report job job= takes)", "integer"),
+        Field("frontend", "the cluster's virtual frontend (physical-side name)"),
+        Field("action", "on, off or install"),
+        Field("state", "running, done, failed or interrupted"),
+        Field("started", "when the Airboss accepted it", "time"),
+        Field("finished", "when it ended; null while it runs", "time", nullable=True),
+        Field("summary", "what it did, once it ended", nullable=True),
+    )
 
     def run(self, p: Parsed) -> None:
         from flightdeck.api import operations as ops
@@ -33,8 +44,8 @@ class Command(Base):
 
         client = owner.client(self, p)
         found = client.call(ops.JOBS, ops.JobsRequest(owner.target(self, p.args[0]))).jobs
-        table = Table(["job", "action", "state", "started", "finished", "summary"], owner=False)
+        table = self.table(owner=False)
         for j in found:
-            table.add(j.job, j.action, j.state, _when(j.started), _when(j.finished),
-                      j.summary or "")  # fmt: skip
+            table.add(j.job, j.frontend, j.action, j.state, _when(j.started),
+                      _when(j.finished), j.summary)  # fmt: skip
         self.emit(table)

@@ -24,7 +24,7 @@ class Command(Base):
     owner = True
     examples = (
         Example(
-            "pilot report job host=vi-1.example.org job=3 follow=yes key=private.key",
+            "rocks report job frontend-0-0-0 job=3 follow=yes key=private.key",
             "Follow job 3 until the whole cluster is up.",
         ),
     )
