@@ -137,6 +137,48 @@ def test_a_second_job_while_one_runs_is_refused(site: Any, alice: Any) -> None:
     until_done(app, alice, fe, first)
 
 
+def test_attack_many_starts_at_once_run_one_job(site: Any, alice: Any) -> None:
+    """Six signed starts in flight together (the Airboss serves them on its pools at once):
+    one job, five refusals, never two sequences racing over the same VMs."""
+    import asyncio
+
+    site.rocks.ok("set", "host", "attr", site.cluster_a[0], "kvm_frontend_ready_timeout", "2")
+    app = site.app()
+    fe = site.cluster_a[0]
+    path = ops.CLUSTER_POWER.path
+
+    async def all_at_once() -> list[Any]:
+        calls = []
+        for _ in range(6):
+            body = json.dumps({"target": fe, "action": "on"}).encode()
+            headers = alice.sign("POST", path, "", body)
+            calls.append(app.arequest("POST", path, headers=headers, body=body))
+        return list(await asyncio.gather(*calls))
+
+    answers = app.loop.run_until_complete(all_at_once())
+    assert sorted(r.status for r in answers) == [200, 409, 409, 409, 409, 409]
+    (ok,) = [r for r in answers if r.status == 200]
+    until_done(app, alice, fe, ok.json["job"])
+
+
+def test_the_schema_keeps_one_running_job_per_cluster(site: Any) -> None:
+    """The defence under the service: a second running row of a cluster is refused by the
+    database itself (what two replicas deciding at once would write)."""
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from flightdeck.db.tables import clusters, jobs
+
+    with site.db.engine.begin() as conn:
+        cluster = conn.scalar(clusters.select().with_only_columns(clusters.c.id).limit(1))
+    row = {"cluster_id": cluster, "keyid": "k", "action": "on", "created": 1, "runner": "x:1"}
+    with site.db.engine.begin() as conn:
+        conn.execute(insert(jobs), {**row, "state": "done"})
+        conn.execute(insert(jobs), {**row, "state": "running"})
+    with pytest.raises(IntegrityError), site.db.engine.begin() as conn:
+        conn.execute(insert(jobs), {**row, "state": "running"})
+
+
 @pytest.mark.parametrize("bad", ["0", "65", "x", "-1", "1e3"])
 def test_max_parallel_is_checked(site: Any, alice: Any, bad: str) -> None:
     r = start(site.app(), alice, site.cluster_a[0], max_parallel=bad)

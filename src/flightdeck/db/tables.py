@@ -26,6 +26,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -267,6 +268,14 @@ jobs = Table(
     CheckConstraint(
         "state IN ('running', 'done', 'failed', 'interrupted')", name="state_known"
     ),
+)
+#: One running job per cluster, whatever two replicas (or two requests) decide at once.
+Index(
+    "uq_jobs_one_running",
+    jobs.c.cluster_id,
+    unique=True,
+    sqlite_where=jobs.c.state == "running",
+    postgresql_where=jobs.c.state == "running",
 )
 
 #: One line of a job: a node's outcome, in the order they came (`at_ms` since the job began).

@@ -25,11 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import HostIds
 from flightdeck.db.tables import clusters, hosts, job_events, jobs
-from flightdeck.errors import FlightdeckError, NotFound
+from flightdeck.errors import Conflict, FlightdeckError, NotFound
 from flightdeck.logsafe import escape
 from flightdeck.services.airboss.access import Target, not_yours, read
 
@@ -101,22 +102,22 @@ def start_power_job(
             f"({fe_name}) to power the cluster"
         )
     now = int(time.time())
-    with db.engine.begin() as conn:
-        busy = conn.scalar(
-            select(jobs.c.id).where(jobs.c.cluster_id == cluster_id, jobs.c.state == "running")
-        )
-        if busy is not None:
-            from flightdeck.errors import Conflict
-
-            raise Conflict(
-                f"job {busy} is still powering this cluster: follow it with "
-                f"'pilot report job host={target.given} job={busy}'"
+    row = {"cluster_id": cluster_id, "keyid": keyid, "action": action, "state": "running",
+           "created": now, "finished": None, "runner": runner_id(), "summary": None}  # fmt: skip
+    try:
+        with db.engine.begin() as conn:
+            job_id = conn.execute(insert(jobs).returning(jobs.c.id), row).scalar_one()
+    except IntegrityError:
+        # The schema keeps one running job per cluster (index uq_jobs_one_running), so two
+        # requests at once, even to two replicas, cannot both start one.
+        with read(db) as conn:
+            busy = conn.scalar(
+                select(jobs.c.id).where(jobs.c.cluster_id == cluster_id, jobs.c.state == "running")
             )
-        job_id = conn.execute(
-            insert(jobs).returning(jobs.c.id),
-            {"cluster_id": cluster_id, "keyid": keyid, "action": action, "state": "running",
-             "created": now, "finished": None, "runner": runner_id(), "summary": None},
-        ).scalar_one()  # fmt: skip
+        raise Conflict(
+            f"job {busy} is still powering this cluster: follow it with "
+            f"'pilot report job host={target.given} job={busy}'"
+        ) from None
     log.info("job %d: power %s of cluster %s for key %s", job_id, action, escape(fe_name), keyid)
     run(lambda: _run(db, int(job_id), fe_id, action, wait, max_parallel, probe))
     return JobRow(int(job_id), action, "running", fe_name, now, None, None)

@@ -40,6 +40,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
     )
     op.create_index(op.f("ix_jobs_cluster_id"), "jobs", ["cluster_id"], unique=False)
+    running = sa.text("state = 'running'")
+    op.create_index(
+        "uq_jobs_one_running",
+        "jobs",
+        ["cluster_id"],
+        unique=True,
+        sqlite_where=running,
+        postgresql_where=running,
+    )
     op.create_table(
         "job_events",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -59,5 +68,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_job_events_job_id"), table_name="job_events")
     op.drop_table("job_events")
+    op.drop_index("uq_jobs_one_running", table_name="jobs")
     op.drop_index(op.f("ix_jobs_cluster_id"), table_name="jobs")
     op.drop_table("jobs")
