@@ -181,3 +181,38 @@ def test_the_command_prints_a_line_per_node_and_a_summary(db: Database, espresso
     assert "error - hosted-vm-0-1-2: " in r.err
     assert r.err.splitlines()[-1].startswith("error - ")
     assert "hosted-vm-0-1-0" in r.err.splitlines()[-1]
+
+
+def test_without_the_frontend_its_computes_only(db: Database) -> None:
+    """The owner's command run on the virtual frontend itself: it must not be stopped or
+    reinstalled under the command (the original skipped the local frontend too)."""
+    run = cp.power_cluster(db, FE, "on", with_frontend=False, probe=lambda _n: False)
+    assert FE not in {r.node for r in run.results} and len(run.results) == 6
+    live = states(db)
+    assert live[FE] == "nostate" and {v for k, v in live.items() if k != FE} == {"active"}
+    assert run.summary() == f"{FE} on: 6 started; the frontend left as it is"
+    lifecycle.start_vms(db, [FE])
+    run = cp.power_cluster(db, FE, "off", grace=0, with_frontend=False)
+    assert not run.failed and FE not in {r.node for r in run.results}
+    live = states(db)
+    assert live[FE] == "active" and {v for k, v in live.items() if k != FE} == {"nostate"}
+
+
+def test_this_machine_is_the_frontend_rocks_init_made(db: Database, espresso: Any) -> None:
+    """On the physical frontend a virtual frontend is a VM, never "this machine"; the frontend
+    `rocks init frontend` registered is, by its name, its public name or its MAC."""
+    from flightdeck.services.airboss.local import first_mac, is_this_frontend
+
+    assert not is_this_frontend(db, FE)
+    assert not is_this_frontend(db, first_mac(db, FE) or "")
+    assert not is_this_frontend(db, "vm-container-0-0")
+    assert is_this_frontend(db, "frontend-0-0")
+    public = espresso.ok("list", "host", "interface", "frontend-0-0", "output-format=json")
+    import json
+
+    names = [r["name"] for r in json.loads(public) if r["subnet"] == "public"]
+    assert names and is_this_frontend(db, names[0])
+    mac = first_mac(db, "frontend-0-0")
+    if mac:
+        assert is_this_frontend(db, mac.upper())
+    assert not is_this_frontend(db, "x" * 5000)

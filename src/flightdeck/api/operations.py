@@ -394,6 +394,11 @@ class ClusterPowerRequest:
     max_parallel: int | None = wire.integer(
         1, 64, optional=True, description="computes started at once per container"
     )
+    frontend: bool = wire.flag(
+        default=True,
+        description="power the frontend too (no: its computes only, the frontend left as it "
+        "is: what the owner's command asks when it runs on the virtual frontend itself)",
+    )
 
 
 @dataclass(frozen=True)
@@ -423,7 +428,7 @@ def _cluster_power(call: Call[ClusterPowerRequest]) -> JobInfo:
     req = call.request
     row = jobs.start_power_job(
         call.db, call.keyid, call.target, req.action, wait=req.wait,
-        max_parallel=req.max_parallel, run=call.jobs,
+        max_parallel=req.max_parallel, run=call.jobs, with_frontend=req.frontend,
     )  # fmt: skip
     return _job(row)
 

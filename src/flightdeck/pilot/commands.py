@@ -91,13 +91,20 @@ def cluster_power(
 
 
 def start_cluster_job(
-    client: AirbossClient, target: str, action: str, wait: bool, max_parallel: int | None
+    client: AirbossClient,
+    target: str,
+    action: str,
+    wait: bool,
+    max_parallel: int | None,
+    *,
+    frontend: bool = True,
 ) -> ops.JobInfo:
-    """Ask the Airboss to power the cluster of `target` (its frontend) in order, as a job."""
+    """Ask the Airboss to power the cluster of `target` (its frontend) in order, as a job;
+    `frontend=False` for its computes only."""
     if action not in ops.CLUSTER_ACTIONS:
         raise UserError(f"action={action}: a cluster is powered in order with on, off, install")
     return client.call(
-        ops.CLUSTER_POWER, ops.ClusterPowerRequest(target, action, wait, max_parallel)
+        ops.CLUSTER_POWER, ops.ClusterPowerRequest(target, action, wait, max_parallel, frontend)
     )
 
 

@@ -83,6 +83,8 @@ class PowerRun:
     results: list[NodeResult] = field(default_factory=list)
     #: Unix time the frontend was found ready (None: not waited for, or never).
     ready_at: float | None = None
+    #: The frontend was left as it is (`with_frontend=False`).
+    frontend_left: bool = False
 
     @property
     def failed(self) -> list[NodeResult]:
@@ -99,6 +101,8 @@ class PowerRun:
             text += f", {len(already)} {state} ({_names(already)})"
         if self.failed:
             text += f", {len(self.failed)} failed ({_names([r.node for r in self.failed])})"
+        if self.frontend_left:
+            text += "; the frontend left as it is"
         return text
 
 
@@ -269,8 +273,14 @@ def power_cluster(
     probe: Probe | None = None,
     poll: float = 2.0,
     echo: Echo = lambda _r: None,
+    with_frontend: bool = True,
 ) -> PowerRun:
-    """Power the cluster of `frontend` in order; see the module's docstring."""
+    """Power the cluster of `frontend` in order; see the module's docstring.
+
+    `with_frontend=False` leaves the frontend as it is and powers its computes only (no wait):
+    the owner's command run on the virtual frontend itself, which must not stop or reinstall
+    the machine it runs on (the original skipped "the local frontend" likewise).
+    """
     action = action.strip().lower()
     if action not in ACTIONS:
         raise UserError(f"action={action!r}: use on, off or install")
@@ -284,6 +294,15 @@ def power_cluster(
         run.results.append(r)
         echo(r)
 
+    if not with_frontend:
+        run.frontend_left = True
+        work = (
+            (lambda n: _stop(n, clock, grace))
+            if action == "off"
+            else (lambda n: _start(db, n, action == "install", clock))
+        )
+        run.results += _fan_out(c.computes, work, echo)
+        return run
     if action == "off":
         results = _fan_out(c.computes, lambda n: _stop(n, clock, grace), echo)
         run.results += results

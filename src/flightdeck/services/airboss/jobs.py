@@ -93,6 +93,7 @@ def start_power_job(
     max_parallel: int | None,
     run: Runner,
     probe: Callable[[str], bool] | None = None,
+    with_frontend: bool = True,
 ) -> JobRow:
     """Record a job for the target's cluster and hand its sequence to `run` (a thread)."""
     cluster_id, fe_id, fe_name = _cluster_frontend(db, target)
@@ -119,7 +120,7 @@ def start_power_job(
             f"'pilot report job host={target.given} job={busy}'"
         ) from None
     log.info("job %d: power %s of cluster %s for key %s", job_id, action, escape(fe_name), keyid)
-    run(lambda: _run(db, int(job_id), fe_id, action, wait, max_parallel, probe))
+    run(lambda: _run(db, int(job_id), fe_id, action, wait, max_parallel, probe, with_frontend))
     return JobRow(int(job_id), action, "running", fe_name, now, None, None)
 
 
@@ -131,6 +132,7 @@ def _run(
     wait: bool,
     max_parallel: int | None,
     probe: Callable[[str], bool] | None,
+    with_frontend: bool = True,
 ) -> None:
     from flightdeck.services.clusterpower import NodeResult, power_cluster
 
@@ -145,7 +147,7 @@ def _run(
     try:
         done = power_cluster(
             db, HostIds.of(fe_id), action, wait=wait, max_parallel=max_parallel, probe=probe,
-            echo=echo,
+            echo=echo, with_frontend=with_frontend,
         )  # fmt: skip
         state = "failed" if done.failed else "done"
         summary = done.summary()

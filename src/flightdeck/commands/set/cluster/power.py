@@ -23,13 +23,16 @@ class Command(Base):
         succeed; the exit status is non-zero if any node failed. With key= (and always under
         pilot) the Airboss runs the sequence as a job, which goes on if you disconnect
         (follow=no prints its id; 'pilot report job' follows it); reset and shutdown act on
-        the computes only, at once. Without key=, rocks runs it here (root).
+        the computes only, at once. Run on the virtual frontend itself (rocks there, naming
+        itself), the frontend is left as it is and only its computes are powered, as in the
+        original; an install marks them for install in its database, where they PXE-boot.
+        Without key=, rocks runs it here (root).
     """
     args = ONE_HOST
     params = (
         Param("action", "on, off or install (with key=: also reset, shutdown)", required=True),
         Param("wait", "start the computes only once the frontend is ready", BOOL, default=True),
-        Param("timeout", "seconds to wait for the frontend", POSITIVE,
+        Param("timeout", "without key=: seconds to wait for the frontend", POSITIVE,
               default_text="attribute kvm_frontend_ready_timeout, else 900"),
         Param("max-parallel", "computes started at once per container", POSITIVE,
               default_text="attribute kvm_power_parallel, else 4"),
@@ -87,8 +90,23 @@ class Command(Base):
                 return
             c.report(results, self.say, self.ctx.warn)
             return
-        job = c.start_cluster_job(client, target, action, p["wait"], p["max_parallel"])
+        # On the virtual frontend itself: its computes only (it must not stop or reinstall
+        # the machine this runs on), and an install marks them here, where they PXE-boot.
+        here = owner.is_this_frontend(self, target)
+        marked: list[str] = []
+        if action == "install":
+            marked = [n.macs[0] for n in client.macs(target) if not n.frontend and n.macs]
+        before = owner.mark_install(self, marked)
+        try:
+            job = c.start_cluster_job(
+                client, target, action, p["wait"], p["max_parallel"], frontend=not here
+            )
+        except FlightdeckError:
+            owner.restore_boot(self, before, marked)
+            raise
         self.say(f"job {job.job}: power {action} of {job.frontend} (the Airboss runs it)")
+        if here:
+            self.say(f"{p.args[0]} is this machine: left as it is, its computes only")
         if not p["follow"]:
             self.say(f"follow it with: pilot report job host={p.args[0]} job={job.job}")
             return
