@@ -295,9 +295,18 @@ def test_pilot_as_in_the_guide(site: Any, airboss: Any, alice_key: Path) -> None
                  *common)
     assert [line.split() for line in done.stdout.splitlines()] == [
         [site.mac(h), h] for h in site.cluster_a]
+    # Issue 17: a job of the Airboss, the computes first, the frontend last.
     done = pilot("set", "cluster", "power", f"host={fe_mac}", "action=off", *common)
-    assert done.returncode == 0 and len(done.stdout.splitlines()) == 2
+    fe, c2 = site.cluster_a[0], site.cluster_a[2]
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"job 1: power off of {fe} (the Airboss runs it)"
+    assert lines[-2:] == [f"{fe}: already stopped",
+                          f"{fe} off: 1 stopped, 2 already stopped ({c2}, {fe})"]
     assert state(site, vm) == "nostate"
+    done = pilot("report", "job", f"host={fe_mac}", "job=1", *common)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == (
+        f"job 1 done: {fe} off: 1 stopped, 2 already stopped ({c2}, {fe})")
     (site.iso_dir / "tools.iso").write_bytes(b"iso")
     done = pilot("list", "host", "isos", f"host={site.mac(vm)}", *common)
     assert done.stdout == "tools.iso\n"

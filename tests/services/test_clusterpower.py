@@ -216,3 +216,20 @@ def test_this_machine_is_the_frontend_rocks_init_made(db: Database, espresso: An
     if mac:
         assert is_this_frontend(db, mac.upper())
     assert not is_this_frontend(db, "x" * 5000)
+
+
+def test_a_bad_attribute_at_use_is_named(db: Database, espresso: Any) -> None:
+    """Values stored before they were checked at set time (an older site) fail at use with
+    the same message, before anything is powered."""
+    from sqlalchemy import select
+
+    from flightdeck.db import attrs
+    from flightdeck.db.models import Host
+
+    with db.transaction(write=True) as s:
+        box = s.scalar(select(Host).where(Host.name == "vm-container-0-1"))
+        assert box is not None
+        attrs.set_host(s, box, "kvm_power_parallel", "many")
+    with pytest.raises(UserError, match="attribute kvm_power_parallel of host vm-container-0-1"):
+        cp.power_cluster(db, FE, "on", wait=False)
+    assert set(states(db).values()) == {"nostate"}

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from flightdeck.attrsubject import Subject, subject
 from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import HostIds, host_order, resolve_host
@@ -43,6 +44,7 @@ from flightdeck.services import lifecycle
 from flightdeck.services.base import reading
 from flightdeck.services.bootactions import set_host_boot
 from flightdeck.services.domains import container_uris
+from flightdeck.services.lifecycle import check_connect_timeout
 from flightdeck.virt import hypervisor as hv
 
 ACTIONS = ("on", "off", "install")
@@ -129,16 +131,41 @@ class _Cluster:
     ready_timeout: float
 
 
-def _number(value: str | None, default: float, what: str, owner: str) -> float:
-    if not value:
+def _seconds(name: str, default: float, value: str | None, who: str | Subject) -> float:
+    if value is None or not value.strip():
         return default
     try:
         n = float(value)
     except ValueError:
-        raise UserError(f"attribute {what} of {owner} is {value!r}: give a number") from None
-    if n < 0:
-        raise UserError(f"attribute {what} of {owner} is {value!r}: give a number >= 0")
+        n = float("nan")
+    if not 0 <= n < float("inf"):
+        raise UserError(f"{subject(who).attr(name)} is {value!r}: give seconds, e.g. {default:g}")
     return n
+
+
+def check_power_parallel(value: str | None, who: str | Subject) -> int:
+    """`kvm_power_parallel` of a container: its computes started at once (default 4)."""
+    if value is None or not value.strip():
+        return MAX_PARALLEL
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 64):
+        raise UserError(
+            f"{subject(who).attr('kvm_power_parallel')} is {value!r}: give a whole number "
+            "from 1 to 64"
+        )
+    return int(text)
+
+
+def check_shutdown_grace(value: str | None, who: str | Subject) -> float:
+    """`kvm_shutdown_grace`: seconds a VM has to shut down on ACPI before it is powered off
+    (cluster power off; default 30, 0 powers it off at once)."""
+    return _seconds("kvm_shutdown_grace", GRACE, value, who)
+
+
+def check_ready_timeout(value: str | None, who: str | Subject) -> float:
+    """`kvm_frontend_ready_timeout`: seconds cluster power waits for the frontend to be ready
+    (default 900: the frontend image's install and first boot under TCG take ~5 minutes)."""
+    return _seconds("kvm_frontend_ready_timeout", READY_TIMEOUT, value, who)
 
 
 def _load(db: Database, frontend: str | HostIds, max_parallel: int | None) -> _Cluster:
@@ -165,23 +192,25 @@ def _load(db: Database, frontend: str | HostIds, max_parallel: int | None) -> _C
             box = vms[h.id].container
             width = max_parallel
             if width is None:
-                value = parallel.get(box.id) if box is not None else None
-                width = int(
-                    _number(value, MAX_PARALLEL, "kvm_power_parallel", str(box and box.name))
+                width = (
+                    check_power_parallel(parallel.get(box.id), box.name)
+                    if box is not None
+                    else MAX_PARALLEL
                 )
             return _Node(
                 h.id,
                 h.name,
                 box.name if box is not None else None,
                 uris.get(box.id) if box is not None else None,
-                max(1, width),
-                _number(grace.get(h.id), GRACE, "kvm_shutdown_grace", h.name),
-                _number(timeouts.get(box.id) if box else None, hv.DEFAULT_CONNECT_TIMEOUT,
-                        "kvm_connect_timeout", str(box and box.name)),
-            )  # fmt: skip
+                width,
+                check_shutdown_grace(grace.get(h.id), h.name),
+                check_connect_timeout(timeouts.get(box.id), box.name)
+                if box is not None
+                else hv.DEFAULT_CONNECT_TIMEOUT,
+            )
 
         nodes = [node(h) for h in hosts]
-        timeout = _number(ready, READY_TIMEOUT, "kvm_frontend_ready_timeout", fe.name)
+        timeout = check_ready_timeout(ready, fe.name)
     return _Cluster(nodes[0], nodes[1:], timeout)
 
 
