@@ -27,6 +27,9 @@ from flightdeck.cli.registry import iter_commands
 
 #: Owner-side listings redesigned elsewhere (issue 15, part B): their columns are still headers.
 UNDECLARED = {"list host macs"}
+#: Owner-side listings answered only by an Airboss: their records are checked against a real
+#: one (tests/airboss/test_jobs.py), not on this site.
+THROUGH_AIRBOSS = {"list jobs"}
 
 
 def _listings() -> list[tuple[str, type[Command]]]:
@@ -125,6 +128,8 @@ def test_records_have_the_declared_keys_and_types(
 ) -> None:
     if words in UNDECLARED:
         pytest.skip("owner-side listing, redesigned in issue 15 part B")
+    if words in THROUGH_AIRBOSS:
+        pytest.skip("answered by the Airboss: tests/airboss/test_jobs.py checks its records")
     argv = _argv(words, cls)
     records = json.loads(site.ok(*argv, "output-format=json"))
     assert records, f"rocks {' '.join(argv)} listed nothing: the site must fill every listing"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -189,23 +190,66 @@ def test_rocks_list_host_macs_from_the_database(site: Any) -> None:
                     [site.mac(c2), "active", c2]]
 
 
-def test_rocks_set_cluster_power_in_parallel(site: Any, airboss: Any, alice_key: Path) -> None:
+def test_rocks_set_cluster_power_in_order(site: Any, airboss: Any, alice_key: Path) -> None:
+    """Issue 17: the owner's cluster power is a job of the Airboss, in order: on starts the
+    frontend, then the computes (wait=no: the test driver has no guest agent to say ready);
+    off stops the computes, then the frontend. (Before issue 17 it powered the computes only,
+    through one power request each; run on the virtual frontend itself it still does, below.)"""
     fe, c1, c2 = site.cluster_a
-    out = site.rocks.ok("set", "cluster", "power", fe, "action=on", f"key={alice_key}",
-                        f"airboss={airboss.address}")
-    assert sorted(out.splitlines()) == sorted([
-        f"{c1} ({site.mac(c1)}): started {c1} on vm-container-0-0",
-        f"{c2} ({site.mac(c2)}): started {c2} on vm-container-0-1",
-    ])
-    assert state(site, c1) == state(site, c2) == "active"
-    assert state(site, fe) == "nostate"  # the frontend is left alone
-    out = site.rocks.ok("set", "cluster", "power", fe, "action=off", f"key={alice_key}",
-                        f"airboss={airboss.address}")
-    assert len(out.splitlines()) == 2
-    assert state(site, c1) == "nostate"
-    r = site.rocks("set", "cluster", "power", site.cluster_b[0], "action=on",
-                   f"key={alice_key}", f"airboss={airboss.address}")
+    common = (f"key={alice_key}", f"airboss={airboss.address}")
+    out = site.rocks.ok("set", "cluster", "power", fe, "action=on", "wait=no", *common)
+    lines = out.splitlines()
+    assert re.fullmatch(rf"job \d+: power on of {fe} \(the Airboss runs it\)", lines[0]), lines
+    assert re.fullmatch(rf"{fe}: installing {fe} on [a-z0-9-]+", lines[1]), lines
+    assert sorted(lines[2:4]) == sorted([
+        f"{c1}: started {c1} on vm-container-0-0", f"{c2}: started {c2} on vm-container-0-1",
+    ])  # fmt: skip
+    assert lines[4:] == [f"{fe} on: 3 started"]
+    assert state(site, c1) == state(site, c2) == state(site, fe) == "active"
+    # Again: every node already running succeeds and says so (issue 15).
+    out = site.rocks.ok("set", "cluster", "power", fe, "action=on", "wait=no", *common)
+    assert out.splitlines()[-1] == f"{fe} on: 0 started, 3 already running ({fe}, {c1}, {c2})"
+    out = site.rocks.ok("set", "cluster", "power", fe, "action=off", *common)
+    lines = out.splitlines()
+    assert lines[-2].startswith(f"{fe}: ") and lines[-1] == f"{fe} off: 3 stopped"
+    assert state(site, c1) == state(site, fe) == "nostate"
+    r = site.rocks("set", "cluster", "power", site.cluster_b[0], "action=on", *common)
     assert r.code == 1 and "is not a VM your key may control" in r.err
+    # reset and shutdown are not sequences: the computes at once, as before.
+    r = site.rocks("set", "cluster", "power", fe, "action=shutdown", *common)
+    assert r.code == 1 and r.err.count("error - ") == 3, r.err  # none runs: each one refused
+
+
+def test_on_the_virtual_frontend_itself_cluster_power_leaves_it_alone(
+    site: Any, airboss: Any, alice_key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root on the virtual frontend (its own database knows itself by the MAC the Airboss
+    knows it by): `rocks set cluster power <itself>` powers its computes only, never the
+    machine it runs on; an install marks them for install here, where they PXE-boot."""
+    from conftest import RocksRunner
+
+    fe, c1, c2 = site.cluster_a
+    url = f"sqlite:///{tmp_path / 'vi-1.db'}"
+    monkeypatch.setenv("FLIGHTDECK_DB", url)
+    vf = RocksRunner(url)
+    vf.ok("init", "frontend", "name=vi-1.example.org", "public-ip=192.0.2.11",
+          "public-netmask=255.255.255.0", "private-ip=10.1.1.1", "private-netmask=255.255.0.0")
+    # Its private NIC (on the cluster VLAN) has the MAC the physical side gave it.
+    vf.ok("set", "host", "interface", "frontend-0-0", "eth0", f"mac={site.mac(fe)}")
+    for rank, vm in enumerate((c1, c2)):
+        name = f"compute-0-{rank}"
+        vf.ok("add", "host", name, "membership=Compute", "rack=0", f"rank={rank}")
+        vf.ok("add", "host", "interface", name, "eth0", f"mac={site.mac(vm)}",
+              f"ip=10.1.255.{254 - rank}", "subnet=private")  # fmt: skip
+    vf.ok("set", "host", "boot", "compute-0-0", "compute-0-1", "action=os")
+    # Named by its own name here (frontend-0-0 on its private network): sent as that MAC.
+    out = vf.ok("set", "cluster", "power", "frontend-0-0", "action=install",
+                f"key={alice_key}", f"airboss={airboss.address}")  # fmt: skip
+    assert "frontend-0-0 is this machine: left as it is, its computes only" in out
+    assert out.splitlines()[-1] == f"{fe} install: 2 installing; the frontend left as it is"
+    assert site.last().target == site.mac(fe)  # sent as the MAC both sides share
+    assert state(site, fe) == "nostate" and state(site, c1) == state(site, c2) == "active"
+    assert _boot(vf, "compute-0-0") == _boot(vf, "compute-0-1") == "install"
 
 
 def test_rocks_set_host_cdrom(site: Any, airboss: Any, alice_key: Path) -> None:
@@ -251,9 +295,18 @@ def test_pilot_as_in_the_guide(site: Any, airboss: Any, alice_key: Path) -> None
                  *common)
     assert [line.split() for line in done.stdout.splitlines()] == [
         [site.mac(h), h] for h in site.cluster_a]
+    # Issue 17: a job of the Airboss, the computes first, the frontend last.
     done = pilot("set", "cluster", "power", f"host={fe_mac}", "action=off", *common)
-    assert done.returncode == 0 and len(done.stdout.splitlines()) == 2
+    fe, c2 = site.cluster_a[0], site.cluster_a[2]
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"job 1: power off of {fe} (the Airboss runs it)"
+    assert lines[-2:] == [f"{fe}: already stopped",
+                          f"{fe} off: 1 stopped, 2 already stopped ({c2}, {fe})"]
     assert state(site, vm) == "nostate"
+    done = pilot("report", "job", f"host={fe_mac}", "job=1", *common)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == (
+        f"job 1 done: {fe} off: 1 stopped, 2 already stopped ({c2}, {fe})")
     (site.iso_dir / "tools.iso").write_bytes(b"iso")
     done = pilot("list", "host", "isos", f"host={site.mac(vm)}", *common)
     assert done.stdout == "tools.iso\n"

@@ -38,6 +38,9 @@ BAD = [
     ("kvm_connect_timeout", "soon", "give seconds"),
     ("kvm_mem_mb", "lots", "give the memory for VMs in MB"),
     ("kvm_mem_overcommit", "-1", "give a ratio above 0"),
+    ("kvm_power_parallel", "0", "give a whole number from 1 to 64"),
+    ("kvm_shutdown_grace", "-5", "give seconds, e.g. 30"),
+    ("kvm_frontend_ready_timeout", "soon", "give seconds, e.g. 900"),
 ]
 
 

@@ -61,6 +61,7 @@ from flightdeck.api.operations import (
 )
 from flightdeck.db.engine import Database
 from flightdeck.errors import FlightdeckError
+from flightdeck.services.airboss.jobs import Jobs, interrupt_own
 
 log = logging.getLogger("flightdeck.airboss")
 
@@ -91,6 +92,8 @@ class Airboss:
         #: Web console tokens, in this process's memory only (see `airboss.tokens`).
         self.tokens = TokenStore(clock=clock)
         self.workers = Workers(settings)
+        #: Cluster power jobs: their own threads, outliving the requests that started them.
+        self.jobs = Jobs()
         self.in_db = self.workers.in_db
         self.in_libvirt = self.workers.in_libvirt
         #: The pools (the tests shut them down themselves when they call the app directly).
@@ -113,8 +116,18 @@ class Airboss:
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self._purger = asyncio.create_task(self.purge_loop())
         try:
+            left = await self.in_db(lambda: interrupt_own(self.db, dead_only=True))
+            if left:
+                log.warning("%d job(s) of a stopped Airboss on this host marked interrupted", left)
+        except Exception:
+            log.exception("checking for jobs left running failed")
+        try:
             yield
         finally:
+            try:
+                await self.in_db(lambda: interrupt_own(self.db, dead_only=False))
+            except Exception:
+                log.exception("marking this Airboss's running jobs interrupted failed")
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purger
@@ -236,7 +249,7 @@ class Airboss:
                 raise Refusal(exc.code, exc.message) from None
             ex.operation = op.audit(request)
             target = self.gate.authorise(ex, request.target, op.scope)
-            outcome = op.serve(Call(request, keyid, target, self.db, self.tokens))
+            outcome = op.serve(Call(request, keyid, target, self.db, self.tokens, self.jobs))
             if isinstance(outcome, Later):
                 return Pending(op, outcome)
             response = self._answered(ex, op, outcome)

@@ -58,6 +58,12 @@ class Expiring(Protocol):
     def expires(self) -> float: ...
 
 
+class JobRunner(Protocol):
+    """Where the Airboss runs a job: its own thread, apart from the request pools."""
+
+    def __call__(self, work: Callable[[], None]) -> None: ...
+
+
 class TokenIssuer(Protocol):
     """The Airboss's web console tokens (`airboss.tokens.TokenStore`)."""
 
@@ -77,6 +83,8 @@ class Call(Generic[Req]):
     target: Target
     db: Database
     tokens: TokenIssuer
+    #: The Airboss's job threads (None where no job may start, e.g. the console's upgrade).
+    jobs: JobRunner | None = None
 
 
 @dataclass(frozen=True)
@@ -368,6 +376,157 @@ CONSOLE_TOKEN = Operation(
 )
 
 
+# Cluster power, in order, as a job ------------------------------------------------------------
+
+#: What a cluster power job may do: in order (frontend first, computes once it is ready).
+CLUSTER_ACTIONS = ("on", "off", "install")
+
+
+@dataclass(frozen=True)
+class ClusterPowerRequest:
+    target: str = wire.target(description="the cluster's virtual frontend: a MAC or its name")
+    action: str = wire.choice(CLUSTER_ACTIONS)
+    wait: bool = wire.flag(
+        default=True,
+        description="on/install: start the computes only once the frontend is ready (its "
+        "guest agent answers); no: start them right after it",
+    )
+    max_parallel: int | None = wire.integer(
+        1, 64, optional=True, description="computes started at once per container"
+    )
+    frontend: bool = wire.flag(
+        default=True,
+        description="power the frontend too (no: its computes only, the frontend left as it "
+        "is: what the owner's command asks when it runs on the virtual frontend itself)",
+    )
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A cluster power job; times are Unix seconds."""
+
+    job: int
+    action: str
+    state: str = wire.described("running, done, failed or interrupted")
+    frontend: str = wire.described("the cluster's virtual frontend")
+    started: int = wire.described("Unix time, seconds")
+    finished: int | None = wire.described("Unix time, seconds; null while it runs")
+    summary: str | None = wire.described("what it did, once it ended")
+
+
+def _job(row: Any) -> JobInfo:
+    return JobInfo(
+        row.id, row.action, row.state, row.frontend, row.created, row.finished, row.summary
+    )
+
+
+def _cluster_power(call: Call[ClusterPowerRequest]) -> JobInfo:
+    from flightdeck.services.airboss import jobs
+
+    if call.jobs is None:  # pragma: no cover - the Airboss always gives its runner
+        raise RuntimeError("no job runner")
+    req = call.request
+    row = jobs.start_power_job(
+        call.db, call.keyid, call.target, req.action, wait=req.wait,
+        max_parallel=req.max_parallel, run=call.jobs, with_frontend=req.frontend,
+    )  # fmt: skip
+    return _job(row)
+
+
+CLUSTER_POWER = Operation(
+    method="POST",
+    path="/v1/cluster/power",
+    summary="Power the target's whole cluster in order, as a job: on/install start the "
+    "frontend, wait until it is ready, then start the computes in parallel; off stops the "
+    "computes (ACPI, then off), then the frontend. Answers at once with the job; it goes on "
+    "if the client disconnects (GET /v1/job follows it)",
+    request=ClusterPowerRequest,
+    answer=JobInfo,
+    scope=Scope.VM,
+    audit=lambda r: f"cluster power {r.action}",
+    reason=lambda a: f"job {a.job} started",
+    serve=_cluster_power,
+)
+
+
+@dataclass(frozen=True)
+class JobsRequest:
+    target: str = wire.target(description="a VM of the cluster (its frontend)")
+
+
+@dataclass(frozen=True)
+class JobsResult:
+    jobs: list[JobInfo]
+
+
+def _list_jobs(call: Call[JobsRequest]) -> JobsResult:
+    from flightdeck.services.airboss import jobs
+
+    return JobsResult([_job(j) for j in jobs.list_jobs(call.db, call.target)])
+
+
+JOBS = Operation(
+    method="GET",
+    path="/v1/jobs",
+    summary="The newest jobs (at most 50) of the target's cluster",
+    request=JobsRequest,
+    answer=JobsResult,
+    scope=Scope.VM,
+    audit=lambda _r: "jobs",
+    reason=lambda a: f"{len(a.jobs)} job(s)",
+    serve=_list_jobs,
+)
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    target: str = wire.target(description="a VM of the cluster (its frontend)")
+    job: int = wire.integer(1, 2_000_000_000)
+    after: int | None = wire.integer(
+        0, 2_000_000_000, optional=True, description="lines already read (to follow a job)"
+    )
+
+
+@dataclass(frozen=True)
+class JobLine:
+    """One node's outcome: `line` counts from 1, `at_ms` from the job's start."""
+
+    line: int
+    node: str
+    ok: bool
+    message: str
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class JobReport:
+    job: JobInfo
+    lines: list[JobLine]
+    more: bool = wire.described("more lines follow: ask again with after=")
+
+
+def _report_job(call: Call[JobRequest]) -> JobReport:
+    from flightdeck.services.airboss import jobs
+
+    req = call.request
+    row, events, more = jobs.report_job(call.db, call.target, req.job, req.after or 0)
+    lines = [JobLine(e.seq, e.node, e.ok, e.message, e.at_ms) for e in events]
+    return JobReport(_job(row), lines, more)
+
+
+JOB = Operation(
+    method="GET",
+    path="/v1/job",
+    summary="A job of the target's cluster: its state and one line per node (from after=)",
+    request=JobRequest,
+    answer=JobReport,
+    scope=Scope.VM,
+    audit=lambda r: f"job {r.job}",
+    reason=lambda a: f"job {a.job.job} {a.job.state}",
+    serve=_report_job,
+)
+
+
 # The unsigned health check ----------------------------------------------------------------------
 
 
@@ -386,4 +545,7 @@ OPERATIONS: tuple[Operation[Any, Any] | Stream[Any], ...] = (
     CDROM,
     CONSOLE,
     CONSOLE_TOKEN,
+    CLUSTER_POWER,
+    JOBS,
+    JOB,
 )

@@ -150,13 +150,40 @@ def _flag(text: str, name: str) -> bool:
     raise BadRequest(f"{name}={text!r}: use yes or no")
 
 
-def flag(*, description: str | None = None) -> Any:
-    """A yes/no query parameter, no by default; sent only when yes."""
-    kind = Kind({"type": "string", "enum": ["yes", "no"]}, _flag, lambda v: "yes" if v else None)
+def flag(*, description: str | None = None, default: bool = False) -> Any:
+    """A yes/no parameter, `default` when absent; sent only when it is not the default."""
+
+    def show(v: bool) -> str | None:
+        return None if v == default else ("yes" if v else "no")
+
+    kind = Kind({"type": "string", "enum": ["yes", "no"]}, _flag, show)
     meta: dict[str, Any] = {KIND: kind}
     if description:
         meta[DESCRIPTION] = description
-    return dataclasses.field(default=False, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def integer(
+    minimum: int, maximum: int, *, description: str | None = None, optional: bool = False
+) -> Any:
+    """A whole number in `minimum..maximum`, written in decimal digits."""
+    digits = len(str(maximum))
+
+    def parse(text: str, name: str) -> int:
+        if not (text.isascii() and text.isdigit() and len(text) <= digits):
+            raise BadRequest(f"{name} must be a whole number from {minimum} to {maximum}")
+        value = int(text)
+        if not minimum <= value <= maximum:
+            raise BadRequest(f"{name} must be a whole number from {minimum} to {maximum}")
+        return value
+
+    schema = {"type": "string", "pattern": f"^[0-9]{{1,{digits}}}$"}
+    meta: dict[str, Any] = {KIND: Kind(schema, parse)}
+    if description:
+        meta[DESCRIPTION] = description
+    if optional:
+        return dataclasses.field(default=None, metadata=meta)
+    return dataclasses.field(metadata=meta)
 
 
 def text(
@@ -272,13 +299,9 @@ def request_query(request: object) -> dict[str, str]:
 
 
 def request_body(request: object) -> bytes:
-    """A POST request's JSON body, compact, fields in declared order (unset ones left out)."""
-    data = {
-        f.name: getattr(request, f.name)
-        for f in dataclasses.fields(request)  # type: ignore[arg-type]
-        if getattr(request, f.name) is not None
-    }
-    return json.dumps(data, separators=(",", ":")).encode()
+    """A POST request's JSON body, compact, fields in declared order, every value as its
+    wire text (unset ones, and flags at their default, left out)."""
+    return json.dumps(request_query(request), separators=(",", ":")).encode()
 
 
 # Answers --------------------------------------------------------------------------------------

@@ -110,6 +110,19 @@ def target(cmd: Command, name: str) -> str:
     return sent
 
 
+def is_this_frontend(cmd: Command, sent: str) -> bool:
+    """Whether the target sent is this machine, a frontend (see `local.is_this_frontend`)."""
+    db = _local(cmd)
+    if db is None:
+        return False
+    try:
+        from flightdeck.services.airboss.local import is_this_frontend as here
+
+        return here(db, sent)
+    except Exception:  # as above: no local knowledge
+        return False
+
+
 def mark_install(cmd: Command, sent: Sequence[str]) -> dict[int, str | None]:
     """Boot action `install` in this frontend's database for the targets it knows (by MAC).
 

@@ -240,3 +240,30 @@ class Nonce(Base):
     keyid: Mapped[str]
     nonce: Mapped[str]
     expires: Mapped[int]
+
+
+class Job(Base):
+    """A cluster power sequence run by the Airboss for an owner (see `tables.jobs`)."""
+
+    __table__ = tables.jobs
+    id: Mapped[int]
+    cluster_id: Mapped[int]
+    keyid: Mapped[str]
+    action: Mapped[str]
+    state: Mapped[str]
+    created: Mapped[int]
+    finished: Mapped[int | None]
+    runner: Mapped[str]
+    summary: Mapped[str | None]
+
+
+class JobEvent(Base):
+    """One node's outcome in a job."""
+
+    __table__ = tables.job_events
+    id: Mapped[int]
+    job_id: Mapped[int]
+    at_ms: Mapped[int]
+    node: Mapped[str]
+    ok: Mapped[bool]
+    message: Mapped[str]

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -247,4 +248,44 @@ nonces = Table(
     Column("keyid", String(128), primary_key=True),
     Column("nonce", String(128), primary_key=True),
     Column("expires", Integer, nullable=False, index=True),
+)
+
+#: A cluster power sequence the Airboss runs for an owner (`pilot set cluster power`): it goes
+#: on when the client disconnects, and any replica reports it. Times in seconds since the epoch.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("cluster_id", Integer, _fk("clusters.id", "CASCADE"), nullable=False, index=True),
+    Column("keyid", String(128), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created", Integer, nullable=False),
+    Column("finished", Integer, nullable=True),
+    #: Which Airboss runs it (`<hostname>:<pid>`), to tell a job whose process went away.
+    Column("runner", String(255), nullable=False),
+    Column("summary", String(1024), nullable=True),
+    CheckConstraint(
+        "state IN ('running', 'done', 'failed', 'interrupted')", name="state_known"
+    ),
+)
+#: One running job per cluster, whatever two replicas (or two requests) decide at once.
+Index(
+    "uq_jobs_one_running",
+    jobs.c.cluster_id,
+    unique=True,
+    sqlite_where=jobs.c.state == "running",
+    postgresql_where=jobs.c.state == "running",
+)
+
+#: One line of a job: a node's outcome, in the order they came (`at_ms` since the job began).
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Integer, _fk("jobs.id", "CASCADE"), nullable=False, index=True),
+    Column("at_ms", Integer, nullable=False),
+    Column("node", String(255), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("message", String(1024), nullable=False),
 )

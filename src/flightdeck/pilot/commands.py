@@ -6,9 +6,11 @@ Each function takes an `AirbossClient` and returns results; printing is the call
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from flightdeck.api import operations as ops
 from flightdeck.api.operations import POWER_ACTIONS
 from flightdeck.errors import FlightdeckError, UserError
 from flightdeck.pilot.client import AirbossClient
@@ -86,6 +88,64 @@ def cluster_power(
     targets = [n.macs[0] if n.macs else n.host for n in nodes]
     names = {t: n.host for t, n in zip(targets, nodes, strict=True)}
     return power_many(client, targets, action, workers=workers, names=names)
+
+
+def start_cluster_job(
+    client: AirbossClient,
+    target: str,
+    action: str,
+    wait: bool,
+    max_parallel: int | None,
+    *,
+    frontend: bool = True,
+) -> ops.JobInfo:
+    """Ask the Airboss to power the cluster of `target` (its frontend) in order, as a job;
+    `frontend=False` for its computes only."""
+    if action not in ops.CLUSTER_ACTIONS:
+        raise UserError(f"action={action}: a cluster is powered in order with on, off, install")
+    return client.call(
+        ops.CLUSTER_POWER, ops.ClusterPowerRequest(target, action, wait, max_parallel, frontend)
+    )
+
+
+def follow_job(
+    client: AirbossClient,
+    target: str,
+    job: int,
+    say: Callable[[str], None],
+    warn: Callable[[str], object],
+    *,
+    poll: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ops.JobInfo:
+    """Print a job's lines as they come (one per node), then its summary; the job's end.
+
+    Interrupting this (Ctrl-C) stops following, not the job. A job that failed makes the
+    command fail, naming what its summary names.
+    """
+    seen = 0
+    try:
+        while True:
+            rep = client.call(ops.JOB, ops.JobRequest(target, job, seen or None))
+            for line in rep.lines:
+                text = f"{line.node}: {line.message}"
+                (say if line.ok else warn)(text if line.ok else f"error - {text}")
+            seen += len(rep.lines)
+            if rep.more:
+                continue
+            if rep.job.state != "running":
+                break
+            sleep(poll)
+    except KeyboardInterrupt:
+        raise FlightdeckError(
+            f"stopped following job {job}; it goes on: pilot report job host={target} job={job}"
+        ) from None
+    info = rep.job
+    if info.summary:
+        say(info.summary)
+    if info.state != "done":
+        raise FlightdeckError(f"job {job} {info.state}: {info.summary or 'see its lines'}")
+    return info
 
 
 def report(

@@ -39,6 +39,9 @@ CHECKS: dict[str, tuple[str, str]] = {
     "kvm_connect_timeout": ("flightdeck.services.lifecycle", "check_connect_timeout"),
     "kvm_mem_mb": ("flightdeck.services.allocation", "check_mem_mb"),
     "kvm_mem_overcommit": ("flightdeck.services.allocation", "check_overcommit"),
+    "kvm_power_parallel": ("flightdeck.services.clusterpower", "check_power_parallel"),
+    "kvm_shutdown_grace": ("flightdeck.services.clusterpower", "check_shutdown_grace"),
+    "kvm_frontend_ready_timeout": ("flightdeck.services.clusterpower", "check_ready_timeout"),
 }
 #: `kvm_device_0`, `kvm_device_1`...: checked by the designer's device check.
 DEVICE = (_DESIGNER, "check_device")

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from flightdeck.api.wire import MAX_TARGET
 from flightdeck.db.attrs import global_value
 from flightdeck.db.engine import Database
-from flightdeck.db.models import Host, HostBoot, Interface
+from flightdeck.db.models import VM, Appliance, Host, HostBoot, Interface
 from flightdeck.planner.macs import is_mac, normalize_mac
 from flightdeck.services.base import reading, writing
 
@@ -35,6 +35,29 @@ def first_mac(db: Database, name: str) -> str | None:
             .order_by(Interface.device)
             .limit(1)
         )
+
+
+def is_this_frontend(db: Database, target: str) -> bool:
+    """Whether `target` (a MAC or a host name) is this machine: the frontend this database was
+    made on (`rocks init frontend`: appliance frontend, not a VM of it).
+
+    On a virtual frontend the owner's `rocks set cluster power <itself>` must leave the
+    frontend alone (it runs there); the original likewise skipped "the local frontend". On the
+    physical frontend a virtual frontend is a VM of this database, so never this machine.
+    """
+    if not target or len(target) > MAX_TARGET:
+        return False
+    with reading(db) as s:
+        q = select(Host.id).join(Appliance, Appliance.id == Host.appliance_id)
+        q = q.where(Appliance.name == "frontend", ~Host.id.in_(select(VM.host_id)))
+        if is_mac(target):
+            q = q.join(Interface, Interface.host_id == Host.id).where(
+                Interface.mac == normalize_mac(target)
+            )
+        else:  # its name, or the name of one of its interfaces (its public FQDN)
+            named = select(Interface.host_id).where(Interface.name == target)
+            q = q.where((Host.name == target) | Host.id.in_(named))
+        return s.scalar(q.limit(1)) is not None
 
 
 def airboss_attribute(db: Database) -> str | None:
