@@ -249,7 +249,9 @@ def test_revoked(ed_key, slurm_token) -> None:  # type: ignore[no-untyped-def]
             )
         assert exc.value.reason == "token-revoked"
     # revoking the child leaves its parent alone
-    _verify(_bind(slurm_token), _keys(ed_key), revoked=lambda ids: child.id if child.id in ids else None)
+    _verify(
+        _bind(slurm_token), _keys(ed_key), revoked=lambda ids: child.id if child.id in ids else None
+    )
 
 
 def test_biscuit_of_another_service(ed_key) -> None:  # type: ignore[no-untyped-def]

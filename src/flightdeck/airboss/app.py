@@ -235,7 +235,7 @@ class Airboss:
             except wire.BadRequest as exc:
                 raise Refusal(exc.code, exc.message) from None
             ex.operation = op.audit(request)
-            target = self.gate.authorise(ex, request.target, op.scope)
+            target = self.gate.authorise(ex, request.target, op.scope, op.right(request))
             outcome = op.serve(Call(request, keyid, target, self.db, self.tokens))
             if isinstance(outcome, Later):
                 return Pending(op, outcome)

@@ -44,6 +44,12 @@ class Scope(enum.Enum):
     #: cluster; a key on any other VM covers that VM; nothing else (not the physical frontend,
     #: not a container).
     VM = "vm"
+    #: No target: the host the key is registered on (its first, if several) is the target.
+    KEY = "key"
+
+
+def _keys_only(_request: Any) -> str | None:
+    return None
 
 
 class Targeted(Protocol):
@@ -103,6 +109,9 @@ class Operation(Generic[Req, Ans]):
     #: The audit log's result of an answer ("started ...", "3 node(s)").
     reason: Callable[[Ans], str]
     serve: Callable[[Call[Req]], Ans | Later[Ans]]
+    #: What a capability token must allow for this request (`crypto.capability.OPERATIONS`);
+    #: None: a token may not make it, only the key's signature.
+    right: Callable[[Req], str | None] = _keys_only
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,7 @@ class Stream(Generic[Req]):
     scope: Scope
     audit: Callable[[Req], str]
     place: Callable[[Call[Req]], Any]
+    right: Callable[[Req], str | None] = _keys_only
 
 
 # Power ------------------------------------------------------------------------------------------
@@ -159,6 +169,7 @@ POWER = Operation(
     audit=lambda r: f"power {r.action}",
     reason=lambda a: a.result,
     serve=_power,
+    right=lambda r: f"power.{r.action}",
 )
 
 
@@ -209,6 +220,7 @@ MACS = Operation(
     audit=lambda r: "macs+status" if r.status else "macs",
     reason=lambda a: f"{len(a.nodes)} node(s)",
     serve=_macs,
+    right=lambda _r: "macs",
 )
 
 
@@ -241,6 +253,7 @@ ISOS = Operation(
     audit=lambda _r: "isos",
     reason=lambda a: f"{len(a.images)} image(s)",
     serve=_isos,
+    right=lambda _r: "cdrom",
 )
 
 
@@ -286,6 +299,7 @@ CDROM = Operation(
     audit=lambda r: "cdrom clear" if r.clears else "cdrom set",
     reason=lambda a: f"cdrom {a.cdrom}" if a.cdrom else "cdrom cleared",
     serve=_cdrom,
+    right=lambda _r: "cdrom",
 )
 
 
@@ -328,6 +342,7 @@ CONSOLE = Stream(
     scope=Scope.VM,
     audit=lambda r: f"console {r.kind}",
     place=_console_place,
+    right=lambda _r: "console",
 )
 
 
@@ -365,6 +380,52 @@ CONSOLE_TOKEN = Operation(
     audit=lambda r: f"console token {r.kind}",
     reason=lambda a: f"web token valid until {a.expires}",
     serve=_console_token,
+    right=lambda _r: "console",
+)
+
+
+# Capability tokens ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RevokeRequest:
+    token: str = wire.text(
+        min_length=1,
+        max_length=16_384,
+        description="the token to revoke (its base64 line); it must be rooted in your key",
+    )
+
+    @property
+    def target(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class RevokeResult:
+    token_id: str
+    host: str
+    revoked: bool = wire.described("false when it was revoked already")
+
+
+def _revoke(call: Call[RevokeRequest]) -> RevokeResult:
+    from flightdeck.services.airboss import revocations
+
+    token_id = revocations.owned_token_id(call.db, call.keyid, call.request.token)
+    done = revocations.revoke_by_owner(call.db, token_id, call.target.host_id, call.keyid)
+    return RevokeResult(token_id, call.target.name, done)
+
+
+REVOKE = Operation(
+    method="POST",
+    path="/v1/token/revoke",
+    summary="Revoke a capability token rooted in your key (and every token attenuated from "
+    "it): refused from the next request on, after restarts too. Signed with the key only",
+    request=RevokeRequest,
+    answer=RevokeResult,
+    scope=Scope.KEY,
+    audit=lambda _r: "token revoke",
+    reason=lambda a: f"revoked {a.token_id[:16]}..." if a.revoked else "revoked already",
+    serve=_revoke,
 )
 
 
@@ -386,4 +447,5 @@ OPERATIONS: tuple[Operation[Any, Any] | Stream[Any], ...] = (
     CDROM,
     CONSOLE,
     CONSOLE_TOKEN,
+    REVOKE,
 )

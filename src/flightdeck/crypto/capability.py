@@ -261,6 +261,17 @@ def root_public(key: PublicKey) -> bx.PublicKey | None:
     return _public_raw(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
 
 
+def token_id_for(text: str, key: PublicKey) -> str | None:
+    """The id (last block's revocation id) of a token's base64 if it verifies against `key`."""
+    root = root_public(key)
+    if root is None or len(text) > MAX_TOKEN_CHARS or not _B64.fullmatch(text):
+        return None
+    try:
+        return str(bx.Biscuit.from_base64(text, root).revocation_ids[-1])
+    except Exception:
+        return None
+
+
 def mint(key: PrivateKey, restrictions: Restrictions) -> Token:
     """A new token rooted in `key`: the key's rights, narrowed by `restrictions`."""
     source, params = restrictions.block()

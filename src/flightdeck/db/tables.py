@@ -238,6 +238,23 @@ audit_log = Table(
     Column("target", String(255), nullable=True),
     Column("accepted", Boolean, nullable=False),
     Column("reason", String(1024), nullable=True),
+    #: A request made with a capability token: the token's id (the revocation id of its last
+    #: block before the request's binding) and its restrictions (its blocks' Datalog).
+    Column("token_id", String(128), nullable=True),
+    Column("restrictions", String(1024), nullable=True),
+)
+
+#: A revoked capability token (tokens themselves are never stored): its revocation id, the
+#: host whose key it is rooted in, who revoked it and when. Refused from then on, everywhere.
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_id", String(128), nullable=False, unique=True),
+    Column("host_id", Integer, _fk("hosts.id", "CASCADE"), nullable=False, index=True),
+    Column("keyid", String(128), nullable=True),
+    Column("revoked_by", String(255), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 #: A signature nonce seen by the Airboss, kept until it expires (seconds since the epoch).
