@@ -48,7 +48,7 @@ class Scope(enum.Enum):
     KEY = "key"
 
 
-def _keys_only(_request: Any) -> str | None:
+def keys_only(_request: Any) -> str | None:
     return None
 
 
@@ -111,7 +111,7 @@ class Operation(Generic[Req, Ans]):
     serve: Callable[[Call[Req]], Ans | Later[Ans]]
     #: What a capability token must allow for this request (`crypto.capability.OPERATIONS`);
     #: None: a token may not make it, only the key's signature.
-    right: Callable[[Req], str | None] = _keys_only
+    right: Callable[[Req], str | None] = keys_only
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class Stream(Generic[Req]):
     scope: Scope
     audit: Callable[[Req], str]
     place: Callable[[Call[Req]], Any]
-    right: Callable[[Req], str | None] = _keys_only
+    right: Callable[[Req], str | None] = keys_only
 
 
 # Power ------------------------------------------------------------------------------------------
