@@ -399,7 +399,8 @@ class VerifiedToken:
                 "service": SERVICE,
             },
         )
-        limits = builder.limits()  # type: ignore[attr-defined]  (the stubs lag the library)
+        # The stubs lag the library: limits() and set_limits() exist at run time.
+        limits = builder.limits()  # type: ignore[attr-defined]
         limits.max_time = AUTHORIZER_MAX_TIME
         builder.set_limits(limits)  # type: ignore[attr-defined]
         for host in sorted({normal_host(h) for h in hosts}):
