@@ -49,4 +49,9 @@ class Command(Base):
         else:
             sent, names = owner.targets(self, nodes)
         results = c.power_many(client, sent, self.action, workers=32, names=names)
-        c.report(results, self.say, self.ctx.warn)
+        # Slurm's log names its node first: "compute-0-0 = hosted-vm-0-0-0 (<MAC>): started ..."
+        shown = [
+            c.Result(r.target, f"{node} = {r.host or r.target}", r.ok, r.message)
+            for node, r in zip(nodes, results, strict=True)
+        ]
+        c.report(shown, self.say, self.ctx.warn)
