@@ -148,3 +148,39 @@ def test_token_file_errors() -> None:
     done = pilot("help")
     for words in ("create token", "attenuate", "revoke", "slurm resume", "slurm suspend"):
         assert f"pilot {words}" in done.stdout
+
+
+def test_pilot_lists_and_verifies_the_audit_chain(site: Any, airboss: Any, alice: Any) -> None:
+    key = key_file(alice, site.tmp / "alice.key")
+    where = (f"key={key}", f"airboss={airboss.address}")
+    frontend = site.mac(site.cluster_a[0])
+    done = pilot("list", "host", "macs", f"host={frontend}", *where)
+    assert done.returncode == 0, done.stderr
+    done = pilot("list", "audit", frontend, "output-format=json", *where)
+    assert done.returncode == 0, done.stderr
+    records = json.loads(done.stdout)
+    assert records[0]["seq"] == 1 and records[0]["operation"] == "macs+status"
+    assert len(records[0]["hash"]) == 64
+    # The key the Airboss signs heads with, pinned from the server's state directory.
+    from flightdeck.services.airboss import chain
+
+    os.environ["FLIGHTDECK_AUDIT_KEY"] = str(site.tmp / "airboss-audit.key")
+    try:
+        pem = chain.public_pem(chain.airboss_key())
+    finally:
+        del os.environ["FLIGHTDECK_AUDIT_KEY"]
+    (site.tmp / "airboss.pem").write_text(pem)
+    done = pilot("verify", "audit", frontend, f"airboss-key={site.tmp / 'airboss.pem'}", *where)
+    assert done.returncode == 0, done.stderr
+    assert "entries verified" in done.stdout
+    import sqlalchemy as sa
+
+    from flightdeck.db.tables import audit_log
+
+    with site.db.engine.begin() as conn:
+        conn.execute(sa.update(audit_log).where(audit_log.c.seq == 1,
+                                                audit_log.c.chain.like("cluster:%"))
+                     .values(reason="nothing"))  # fmt: skip
+    done = pilot("verify", "audit", frontend, f"airboss-key={site.tmp / 'airboss.pem'}", *where)
+    assert done.returncode == 1
+    assert "broken at entry 1: altered" in done.stderr

@@ -44,7 +44,7 @@ from flightdeck.crypto import capability, sfv
 from flightdeck.crypto.httpsig import SignatureRejected, verify_request
 from flightdeck.db.engine import Database
 from flightdeck.errors import FlightdeckError
-from flightdeck.services.airboss import access, nonces, revocations
+from flightdeck.services.airboss import access, chain, nonces, revocations
 from flightdeck.services.airboss import audit as audit_log
 from flightdeck.services.airboss.keys import PublicKeys
 
@@ -120,6 +120,8 @@ class Exchange:
     reason: str | None = None
     #: A capability token's request: the verified token (its id and restrictions audited).
     token: capability.VerifiedToken | None = None
+    #: The audit hash chain of the target (its cluster's), once it is resolved.
+    chain: str | None = None
 
     def operation_name(self) -> str:
         return self.operation or f"{self.method} {self.path}"
@@ -134,6 +136,7 @@ class Exchange:
             reason=self.reason,
             token_id=self.token.id if self.token else None,
             restrictions=self.token.restrictions if self.token else None,
+            chain=self.chain,
         )
 
     def log(self, status: int, started: float) -> None:
@@ -280,6 +283,7 @@ class Gate:
             raise Refusal("invalid-target", exc.message) from None
         except access.Refused as exc:
             raise failed(exc) from None
+        ex.chain = chain.chain_of(found.host_id, found.cluster_id)
         if ex.token is not None:
             self.authorise_token(ex, ex.token, found, right)
         return found

@@ -429,6 +429,78 @@ REVOKE = Operation(
 )
 
 
+# The audit chain ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditRequest:
+    target: str = wire.target(description="a VM of the cluster whose audit chain to list")
+    since: str | None = wire.text(
+        min_length=1, max_length=10, description="the first entry's seq (default 1)",
+        optional=True,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ChainEntry:
+    chain: str
+    seq: int
+    at: str = wire.described("UTC, ISO 8601 with microseconds, as hashed")
+    client: str | None = None
+    keyid: str | None = None
+    operation: str | None = None
+    target: str | None = None
+    accepted: bool = False
+    reason: str | None = None
+    token_id: str | None = None
+    restrictions: str | None = None
+    prev: str = ""
+    hash: str = ""
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    chain: str
+    seq: int
+    hash: str
+    signed_at: int = wire.described("Unix time, seconds")
+    signature: str = wire.described("Ed25519 by the Airboss's audit key, base64")
+
+
+@dataclass(frozen=True)
+class AuditChain:
+    entries: list[ChainEntry]
+    head: ChainHead
+
+
+def _audit_chain(call: Call[AuditRequest]) -> AuditChain:
+    from flightdeck.errors import UserError
+    from flightdeck.services.airboss import chain
+
+    since_text = call.request.since or "1"
+    if not since_text.isdigit() or int(since_text) < 1:
+        raise UserError(f"since={since_text}: give an entry number (1 or more)")
+    name = chain.chain_of(call.target.host_id, call.target.cluster_id)
+    entries, head = chain.read(call.db, name, int(since_text))
+    signed = chain.signed_head(chain.airboss_key(), head)
+    return AuditChain([ChainEntry(**e) for e in entries], ChainHead(**signed))
+
+
+AUDIT = Operation(
+    method="GET",
+    path="/v1/audit",
+    summary="The audit hash chain of the target's cluster (from since=), with its head signed "
+    "by the Airboss's audit key (GET /.well-known/flightdeck-audit-key)",
+    request=AuditRequest,
+    answer=AuditChain,
+    scope=Scope.VM,
+    audit=lambda _r: "audit",
+    reason=lambda a: f"{len(a.entries)} entries, head {a.head.seq}",
+    serve=_audit_chain,
+    right=lambda _r: "audit",
+)
+
+
 # The unsigned health check ----------------------------------------------------------------------
 
 
@@ -448,4 +520,5 @@ OPERATIONS: tuple[Operation[Any, Any] | Stream[Any], ...] = (
     CONSOLE,
     CONSOLE_TOKEN,
     REVOKE,
+    AUDIT,
 )

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list appliance": ("flightdeck.commands.list.appliance", "List the appliances"),
     "list appliance attr": ("flightdeck.commands.list.appliance.attr", "List the attributes set on appliances"),
     "list attr": ("flightdeck.commands.list.attr", "List the global attributes"),
+    "list audit": ("flightdeck.commands.list.audit", "List your cluster's audit chain through the Airboss (pilot verify audit checks it)"),
     "list bootaction": ("flightdeck.commands.list.bootaction", "List the boot actions (kernel, ramdisk, arguments)"),
     "list cluster": ("flightdeck.commands.list.cluster", "List the physical cluster and every virtual cluster with their nodes"),
     "list host": ("flightdeck.commands.list.host", "List hosts with their membership, CPUs, rack, rank and boot actions"),
@@ -86,6 +87,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stop service dhcp": ("flightdeck.commands.stop.service.dhcp", "Stop dnsmasq and the boot server (SIGTERM)"),
     "sync dhcp": ("flightdeck.commands.sync.dhcp", "Write dnsmasq's fixed leases from the database and make the running one reload"),
     "sync host network": ("flightdeck.commands.sync.host.network", "Write the network files of VM containers and, with apply=yes, apply them live"),
+    "verify audit": ("flightdeck.commands.verify.audit", "Check your cluster's audit chain: names the first entry altered, removed or moved"),
 }
 
 #: The owner commands (`owner = True`): what `pilot` offers.
@@ -93,6 +95,7 @@ OWNER = (
     "attenuate",
     "create keys",
     "create token",
+    "list audit",
     "list host isos",
     "list host macs",
     "open host console",
@@ -102,4 +105,5 @@ OWNER = (
     "set host power",
     "slurm resume",
     "slurm suspend",
+    "verify audit",
 )

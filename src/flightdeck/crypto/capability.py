@@ -61,6 +61,7 @@ OPERATIONS: tuple[str, ...] = (
     "macs",
     "cdrom",
     "console",
+    "audit",
 )
 #: The authority fact that makes a Biscuit an Airboss token (domain separation).
 SERVICE = "flightdeck-airboss"

@@ -233,6 +233,19 @@ class AuditEntry(Base):
     reason: Mapped[str | None]
     token_id: Mapped[str | None]
     restrictions: Mapped[str | None]
+    chain: Mapped[str | None]
+    seq: Mapped[int | None]
+    prev: Mapped[str | None]
+    hash: Mapped[str | None]
+
+
+class AuditHead(Base):
+    """The head of one audit hash chain."""
+
+    __table__ = tables.audit_heads
+    chain: Mapped[str]
+    seq: Mapped[int]
+    hash: Mapped[str]
 
 
 class RevokedToken(Base):

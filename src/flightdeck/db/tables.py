@@ -242,6 +242,22 @@ audit_log = Table(
     #: block before the request's binding) and its restrictions (its blocks' Datalog).
     Column("token_id", String(128), nullable=True),
     Column("restrictions", String(1024), nullable=True),
+    #: The hash chain this row is in (`cluster:<id>`, `vm:<host id>`, `site`), its place in it,
+    #: the previous entry's hash and its own (`crypto.auditchain`).
+    Column("chain", String(32), nullable=True),
+    Column("seq", Integer, nullable=True),
+    Column("prev", String(64), nullable=True),
+    Column("hash", String(64), nullable=True),
+    UniqueConstraint("chain", "seq"),
+)
+
+#: The head of each audit hash chain: its last entry's sequence number and hash.
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("chain", String(32), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
 )
 
 #: A revoked capability token (tokens themselves are never stored): its revocation id, the

@@ -238,6 +238,19 @@ class AirbossClient:
 
     # Operations ------------------------------------------------------------------------------
 
+    def audit_chain(self, target: str, since: int | None = None) -> ops.AuditChain:
+        """The audit chain of `target`'s cluster, from entry `since`, with its signed head."""
+        return self.call(ops.AUDIT, ops.AuditRequest(target=target, since=str(since or 1)))
+
+    def audit_key(self) -> dict[str, str]:
+        """The Airboss's audit key as it publishes it (unauthenticated: pin it)."""
+        from flightdeck.crypto.auditchain import HEAD_KEY_PATH
+
+        data = self.request("GET", HEAD_KEY_PATH, {}, b"", signed=False)
+        if not isinstance(data, dict) or not isinstance(data.get("key"), str):
+            raise AirbossError("bad-response", "the Airboss's audit key answer is not one")
+        return {k: str(v) for k, v in data.items()}
+
     def health(self) -> ops.Health:
         return wire.decode(ops.Health, self.request("GET", ops.HEALTH_PATH, {}, b"", signed=False))
 

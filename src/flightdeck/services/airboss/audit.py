@@ -52,6 +52,8 @@ class AuditRecord:
     #: A token request's token id and restrictions (None for a signed request).
     token_id: str | None = None
     restrictions: str | None = None
+    #: The hash chain it goes in (`services.airboss.chain`; None: the site's).
+    chain: str | None = None
 
 
 def audit(db: Database, record: AuditRecord) -> int:
@@ -70,7 +72,10 @@ def audit(db: Database, record: AuditRecord) -> int:
         "token_id": clip(record.token_id, LIMITS["token_id"]),
         "restrictions": clip(record.restrictions, LIMITS["restrictions"]),
     }
+    from flightdeck.services.airboss import chain
+
     with db.engine.begin() as conn:
+        chain.link(conn, values, record.chain or chain.SITE)
         result = conn.execute(_INSERT, values)
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 

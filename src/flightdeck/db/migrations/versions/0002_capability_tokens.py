@@ -1,4 +1,4 @@
-"""capability tokens: revoked token ids, and the token of an audited request
+"""capability tokens: revoked token ids, the token of an audited request; audit hash chains
 
 Revision ID: 0002
 Revises: 0001
@@ -43,10 +43,28 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.add_column(sa.Column("token_id", sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column("restrictions", sa.String(length=1024), nullable=True))
+        batch_op.add_column(sa.Column("chain", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("seq", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("prev", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("hash", sa.String(length=64), nullable=True))
+        batch_op.create_unique_constraint(batch_op.f("uq_audit_log_chain_seq"), ["chain", "seq"])
+    op.create_table(
+        "audit_heads",
+        sa.Column("chain", sa.String(length=32), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("chain", name=op.f("pk_audit_heads")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("audit_heads")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_audit_log_chain_seq"), type_="unique")
+        batch_op.drop_column("hash")
+        batch_op.drop_column("prev")
+        batch_op.drop_column("seq")
+        batch_op.drop_column("chain")
         batch_op.drop_column("restrictions")
         batch_op.drop_column("token_id")
     with op.batch_alter_table("revoked_tokens", schema=None) as batch_op:
