@@ -184,3 +184,28 @@ def test_pilot_lists_and_verifies_the_audit_chain(site: Any, airboss: Any, alice
     done = pilot("verify", "audit", frontend, f"airboss-key={site.tmp / 'airboss.pem'}", *where)
     assert done.returncode == 1
     assert "broken at entry 1: altered" in done.stderr
+
+
+def test_rocks_owner_commands_take_token_too(site: Any, airboss: Any, alice: Any) -> None:
+    """`rocks ... token=` on a frontend goes to the Airboss, as `key=` does (not to the DB)."""
+    from flightdeck.crypto import capability as cap
+    from flightdeck.pilot.client import AirbossClient
+
+    token = cap.attenuate(cap.mint(alice.key, cap.Restrictions()),
+                          cap.Restrictions(ops=("macs", "console")))  # fmt: skip
+    path = site.tmp / "macs.token"
+    path.write_text(token.dump())
+    frontend = site.cluster_a[0]
+    out = site.rocks.ok("list", "host", "macs", site.mac(frontend), f"token={path}",
+                        f"airboss={airboss.address}", "output-format=json")  # fmt: skip
+    assert len(json.loads(out)) == len(site.cluster_a)
+    done = site.rocks("set", "host", "power", site.mac(frontend), "action=on",
+                      f"token={path}", f"airboss={airboss.address}")  # fmt: skip
+    assert done.code == 1 and "your token does not allow power.on" in done.err
+    # A console's WebSocket upgrade bound to a token: admitted by the same gate, then refused
+    # only because the test driver's VM is not running.
+    client = AirbossClient(None, airboss.address, token=token)
+    with pytest.raises(Exception, match=r"not running|conflict"):
+        client.open_console(site.mac(site.cluster_a[1]), "serial")
+    rows = site.audit(3)
+    assert rows[-1].operation == "console serial" and rows[-1].token_id == token.id
