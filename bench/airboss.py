@@ -14,6 +14,17 @@ One run, one machine, same database and the same libvirt test driver behind:
 each with 1, 10 and 50 concurrent clients (threads, one keep-alive connection each), then the
 CPU cost of one signature verification (Ed25519, RSA-3072 PSS), in this process.
 
+With capability tokens (issue 18), in the same run:
+
+* `token macs` - GET /v1/macs made with an attenuated token (its binding appended by the client
+              for each request) instead of a signature: the same pipeline plus the token's
+              checks;
+* `slurm resume` - what `pilot slurm resume` does for 32 nodes (`--slurm-nodes`): 32 token
+              power-on requests in parallel (32 threads), wall time of the batch, then the
+              same for suspend (power off): the control plane's part of Slurm's ResumeTimeout;
+* CPU per request in this process: binding (client) and full verification (Airboss) of a token
+  against signing and verifying a signature.
+
     .venv/bin/python bench/airboss.py [--seconds 5] [--clients 1,10,50] [--database URL]
 
 The Airboss runs as `airboss serve` (one process), its rate limit raised for the run. The
@@ -136,11 +147,60 @@ def verification_cost(rounds: int = 2000) -> dict[str, float]:
     return out
 
 
+def token_cost(rounds: int = 1000) -> dict[str, float]:
+    """CPU per request, microseconds: a token's binding and verification (2 blocks plus the
+    binding) against an Ed25519 signature's, same body, same process."""
+    import datetime as dt
+
+    from flightdeck.crypto import capability as cap
+    from flightdeck.crypto import keys as ck
+    from flightdeck.crypto.httpsig import InMemoryNonceCache, sign_request, verify_request
+
+    key = ck.generate_private_key()
+    pub = key.public_key()
+    body = json.dumps({"target": "76:77:6e:40:00:02", "action": "on"}).encode()
+    token = cap.attenuate(
+        cap.mint(key, cap.Restrictions()),
+        cap.Restrictions(
+            ops=("power.on", "power.off"),
+            hosts=tuple(f"compute-0-0-{i}" for i in range(32)),
+            until=dt.datetime.now(dt.UTC) + dt.timedelta(hours=8),
+        ),
+    )
+    out: dict[str, float] = {}
+    t0 = time.process_time()
+    signed = [sign_request("POST", "/v1/power", "", body, key) for _ in range(rounds)]
+    out["sign Ed25519"] = (time.process_time() - t0) / rounds * 1e6
+    cache = InMemoryNonceCache()
+    t0 = time.process_time()
+    for headers in signed:
+        verify_request("POST", "/v1/power", "", headers, body, lambda _k: [pub], seen_nonce=cache)
+    out["verify Ed25519"] = (time.process_time() - t0) / rounds * 1e6
+    t0 = time.process_time()
+    bound = [cap.bind(token, "POST", "/v1/power", "", body) for _ in range(rounds)]
+    out["bind token"] = (time.process_time() - t0) / rounds * 1e6
+    cache = InMemoryNonceCache()
+    now = int(time.time())
+    t0 = time.process_time()
+    verified = [
+        cap.verify("POST", "/v1/power", "", h, body, lambda _k: [pub], now=now, max_skew=30,
+                   revoked=lambda _ids: None, seen_nonce=cache)
+        for h in bound
+    ]  # fmt: skip
+    out["verify token"] = (time.process_time() - t0) / rounds * 1e6
+    t0 = time.process_time()
+    for v in verified:
+        v.authorize("power.on", ["compute-0-0-7", "76:77:6e:40:00:02"], "127.0.0.1", now)
+    out["authorize token"] = (time.process_time() - t0) / rounds * 1e6
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--clients", default="1,10,50")
     ap.add_argument("--database", help="a database URL (default: SQLite in a temp directory)")
+    ap.add_argument("--slurm-nodes", type=int, default=32)
     a = ap.parse_args()
     levels = [int(x) for x in a.clients.split(",")]
 
@@ -170,6 +230,14 @@ def main() -> None:
         try:
             client = AirbossClient(key, address)
             keyid = client.keyid
+            from flightdeck.crypto import capability as cap
+
+            token = cap.attenuate(
+                cap.mint(key, cap.Restrictions()),
+                cap.Restrictions(ops=("macs", "power.on", "power.off"),
+                                 hosts=tuple(m for m, _n in computes)),
+            )  # fmt: skip
+            tclient = AirbossClient(None, address, token=token)
             print(f"Airboss {address}, database {db.dialect}, {CONTAINERS} test:/// containers, "
                   f"{len(computes)} VMs, {a.seconds:g} s per figure")
             print(f"{'':14}{'clients':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'n':>8}")
@@ -196,6 +264,8 @@ def main() -> None:
                     (power_svc.on if i % 2 == 0 else power_svc.off)(db, targets[n])
 
                 show("direct power", clients, measure(clients, a.seconds, direct))
+                show("token macs", clients, measure(
+                    clients, a.seconds, lambda _n, _i: tclient.macs(computes[0][0])))
                 # Leave every VM off for the next level (an odd count leaves some on).
                 for mac, _name in computes[:clients]:
                     with contextlib.suppress(Exception):
@@ -212,6 +282,7 @@ def main() -> None:
                       f"(HTTP + signature + replay + authorisation + audit)")
                 print(f"at {one} client(s), p50: signed macs - health = {floor:.2f} ms "
                       "(signature + replay + authorisation + audit + MAC query)")
+            slurm_batch(tclient, [m for m, _n in computes[: a.slurm_nodes]])
         finally:
             proc.terminate()
             proc.wait(timeout=60)
@@ -219,6 +290,24 @@ def main() -> None:
     print("\nCPU per operation, this process (microseconds):")
     for what, micros in verification_cost().items():
         print(f"  {what:16} {micros:8.0f} us")
+    print("\nCPU per request, signature vs capability token, this process (microseconds):")
+    for what, micros in token_cost().items():
+        print(f"  {what:16} {micros:8.0f} us")
+
+
+def slurm_batch(tclient: Any, macs: list[str]) -> None:
+    """`pilot slurm resume|suspend` of len(macs) nodes: the batch's wall time, 3 rounds."""
+    from flightdeck.pilot.commands import power_many
+
+    print(f"\nslurm resume/suspend of {len(macs)} nodes with a token (wall time of the batch):")
+    for round_ in range(3):
+        for action in ("on", "off"):
+            t0 = time.perf_counter()
+            results = power_many(tclient, macs, action, workers=32)
+            took = time.perf_counter() - t0
+            failed = [r for r in results if not r.ok]
+            print(f"  round {round_ + 1} {'resume ' if action == 'on' else 'suspend'} "
+                  f"{took * 1000:8.0f} ms ({len(failed)} failed)", flush=True)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,10 @@ def test_pilot_offers_exactly_the_owner_commands() -> None:
     assert set(index(PILOT)) == owner
     assert owner == {"set host power", "set cluster power", "list host macs", "list host isos",
                      "set host cdrom", "open host console", "create keys", "list jobs",
-                     "report job"}
+                     "report job",
+                     # issue 18: capability tokens, Slurm's power saving, the audit chain
+                     "create token", "attenuate", "revoke", "slurm resume", "slurm suspend",
+                     "list audit", "verify audit"}
     assert owner < set(index(ROCKS))
     code, out, _err = pilot("help")
     assert code == 0

@@ -59,6 +59,7 @@ from flightdeck.api.operations import (
     Operation,
     Stream,
 )
+from flightdeck.crypto.auditchain import HEAD_KEY_PATH
 from flightdeck.db.engine import Database
 from flightdeck.errors import FlightdeckError
 from flightdeck.services.airboss.jobs import Jobs, interrupt_own
@@ -100,7 +101,21 @@ class Airboss:
         self.db_pool = self.workers.db_pool
         self.virt_pool = self.workers.virt_pool
         self._purger: asyncio.Task[None] | None = None
+        self._audit_key: dict[str, str] | None = None
         self.openapi = json.dumps(openapi.document()).encode()
+
+    def audit_key(self) -> dict[str, str]:
+        """The public key that signs audit chain heads (published unauthenticated)."""
+        if self._audit_key is None:
+            from flightdeck.crypto.keys import fingerprint
+            from flightdeck.services.airboss import chain
+
+            key = chain.airboss_key()
+            self._audit_key = {
+                "key": chain.public_pem(key),
+                "fingerprint": fingerprint(key.public_key()),
+            }
+        return self._audit_key
 
     async def purge_loop(self) -> None:
         while True:
@@ -178,12 +193,14 @@ class Airboss:
         await response(scope, receive, send)
 
     def _public(self, scope: Scope, method: str, path: str) -> Response | None:
-        if method != "GET" or path not in (HEALTH_PATH, OPENAPI_PATH):
+        if method != "GET" or path not in (HEALTH_PATH, OPENAPI_PATH, HEAD_KEY_PATH):
             return None
         if self.gate.headers_too_large(scope.get("headers") or []):
             return None  # refused, and logged, by the full pipeline
         if path == HEALTH_PATH:
             return JSONResponse({"status": "ok"})
+        if path == HEAD_KEY_PATH:
+            return JSONResponse(self.audit_key())
         return Response(self.openapi, media_type="application/json")
 
     async def _read_body(self, request: Request) -> bytes:
@@ -248,7 +265,7 @@ class Airboss:
             except wire.BadRequest as exc:
                 raise Refusal(exc.code, exc.message) from None
             ex.operation = op.audit(request)
-            target = self.gate.authorise(ex, request.target, op.scope)
+            target = self.gate.authorise(ex, request.target, op.scope, op.right(request))
             outcome = op.serve(Call(request, keyid, target, self.db, self.tokens, self.jobs))
             if isinstance(outcome, Later):
                 return Pending(op, outcome)

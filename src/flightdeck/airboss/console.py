@@ -255,7 +255,7 @@ class ConsoleRelay:
     def _place(
         self, ex: Exchange, request: ConsoleRequest, keyid: str, target: str
     ) -> tuple[Target, ConsolePlace]:
-        found = self.gate.authorise(ex, target, CONSOLE.scope)
+        found = self.gate.authorise(ex, target, CONSOLE.scope, CONSOLE.right(request))
         try:
             place = CONSOLE.place(Call(request, keyid, found, self.gate.db, self.tokens))
         except FlightdeckError as exc:

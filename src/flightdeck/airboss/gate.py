@@ -14,6 +14,15 @@ stable code, a message for the owner, an HTTP status, a detail for the log):
              400 `invalid-target`, 403 `forbidden` (the precise reason goes to the log only).
 5. audit   - one row per request, accepted or why not (`services.airboss.audit`).
 
+A capability token (`Authorization: Biscuit ...`, `crypto.capability`) replaces steps 1-2 with
+its own verification, in the same order (bounds and times, body digest, the key lookup, the
+Biscuit's signatures against the registered key, the binding of its last block to this
+request, revocation, then its nonce), and adds to step 4: after the key's scope admits the
+target, every check of every block of the token must hold for the operation's right, the
+target's names (its physical-side name and MACs), the client's address and the time. A token
+never reaches past its key: the key's scope is applied first, exactly as for a signature.
+Every token decision's audit row names the token's id and its restrictions.
+
 `Exchange` is the audit row of one request, filled in as it goes. Every method here is
 synchronous and touches the database: the Airboss calls them from its database threads.
 `airboss.app` (HTTP) and `airboss.console` (WebSocket) are the gate's two users; a web console
@@ -31,11 +40,11 @@ from flightdeck.airboss.config import Settings
 from flightdeck.airboss.ratelimit import RateLimiter
 from flightdeck.api.operations import Scope
 from flightdeck.api.wire import InvalidTarget, check_target
-from flightdeck.crypto import sfv
+from flightdeck.crypto import capability, sfv
 from flightdeck.crypto.httpsig import SignatureRejected, verify_request
 from flightdeck.db.engine import Database
 from flightdeck.errors import FlightdeckError
-from flightdeck.services.airboss import access, nonces
+from flightdeck.services.airboss import access, chain, nonces, revocations
 from flightdeck.services.airboss import audit as audit_log
 from flightdeck.services.airboss.keys import PublicKeys
 
@@ -60,6 +69,7 @@ STATUS: dict[str, int] = {
     "token-unknown": 401,
     "token-expired": 401,
     "token-mismatch": 401,
+    **{reason: 401 for reason in capability.REASONS if reason != "token-denied"},
     "headers-too-large": 431,
     "internal": 500,
     "driver": 502,
@@ -108,6 +118,10 @@ class Exchange:
     target: str | None = None
     accepted: bool = False
     reason: str | None = None
+    #: A capability token's request: the verified token (its id and restrictions audited).
+    token: capability.VerifiedToken | None = None
+    #: The audit hash chain of the target (its cluster's), once it is resolved.
+    chain: str | None = None
 
     def operation_name(self) -> str:
         return self.operation or f"{self.method} {self.path}"
@@ -120,6 +134,9 @@ class Exchange:
             target=self.target,
             accepted=self.accepted,
             reason=self.reason,
+            token_id=self.token.id if self.token else None,
+            restrictions=self.token.restrictions if self.token else None,
+            chain=self.chain,
         )
 
     def log(self, status: int, started: float) -> None:
@@ -184,7 +201,10 @@ class Gate:
     # 1-3. Who: a signature (verified, not replayed) or a token; then the key's rate -------------
 
     def admit(self, ex: Exchange, headers: Mapping[str, str], body: bytes, query: str) -> str:
-        """Verify the signature (and refuse a replay), then count the key's rate; its key id."""
+        """Verify the signature or the capability token (and refuse a replay), then count the
+        key's rate; its key id (a token's: the key it is rooted in)."""
+        if capability.presented(headers):
+            return self.admit_capability(ex, headers, body, query)
         try:
             verified = verify_request(
                 ex.method,
@@ -204,6 +224,29 @@ class Gate:
         self.limit(verified.keyid)
         return verified.keyid
 
+    def admit_capability(
+        self, ex: Exchange, headers: Mapping[str, str], body: bytes, query: str
+    ) -> str:
+        """Steps 1-2 for a capability token; the authorisation of its checks comes in 4."""
+        try:
+            token = capability.verify(
+                ex.method,
+                ex.path,
+                query,
+                headers,
+                body,
+                self.keys,
+                now=int(self.clock()),
+                max_skew=self.settings.max_skew,
+                revoked=lambda ids: revocations.first_revoked(self.db, ids),
+                seen_nonce=lambda k, n, until: nonces.record_nonce(self.db, k, n, until),
+            )
+        except capability.TokenRejected as exc:
+            raise Refusal(exc.reason, exc.message, status=401, detail=exc.detail) from None
+        ex.keyid, ex.verified, ex.token = token.keyid, True, token
+        self.limit(token.keyid)
+        return token.keyid
+
     def admit_token(self, ex: Exchange, keyid: str) -> str:
         """A web console token's key (the token was redeemed already); count its rate."""
         ex.keyid, ex.verified = keyid, True
@@ -222,18 +265,51 @@ class Gate:
 
     # 4. What: the target, resolved once ----------------------------------------------------------
 
-    def authorise(self, ex: Exchange, target: str | None, scope: Scope) -> access.Target:
-        """The VM `target` names, if the verified key may act on it under `scope`."""
+    def authorise(
+        self, ex: Exchange, target: str | None, scope: Scope, right: str | None = None
+    ) -> access.Target:
+        """The VM `target` names, if the verified key may act on it under `scope`, and, for a
+        capability token, if the token allows `right` on it (None: keys only)."""
         ex.target = target
         assert ex.keyid is not None and ex.verified, "authorise only a verified request"
         try:
             if scope is Scope.VM:
-                return access.authorise(self.db, ex.keyid, check_target(target))
+                found = access.authorise(self.db, ex.keyid, check_target(target))
+            elif scope is Scope.KEY:
+                found = access.key_home(self.db, ex.keyid)
+            else:  # pragma: no cover
+                raise AssertionError(f"no rule for scope {scope}")
         except InvalidTarget as exc:
             raise Refusal("invalid-target", exc.message) from None
         except access.Refused as exc:
             raise failed(exc) from None
-        raise AssertionError(f"no rule for scope {scope}")  # pragma: no cover
+        ex.chain = chain.chain_of(found.host_id, found.cluster_id)
+        if ex.token is not None:
+            self.authorise_token(ex, ex.token, found, right)
+        return found
+
+    def authorise_token(
+        self,
+        ex: Exchange,
+        token: capability.VerifiedToken,
+        found: access.Target,
+        right: str | None,
+    ) -> None:
+        if right is None:
+            raise Refusal(
+                "forbidden",
+                "a capability token may not do this: sign the request with your key",
+                detail="token-denied: keys only",
+            )
+        names = access.target_names(self.db, found)
+        try:
+            token.authorize(right, names, ex.client, self.clock())
+        except capability.TokenRejected as exc:
+            raise Refusal(
+                "forbidden",
+                f"your token does not allow {right} on {found.given}",
+                detail=f"token-denied: {exc.detail}",
+            ) from None
 
     # 5. The record -------------------------------------------------------------------------------
 

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from flightdeck.api import wire
-from flightdeck.api.operations import HEALTH_PATH, OPERATIONS, Health, Operation, Stream
+from flightdeck.api.operations import (
+    HEALTH_PATH,
+    OPERATIONS,
+    Health,
+    Operation,
+    Stream,
+    keys_only,
+)
 
 VERSION = "1"
 #: The committed document (in a source tree).
@@ -76,12 +83,29 @@ _SIGNATURE_HEADERS = [
 ]
 
 
+_TOKEN_BINDING = {
+    "name": "Token-Binding",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "with a capability token instead of a signature: token=(\"@method\" "
+    '\"@path\" \"@query\" \"content-digest\");created=..;expires=..;nonce=\"..\";'
+    'keyid=\"..\";tag=\"flightdeck-token\" (see docs/tokens.md)',
+}
+
+
 def _operation(op: Operation[Any, Any]) -> dict[str, Any]:
     query = wire.query_parameters(op.request) if op.method == "GET" else []
+    # An operation a capability token may make (`right`) takes a signature OR a token.
+    tokens = op.right is not keys_only
+    signature = [
+        {**h, "required": False} if tokens and h["name"] != "Content-Digest" else h
+        for h in _SIGNATURE_HEADERS
+    ]
     out: dict[str, Any] = {
         "summary": op.summary,
-        "parameters": [*query, *_SIGNATURE_HEADERS],
-        "security": [{"httpSignature": []}],
+        "parameters": [*query, *signature, *([_TOKEN_BINDING] if tokens else [])],
+        "security": [{"httpSignature": []}, *([{"capabilityToken": []}] if tokens else [])],
         "responses": {
             "200": {
                 "description": "done",
@@ -159,7 +183,15 @@ def document() -> dict[str, Any]:
                     "name": "Signature",
                     "description": "RFC 9421 HTTP Message Signatures (with Signature-Input and "
                     "Content-Digest); keyid is the key's OpenSSH SHA-256 fingerprint",
-                }
+                },
+                "capabilityToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "Biscuit <base64>: a capability token rooted in the "
+                    "owner's Ed25519 key, its last block binding it to this request (with "
+                    "Token-Binding and Content-Digest); see docs/tokens.md",
+                },
             },
         },
     }

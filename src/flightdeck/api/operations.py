@@ -44,6 +44,12 @@ class Scope(enum.Enum):
     #: cluster; a key on any other VM covers that VM; nothing else (not the physical frontend,
     #: not a container).
     VM = "vm"
+    #: No target: the host the key is registered on (its first, if several) is the target.
+    KEY = "key"
+
+
+def keys_only(_request: Any) -> str | None:
+    return None
 
 
 class Targeted(Protocol):
@@ -111,6 +117,9 @@ class Operation(Generic[Req, Ans]):
     #: The audit log's result of an answer ("started ...", "3 node(s)").
     reason: Callable[[Ans], str]
     serve: Callable[[Call[Req]], Ans | Later[Ans]]
+    #: What a capability token must allow for this request (`crypto.capability.OPERATIONS`);
+    #: None: a token may not make it, only the key's signature.
+    right: Callable[[Req], str | None] = keys_only
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,7 @@ class Stream(Generic[Req]):
     scope: Scope
     audit: Callable[[Req], str]
     place: Callable[[Call[Req]], Any]
+    right: Callable[[Req], str | None] = keys_only
 
 
 # Power ------------------------------------------------------------------------------------------
@@ -167,6 +177,7 @@ POWER = Operation(
     audit=lambda r: f"power {r.action}",
     reason=lambda a: a.result,
     serve=_power,
+    right=lambda r: f"power.{r.action}",
 )
 
 
@@ -217,6 +228,7 @@ MACS = Operation(
     audit=lambda r: "macs+status" if r.status else "macs",
     reason=lambda a: f"{len(a.nodes)} node(s)",
     serve=_macs,
+    right=lambda _r: "macs",
 )
 
 
@@ -249,6 +261,7 @@ ISOS = Operation(
     audit=lambda _r: "isos",
     reason=lambda a: f"{len(a.images)} image(s)",
     serve=_isos,
+    right=lambda _r: "cdrom",
 )
 
 
@@ -294,6 +307,7 @@ CDROM = Operation(
     audit=lambda r: "cdrom clear" if r.clears else "cdrom set",
     reason=lambda a: f"cdrom {a.cdrom}" if a.cdrom else "cdrom cleared",
     serve=_cdrom,
+    right=lambda _r: "cdrom",
 )
 
 
@@ -336,6 +350,7 @@ CONSOLE = Stream(
     scope=Scope.VM,
     audit=lambda r: f"console {r.kind}",
     place=_console_place,
+    right=lambda _r: "console",
 )
 
 
@@ -373,6 +388,124 @@ CONSOLE_TOKEN = Operation(
     audit=lambda r: f"console token {r.kind}",
     reason=lambda a: f"web token valid until {a.expires}",
     serve=_console_token,
+    right=lambda _r: "console",
+)
+
+
+# Capability tokens ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RevokeRequest:
+    token: str = wire.text(
+        min_length=1,
+        max_length=16_384,
+        description="the token to revoke (its base64 line); it must be rooted in your key",
+    )
+
+    @property
+    def target(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class RevokeResult:
+    token_id: str
+    host: str
+    revoked: bool = wire.described("false when it was revoked already")
+
+
+def _revoke(call: Call[RevokeRequest]) -> RevokeResult:
+    from flightdeck.services.airboss import revocations
+
+    token_id = revocations.owned_token_id(call.db, call.keyid, call.request.token)
+    done = revocations.revoke_by_owner(call.db, token_id, call.target.host_id, call.keyid)
+    return RevokeResult(token_id, call.target.name, done)
+
+
+REVOKE = Operation(
+    method="POST",
+    path="/v1/token/revoke",
+    summary="Revoke a capability token rooted in your key (and every token attenuated from "
+    "it): refused from the next request on, after restarts too. Signed with the key only",
+    request=RevokeRequest,
+    answer=RevokeResult,
+    scope=Scope.KEY,
+    audit=lambda _r: "token revoke",
+    reason=lambda a: f"revoked {a.token_id[:16]}..." if a.revoked else "revoked already",
+    serve=_revoke,
+)
+
+
+# The audit chain ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditRequest:
+    target: str = wire.target(description="a VM of the cluster whose audit chain to list")
+    since: str | None = wire.text(
+        min_length=1, max_length=10, description="the first entry's seq (default 1)",
+        optional=True,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ChainEntry:
+    chain: str
+    seq: int
+    at: str = wire.described("UTC, ISO 8601 with microseconds, as hashed")
+    client: str | None = None
+    keyid: str | None = None
+    operation: str | None = None
+    target: str | None = None
+    accepted: bool = False
+    reason: str | None = None
+    token_id: str | None = None
+    restrictions: str | None = None
+    prev: str = ""
+    hash: str = ""
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    chain: str
+    seq: int
+    hash: str
+    signed_at: int = wire.described("Unix time, seconds")
+    signature: str = wire.described("Ed25519 by the Airboss's audit key, base64")
+
+
+@dataclass(frozen=True)
+class AuditChain:
+    entries: list[ChainEntry]
+    head: ChainHead
+
+
+def _audit_chain(call: Call[AuditRequest]) -> AuditChain:
+    from flightdeck.errors import UserError
+    from flightdeck.services.airboss import chain
+
+    since_text = call.request.since or "1"
+    if not since_text.isdigit() or int(since_text) < 1:
+        raise UserError(f"since={since_text}: give an entry number (1 or more)")
+    name = chain.chain_of(call.target.host_id, call.target.cluster_id)
+    entries, head = chain.read(call.db, name, int(since_text))
+    signed = chain.signed_head(chain.airboss_key(), head)
+    return AuditChain([ChainEntry(**e) for e in entries], ChainHead(**signed))
+
+
+AUDIT = Operation(
+    method="GET",
+    path="/v1/audit",
+    summary="The audit hash chain of the target's cluster (from since=), with its head signed "
+    "by the Airboss's audit key (GET /.well-known/flightdeck-audit-key)",
+    request=AuditRequest,
+    answer=AuditChain,
+    scope=Scope.VM,
+    audit=lambda _r: "audit",
+    reason=lambda a: f"{len(a.entries)} entries, head {a.head.seq}",
+    serve=_audit_chain,
+    right=lambda _r: "audit",
 )
 
 
@@ -548,4 +681,6 @@ OPERATIONS: tuple[Operation[Any, Any] | Stream[Any], ...] = (
     CLUSTER_POWER,
     JOBS,
     JOB,
+    REVOKE,
+    AUDIT,
 )

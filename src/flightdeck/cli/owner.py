@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from flightdeck.cli.params import Param
+from flightdeck.errors import UserError
 
 if TYPE_CHECKING:
     from flightdeck.cli.command import Command
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 
 AIRBOSS_PARAMS = (
     Param("key", "your private key", default_text="~/.ssh/id_ed25519, then ~/.ssh/id_rsa"),
+    Param(
+        "token",
+        "a capability token file instead of the key (pilot create token, pilot attenuate)",
+    ),
     Param(
         "airboss",
         "where the Airboss listens: host:port or https://host:port",
@@ -77,9 +82,16 @@ def client(cmd: Command, p: Parsed) -> AirbossClient:
     from flightdeck.pilot.keyfile import find_key, load_key
     from flightdeck.pilot.settings import defaults
 
-    private = load_key(find_key(p["key"]))
     ca = p["ca"] or defaults().ca
-    return AirbossClient(private, airboss_address(cmd, p["airboss"]), cafile=ca)
+    address = airboss_address(cmd, p["airboss"])
+    if p["token"] is not None:
+        from flightdeck.pilot.tokenfile import read_token
+
+        if p["key"] is not None:
+            raise UserError("give key= or token=, not both")
+        return AirbossClient(None, address, cafile=ca, token=read_token(p["token"]))
+    private = load_key(find_key(p["key"]))
+    return AirbossClient(private, address, cafile=ca)
 
 
 def targets(cmd: Command, names: Sequence[str]) -> tuple[list[str], dict[str, str]]:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from flightdeck.cli.command import Command
 
 #: A program with at most this many commands lists them all when a command is unknown.
-LIST_ALL_BELOW = 12
+LIST_ALL_BELOW = 20
 
 ROOT = "flightdeck.commands"
 ROOT_DIR = Path(__file__).resolve().parent.parent / "commands"

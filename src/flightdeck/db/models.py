@@ -231,6 +231,33 @@ class AuditEntry(Base):
     target: Mapped[str | None]
     accepted: Mapped[bool]
     reason: Mapped[str | None]
+    token_id: Mapped[str | None]
+    restrictions: Mapped[str | None]
+    chain: Mapped[str | None]
+    seq: Mapped[int | None]
+    prev: Mapped[str | None]
+    hash: Mapped[str | None]
+
+
+class AuditHead(Base):
+    """The head of one audit hash chain."""
+
+    __table__ = tables.audit_heads
+    chain: Mapped[str]
+    seq: Mapped[int]
+    hash: Mapped[str]
+
+
+class RevokedToken(Base):
+    """A revoked capability token's id (the token itself is never stored)."""
+
+    __table__ = tables.revoked_tokens
+    id: Mapped[int]
+    token_id: Mapped[str]
+    host_id: Mapped[int]
+    keyid: Mapped[str | None]
+    revoked_by: Mapped[str]
+    revoked_at: Mapped[dt.datetime]
 
 
 class Nonce(Base):

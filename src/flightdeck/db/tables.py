@@ -239,6 +239,39 @@ audit_log = Table(
     Column("target", String(255), nullable=True),
     Column("accepted", Boolean, nullable=False),
     Column("reason", String(1024), nullable=True),
+    #: A request made with a capability token: the token's id (the revocation id of its last
+    #: block before the request's binding) and its restrictions (its blocks' Datalog).
+    Column("token_id", String(128), nullable=True),
+    Column("restrictions", String(1024), nullable=True),
+    #: The hash chain this row is in (`cluster:<id>`, `vm:<host id>`, `site`), its place in it,
+    #: the previous entry's hash and its own (`crypto.auditchain`).
+    Column("chain", String(32), nullable=True),
+    Column("seq", Integer, nullable=True),
+    Column("prev", String(64), nullable=True),
+    Column("hash", String(64), nullable=True),
+    UniqueConstraint("chain", "seq"),
+)
+
+#: The head of each audit hash chain: its last entry's sequence number and hash.
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("chain", String(32), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+#: A revoked capability token (tokens themselves are never stored): its revocation id, the
+#: host whose key it is rooted in, who revoked it and when. Refused from then on, everywhere.
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_id", String(128), nullable=False, unique=True),
+    Column("host_id", Integer, _fk("hosts.id", "CASCADE"), nullable=False, index=True),
+    Column("keyid", String(128), nullable=True),
+    Column("revoked_by", String(255), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 #: A signature nonce seen by the Airboss, kept until it expires (seconds since the epoch).

@@ -29,7 +29,7 @@ import threading
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flightdeck.api import operations as ops
 from flightdeck.api import wire
@@ -38,6 +38,9 @@ from flightdeck.crypto.httpsig import sign_request
 from flightdeck.crypto.keys import PrivateKey, fingerprint
 from flightdeck.errors import UserError
 from flightdeck.pilot.websocket import WebSocket
+
+if TYPE_CHECKING:
+    from flightdeck.crypto.capability import Token
 
 DEFAULT_PORT = 8677
 DEFAULT_ADDRESS = f"localhost:{DEFAULT_PORT}"
@@ -89,19 +92,28 @@ def parse_address(text: str | None) -> Address:
 
 
 class AirbossClient:
-    """Signed requests to one Airboss with one private key."""
+    """Signed requests to one Airboss with one private key, or requests bound to a capability
+    token (`token=`: each request appends its own binding block, see `crypto.capability`)."""
 
     def __init__(
         self,
-        key: PrivateKey,
+        key: PrivateKey | None,
         address: str | None = None,
         *,
         cafile: str | None = None,
         timeout: float = 300.0,
         expires_in: int = 60,
+        token: Token | None = None,
     ) -> None:
+        if (key is None) == (token is None):
+            raise UserError("give either key= or token=, not both")
         self.key = key
-        self.keyid = fingerprint(key.public_key())
+        self.token = token
+        if key is not None:
+            self.keyid = fingerprint(key.public_key())
+        else:
+            assert token is not None
+            self.keyid = token.keyid
         self.address = parse_address(address)
         self.timeout = timeout
         self.expires_in = expires_in
@@ -157,9 +169,7 @@ class AirbossClient:
             if body:
                 headers["Content-Type"] = "application/json"
             if signed:
-                headers.update(
-                    sign_request(method, path, query, body, self.key, expires_in=self.expires_in)
-                )
+                headers.update(self.authenticate(method, path, query, body))
             target = f"{path}?{query}" if query else path
             try:
                 conn.request(method, target, body=body if body else None, headers=headers)
@@ -180,6 +190,15 @@ class AirbossClient:
                 raise AirbossError("bad-response", "the Airboss's answer is too large")
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def authenticate(self, method: str, path: str, query: str, body: bytes) -> dict[str, str]:
+        """The headers that prove who asks: a fresh signature, or a fresh token binding."""
+        if self.token is not None:
+            from flightdeck.crypto.capability import bind
+
+            return bind(self.token, method, path, query, body, expires_in=self.expires_in)
+        assert self.key is not None
+        return sign_request(method, path, query, body, self.key, expires_in=self.expires_in)
 
     def _unreachable(self, exc: BaseException) -> AirbossError:
         if isinstance(exc, ssl.SSLError | ssl.CertificateError):
@@ -218,6 +237,19 @@ class AirbossClient:
         return wire.decode(op.answer, data)
 
     # Operations ------------------------------------------------------------------------------
+
+    def audit_chain(self, target: str, since: int | None = None) -> ops.AuditChain:
+        """The audit chain of `target`'s cluster, from entry `since`, with its signed head."""
+        return self.call(ops.AUDIT, ops.AuditRequest(target=target, since=str(since or 1)))
+
+    def audit_key(self) -> dict[str, str]:
+        """The Airboss's audit key as it publishes it (unauthenticated: pin it)."""
+        from flightdeck.crypto.auditchain import HEAD_KEY_PATH
+
+        data = self.request("GET", HEAD_KEY_PATH, {}, b"", signed=False)
+        if not isinstance(data, dict) or not isinstance(data.get("key"), str):
+            raise AirbossError("bad-response", "the Airboss's audit key answer is not one")
+        return {k: str(v) for k, v in data.items()}
 
     def health(self) -> ops.Health:
         return wire.decode(ops.Health, self.request("GET", ops.HEALTH_PATH, {}, b"", signed=False))
@@ -259,7 +291,7 @@ class AirbossClient:
         )
         path = ops.CONSOLE.path
         headers = {"User-Agent": USER_AGENT}
-        headers.update(sign_request("GET", path, query, b"", self.key, expires_in=self.expires_in))
+        headers.update(self.authenticate("GET", path, query, b""))
         return self._websocket(f"{path}?{query}", headers)
 
     def _websocket(self, target: str, headers: Mapping[str, str]) -> WebSocket:

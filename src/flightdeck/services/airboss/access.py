@@ -182,3 +182,33 @@ def recheck(s: Session | Connection, keyid: str, target: Target) -> None:
         raise not_yours(target.given, f"unknown-target ({target.name})")
     if not scope.covers(target.host_id, row[0]):
         raise not_yours(target.given, f"out-of-scope ({target.name})")
+
+
+_HOME = (
+    select(Host.id, Host.name, VM.cluster_id, _Q.container.name)
+    .join(PublicKey, PublicKey.host_id == Host.id)
+    .join(VM, VM.host_id == Host.id)
+    .outerjoin(_Q.container, _Q.container.id == VM.container_id)
+    .where(PublicKey.fingerprint == bindparam("keyid"))
+    .order_by(PublicKey.id)
+    .limit(1)
+)
+_NAMES = select(Interface.mac).where(Interface.host_id == bindparam("host"))
+
+
+def key_home(db: Database, keyid: str) -> Target:
+    """The VM the key is registered on (its first, if several): the target of an operation
+    that names none (`Scope.KEY`, revoking a token)."""
+    with read(db) as conn:
+        row = conn.execute(_HOME, {"keyid": keyid}).first()
+        if row is None:
+            raise not_yours("(your key)", "key-covers-nothing")
+        hid, name, cluster_id, container = row
+        return Target(hid, cluster_id, name, container, name, key_scope(conn, keyid))
+
+
+def target_names(db: Database, target: Target) -> list[str]:
+    """Every name a capability token may restrict the target by: its name and its MACs."""
+    with read(db) as conn:
+        macs = [m for m in conn.scalars(_NAMES, {"host": target.host_id}).all() if m]
+    return [target.name, *macs]

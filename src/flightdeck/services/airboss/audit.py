@@ -13,7 +13,15 @@ from flightdeck.errors import UserError
 from flightdeck.services.base import reading
 
 #: Characters kept of each column (the schema's sizes).
-LIMITS = {"client": 255, "keyid": 128, "operation": 64, "target": 255, "reason": 1024}
+LIMITS = {
+    "client": 255,
+    "keyid": 128,
+    "operation": 64,
+    "target": 255,
+    "reason": 1024,
+    "token_id": 128,
+    "restrictions": 1024,
+}
 _INSERT = insert(AuditEntry)
 
 
@@ -41,6 +49,11 @@ class AuditRecord:
     accepted: bool
     reason: str | None
     at: dt.datetime | None = None
+    #: A token request's token id and restrictions (None for a signed request).
+    token_id: str | None = None
+    restrictions: str | None = None
+    #: The hash chain it goes in (`services.airboss.chain`; None: the site's).
+    chain: str | None = None
 
 
 def audit(db: Database, record: AuditRecord) -> int:
@@ -56,8 +69,13 @@ def audit(db: Database, record: AuditRecord) -> int:
         "target": clip(record.target, LIMITS["target"]),
         "accepted": record.accepted,
         "reason": clip(record.reason, LIMITS["reason"]),
+        "token_id": clip(record.token_id, LIMITS["token_id"]),
+        "restrictions": clip(record.restrictions, LIMITS["restrictions"]),
     }
+    from flightdeck.services.airboss import chain
+
     with db.engine.begin() as conn:
+        chain.link(conn, values, record.chain or chain.SITE)
         result = conn.execute(_INSERT, values)
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
@@ -72,6 +90,8 @@ class AuditRow:
     target: str | None
     accepted: bool
     reason: str | None
+    token_id: str | None = None
+    restrictions: str | None = None
 
 
 def list_audit(db: Database, limit: int | None = 100) -> list[AuditRow]:
@@ -84,6 +104,17 @@ def list_audit(db: Database, limit: int | None = 100) -> list[AuditRow]:
             q = q.limit(limit)
         rows = list(s.scalars(q))
     return [
-        AuditRow(r.id, r.at, r.client, r.keyid, r.operation, r.target, r.accepted, r.reason)
+        AuditRow(
+            r.id,
+            r.at,
+            r.client,
+            r.keyid,
+            r.operation,
+            r.target,
+            r.accepted,
+            r.reason,
+            r.token_id,
+            r.restrictions,
+        )
         for r in reversed(rows)
     ]

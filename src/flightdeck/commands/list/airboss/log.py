@@ -14,7 +14,8 @@ class Command(Base):
         operation, target, and the result (the outcome, or the refusal's code and reason). A
         refused request's key is the one it claimed; only accepted and 'forbidden' rows have a
         key whose signature verified. Whoever may read the cluster database may read it (the
-        SQLite file is root's; on PostgreSQL, the database's own rights).
+        SQLite file is root's; on PostgreSQL, the database's own rights). A request made
+        with a capability token adds the token's id and its restrictions.
     """
     params = (Param("limit", "how many of the latest requests", POSITIVE, default=100),)
     writes = False
@@ -31,6 +32,19 @@ class Command(Base):
         Field("target", "the VM it named, as it named it", nullable=True),
         Field("accepted", "whether it was carried out", "boolean"),
         Field("result", "the outcome, or the refusal's code and reason", nullable=True),
+        Field(
+            "token_id",
+            "a capability token's id (what remove host token id= takes)",
+            nullable=True,
+            column="token id",
+            hide_empty=True,
+        ),
+        Field(
+            "restrictions",
+            "the token's blocks (Datalog checks), ' | ' between blocks",
+            nullable=True,
+            hide_empty=True,
+        ),
     )
 
     def run(self, p: Parsed) -> None:
@@ -38,5 +52,15 @@ class Command(Base):
 
         t = self.table(owner=False)
         for r in list_audit(self.ctx.db, p["limit"]):
-            t.add(r.at, r.client, r.keyid, r.operation, r.target, r.accepted, r.reason)
+            t.add(
+                r.at,
+                r.client,
+                r.keyid,
+                r.operation,
+                r.target,
+                r.accepted,
+                r.reason,
+                r.token_id,
+                r.restrictions,
+            )
         self.emit(t)

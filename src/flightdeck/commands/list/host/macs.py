@@ -51,7 +51,8 @@ class Command(Base):
 
     def run(self, p: Parsed) -> None:
         status = bool(p["status"])
-        if self.ctx.program.owner_only or p["key"] is not None or p["airboss"] is not None:
+        remote = p["key"] is not None or p["token"] is not None or p["airboss"] is not None
+        if self.ctx.program.owner_only or remote:
             from flightdeck.cli import owner
 
             client = owner.client(self, p)

@@ -8,7 +8,11 @@ from flightdeck.cli.params import Example, Parsed
 
 class Command(Base):
     summary = "Say whether the Airboss daemon runs, where it listens and where it logs"
-    description = "Exits with status 3 when it does not run (as an init script's status)."
+    description = """
+        Exits with status 3 when it does not run (as an init script's status). When it runs,
+        also prints the public key that signs the audit chains' heads (what owners pin with
+        pilot verify audit airboss-key=<file>) and its fingerprint.
+    """
     writes = False
     examples = (Example("rocks report service airboss", "Is it running?"),)
 
@@ -20,3 +24,9 @@ class Command(Base):
         if not st.running:
             raise NotRunning(f"airboss is not running (log {st.log})")
         self.say(f"airboss is running (pid {st.pid}) on {st.url}; log {st.log}")
+        from flightdeck.crypto.keys import fingerprint
+        from flightdeck.services.airboss import chain
+
+        key = chain.airboss_key()
+        self.say(f"audit chain heads are signed by {fingerprint(key.public_key())}:")
+        self.ctx.out.write(chain.public_pem(key))

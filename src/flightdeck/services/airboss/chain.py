@@ -1,0 +1,142 @@
+"""The audit hash chains (`crypto.auditchain`): linking each new row, reading a chain back,
+and the Airboss's key that signs chain heads.
+
+Linking happens inside the audit row's own transaction, write first: the head row of the chain
+is bumped (`UPDATE ... SET seq = seq + 1`) before anything is read, which takes the write lock
+on SQLite and the row lock on PostgreSQL, so two Airboss threads or replicas appending to one
+chain are serialised by the database and never fork it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from flightdeck.crypto import auditchain
+from flightdeck.db.engine import Database
+from flightdeck.db.models import AuditEntry, AuditHead
+from flightdeck.errors import UserError
+
+SITE = "site"
+#: Most entries one listing returns (ask again with since=).
+MAX_ENTRIES = 5000
+
+
+def chain_of(host_id: int, cluster_id: int | None) -> str:
+    """The chain of a target: its cluster's, or its own for a VM outside any cluster."""
+    return f"cluster:{cluster_id}" if cluster_id is not None else f"vm:{host_id}"
+
+
+def link(conn: Connection, values: dict[str, Any], chain: str) -> None:
+    """Give `values` (an audit row about to be inserted on `conn`) its place in `chain`."""
+    bumped = conn.execute(
+        update(AuditHead).where(AuditHead.chain == chain).values(seq=AuditHead.seq + 1)
+    )
+    if bumped.rowcount == 0:
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(AuditHead).values(chain=chain, seq=1, hash=auditchain.GENESIS))
+        except IntegrityError:  # another writer made it first: bump theirs
+            conn.execute(
+                update(AuditHead).where(AuditHead.chain == chain).values(seq=AuditHead.seq + 1)
+            )
+    seq, prev = conn.execute(
+        select(AuditHead.seq, AuditHead.hash).where(AuditHead.chain == chain)
+    ).one()
+    values.update(chain=chain, seq=seq, prev=prev)
+    entry = {**values, "at": auditchain.moment(values["at"])}
+    digest = auditchain.entry_hash(prev, entry)
+    values["hash"] = digest
+    conn.execute(update(AuditHead).where(AuditHead.chain == chain).values(hash=digest))
+
+
+@dataclass(frozen=True)
+class Head:
+    chain: str
+    seq: int
+    hash: str
+
+
+def read(db: Database, chain: str, since: int) -> tuple[list[dict[str, Any]], Head]:
+    """The entries of `chain` from `since` on (at most MAX_ENTRIES) and its head, in one read
+    transaction (the head is the last entry listed or later)."""
+    columns = [getattr(AuditEntry, f) for f in auditchain.FIELDS]
+    with db.engine.connect() as conn, conn.begin():
+        row = conn.execute(
+            select(AuditHead.seq, AuditHead.hash).where(AuditHead.chain == chain)
+        ).first()
+        head = Head(chain, row[0], row[1]) if row else Head(chain, 0, auditchain.GENESIS)
+        rows = conn.execute(
+            select(*columns, AuditEntry.prev, AuditEntry.hash)
+            .where(AuditEntry.chain == chain, AuditEntry.seq >= since, AuditEntry.seq <= head.seq)
+            .order_by(AuditEntry.seq)
+            .limit(MAX_ENTRIES + 1)
+        ).all()
+    if len(rows) > MAX_ENTRIES:
+        raise UserError(f"over {MAX_ENTRIES} entries: ask for fewer with since=")
+    entries = []
+    for r in rows:
+        entry = dict(zip([*auditchain.FIELDS, "prev", "hash"], r, strict=True))
+        entry["at"] = auditchain.moment(entry["at"])
+        entries.append(entry)
+    return entries, head
+
+
+def key_path() -> Path:
+    from flightdeck.config import state_dir
+
+    return Path(os.environ.get("FLIGHTDECK_AUDIT_KEY") or state_dir() / "airboss-audit.key")
+
+
+def airboss_key(path: Path | None = None) -> ed25519.Ed25519PrivateKey:
+    """The Airboss's audit signing key, made (0600) on first use. Replicas of one Airboss share
+    it by sharing the file (like the TLS key)."""
+    path = path or key_path()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        key = ed25519.Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return airboss_key(path)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        return key
+    loaded = serialization.load_pem_private_key(data, None)
+    if not isinstance(loaded, ed25519.Ed25519PrivateKey):
+        raise UserError(f"{path} is not an Ed25519 private key")
+    return loaded
+
+
+def public_pem(key: ed25519.Ed25519PrivateKey) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def signed_head(key: ed25519.Ed25519PrivateKey, head: Head) -> dict[str, Any]:
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    return {
+        "chain": head.chain,
+        "seq": head.seq,
+        "hash": head.hash,
+        "signed_at": now,
+        "signature": auditchain.sign_head(key, head.chain, head.seq, head.hash, now),
+    }
