@@ -56,7 +56,7 @@ def operations(url: str) -> list[Any]:
     found = [result.ok() for result in schema.get_all_operations()]
     assert {op.label for op in found} == {
         "GET /health", "POST /v1/power", "GET /v1/macs", "GET /v1/isos", "POST /v1/cdrom",
-        "GET /v1/console", "POST /v1/console/token"}
+        "GET /v1/console", "POST /v1/console/token", "POST /v1/token/revoke", "GET /v1/audit"}
     return found
 
 
