@@ -42,7 +42,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "planner": ("flightdeck.planner",),
     # The owner API's vocabulary: the contract both ends share.
     "contract": ("flightdeck.api.wire",),
-    "foundation": ("flightdeck", "flightdeck.errors", "flightdeck.config", "flightdeck.logsafe"),
+    "foundation": ("flightdeck", "flightdeck.errors", "flightdeck.config", "flightdeck.logsafe",
+                   "flightdeck.attrsubject"),
 }
 #: Which layers each layer may import (besides itself).
 MAY_USE: dict[str, set[str]] = {

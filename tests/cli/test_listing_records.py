@@ -98,7 +98,7 @@ def site(espresso: Any, tmp_path: Path) -> Any:
     rocks.ok("set", "attr", "kvm_disk_dir", "/state")
     rocks.ok("set", "appliance", "attr", "compute", "kvm_autostart", "yes")
     from flightdeck.db.engine import open_database
-    from flightdeck.services.airboss import AuditRecord, audit
+    from flightdeck.services.airboss.audit import AuditRecord, audit
 
     db = open_database(rocks.url)
     try:

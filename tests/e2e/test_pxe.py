@@ -235,7 +235,9 @@ def test_guide_path_vm_pxe_installs_reports_and_then_boots_its_disk(
     assert stamp_bytes(vm) in b"".join(conn.read_volume(str(disk))), "no stamp on the disk"
     log = net.boot_log()
     assert f"GET /ipxe/{mac} 200 {vm} ({mac}): install with boot action 'install'" in log
-    assert f"POST /install/{mac}/done 200 install of {vm} complete host={vm}" in log
+    # The report carries the stamp as the installer read it back from the disk.
+    done = f"POST /install/{mac}/done 200 install of {vm} complete host={vm}"
+    assert f"{done} stamp=FLIGHTDECK-STAMP {vm}" in log
     assert net.acks(mac) and set(net.acks(mac)) == {ip}
 
     # 2. The next start boots the disk: the script served is the local-boot one, no installer.

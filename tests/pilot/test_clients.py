@@ -82,6 +82,37 @@ def test_rocks_set_host_power_several_and_failures(site: Any, airboss: Any,
     assert state(site, b1) == "nostate"
 
 
+def _boot(rocks: Any, host: str) -> str:
+    return rocks.ok("list", "host", "boot", host, "output-header=no").split()[-1]
+
+
+def test_on_a_virtual_frontend_power_install_marks_its_own_node_and_undoes_a_refusal(
+    site: Any, airboss: Any, alice_key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root on a virtual frontend (its own database): `power install compute-0-0` must mark
+    compute-0-0 for install *here*, where it PXE-boots from; the physical side cannot. A
+    target the Airboss refuses (bob's VM, named compute-0-1 here) gets its boot action back."""
+    from conftest import RocksRunner
+
+    a1, b1 = site.cluster_a[1], site.cluster_b[1]
+    url = f"sqlite:///{tmp_path / 'vi-1.db'}"
+    monkeypatch.setenv("FLIGHTDECK_DB", url)
+    vf = RocksRunner(url)
+    vf.ok("init", "frontend", "name=vi-1.example.org", "public-ip=192.0.2.11",
+          "public-netmask=255.255.255.0", "private-ip=10.1.1.1", "private-netmask=255.255.0.0")
+    for name, vm, ip in (("compute-0-0", a1, "10.1.255.254"), ("compute-0-1", b1, "10.1.255.253")):
+        vf.ok("add", "host", name, "membership=Compute", "rack=0", "rank=" + name[-1])
+        vf.ok("add", "host", "interface", name, "eth0", f"mac={site.mac(vm)}", f"ip={ip}",
+              "subnet=private")
+    vf.ok("set", "host", "boot", "compute-0-0", "compute-0-1", "action=os")
+    r = vf("set", "host", "power", "compute-0-0", "compute-0-1", "action=install",
+           f"key={alice_key}", f"airboss={airboss.address}")
+    assert r.code == 1 and f"({site.mac(a1)}): started" in r.out, r.err
+    assert _boot(vf, "compute-0-0") == "install"
+    assert _boot(vf, "compute-0-1") == "os"
+    assert state(site, b1) == "nostate"
+
+
 def test_rocks_set_host_power_action_checked_first(site: Any, alice_key: Path) -> None:
     r = site.rocks("set", "host", "power", site.cluster_a[1], "action=explode",
                    f"key={alice_key}")

@@ -90,6 +90,11 @@ def test_discover_script(golden: Any) -> None:
     assert lines[0] == "#!ipxe" and lines[-1] == "exit"
     assert lines.count("sleep 5") == ipxe.DISCOVER_TRIES
     assert sum("chain --autofree tftp://${next-server}/boot.ipxe" in ln for ln in lines) == 24
+    # The tries name the NIC found at the start, never `netX`: after one failed `dhcp` (a NAK
+    # when insert-ethers names it between offer and request) netX is no device at all.
+    tries = [ln for ln in lines if ln.startswith("dhcp ")]
+    assert len(tries) == 24 and all(ln.startswith("dhcp ${nic} ") for ln in tries)
+    assert "iseq ${net3/mac} ${netX/mac} && set nic net3 ||" in lines
 
 
 def test_install_without_initrd_and_hostile_args(golden: Any) -> None:

@@ -37,13 +37,23 @@ def test_every_nic_of_a_vm_attaches_somewhere(espresso: Any) -> None:
     assert [n.find("source").get("bridge") for n in nics] == ["eth0", "eth0"]  # type: ignore[union-attr]
 
 
-def test_boot_the_disk_only_once_installed(espresso: Any) -> None:
-    espresso.ok("add", "host", "vm", C0, "membership=Compute")
-    installing = config(espresso, "compute-0-0-0")
-    assert [b.get("dev") for b in installing.iter("boot")] == ["network", "hd"]
-    espresso.ok("set", "host", "boot", "compute-0-0-0", "action=os")
-    installed = config(espresso, "compute-0-0-0")
+def test_an_installed_virtual_frontend_boots_its_disk_only(espresso: Any) -> None:
+    """No PXE attempts on its NICs first: nobody answers a virtual frontend's PXE."""
+    espresso.ok("add", "cluster", "ip=137.110.119.118", "num-computes=1", "vlan=2")
+    espresso.ok("set", "host", "boot", "frontend-0-0-0", "action=os")
+    installed = config(espresso, "frontend-0-0-0")
     assert [b.get("dev") for b in installed.iter("boot")] == ["hd"]
+
+
+def test_a_node_a_frontend_serves_boots_pxe_first_even_once_installed(espresso: Any) -> None:
+    """Its frontend decides (install or localboot), so `rocks set host boot action=install`
+    and a reboot from inside reinstalls it, as in Rocks; for a cluster's compute that frontend
+    is the virtual one, whose boot actions the physical side does not know."""
+    espresso.ok("add", "cluster", "ip=137.110.119.118", "num-computes=1", "vlan=2")
+    espresso.ok("add", "host", "vm", C0, "membership=Compute")
+    for vm in ("compute-0-0-0", "hosted-vm-0-0-0"):
+        espresso.ok("set", "host", "boot", vm, "action=os")
+        assert [b.get("dev") for b in config(espresso, vm).iter("boot")] == ["network", "hd"]
 
 
 def test_what_virt_manager_shows(espresso: Any) -> None:

@@ -120,3 +120,31 @@ def target(cmd: Command, name: str) -> str:
     """What to send for one target."""
     (sent,), _shown = targets(cmd, [name])
     return sent
+
+
+def mark_install(cmd: Command, sent: Sequence[str]) -> dict[int, str | None]:
+    """Boot action `install` in this frontend's database for the targets it knows (by MAC).
+
+    Only where this user may write the database (root on a frontend); anyone else's
+    `power install` leaves it alone, as before. See `services.airboss.local.mark_install`.
+    """
+    db = _local(cmd)
+    if db is None:
+        return {}
+    try:
+        from flightdeck.services.airboss.local import mark_install as mark
+
+        return mark(db, list(sent))
+    except Exception:  # a database this user may read but not write: nothing to do here
+        return {}
+
+
+def restore_boot(cmd: Command, before: dict[int, str | None], refused: Sequence[str]) -> None:
+    """Undo `mark_install` for the targets the Airboss refused."""
+    db = _local(cmd)
+    if db is None or not before or not refused:
+        return
+    from flightdeck.services.airboss.local import hosts_of, restore
+
+    ids = hosts_of(db, list(refused))
+    restore(db, {h: a for h, a in before.items() if h in ids})

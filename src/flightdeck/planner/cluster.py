@@ -270,9 +270,7 @@ def _capacity_order(
     return by_capacity([caps[c.name] for c in unique], [req.mem_per_compute] * req.num_computes)
 
 
-def plan_cluster(
-    req: ClusterRequest, inv: ClusterInventory, rng: RandomSource
-) -> ClusterPlan:
+def plan_cluster(req: ClusterRequest, inv: ClusterInventory, rng: RandomSource) -> ClusterPlan:
     """The cluster `req` asks for, given what exists (`inv`).
 
     `rng` is the injected source of chance: the original's rules (next free VLAN, address,
@@ -296,8 +294,8 @@ def plan_cluster(
         )
     # The frontend's only route out is through eth1, so the gateway must be on that network.
     gateway = check_ip_in_network(gateway_text, public, inv.public.name)
-    vlan = next_free_vlan(inv.used_vlans) if req.vlan is None else check_vlan(
-        req.vlan, inv.used_vlans
+    vlan = (
+        next_free_vlan(inv.used_vlans) if req.vlan is None else check_vlan(req.vlan, inv.used_vlans)
     )
     fe_box = inv.fe_container
     _require_kvm([fe_box, *inv.containers])
@@ -334,25 +332,99 @@ def plan_cluster(
         install_action=FRONTEND_INSTALL,
         run_action="os",
     )
-    computes = []
+    computes = _computes(
+        placed, names, macs[2:], vlan, req.cpus_per_compute, req.mem_per_compute,
+        req.disk_per_compute, fe_name if req.cluster_naming else None, 0,
+    )  # fmt: skip
+    fqdn = public_name if req.fe_fqdn else None
+    return ClusterPlan(vlan, inv.private.name, gateway, frontend, tuple(computes), fqdn)
+
+
+def _computes(
+    placed: Sequence[Container],
+    names: _Names,
+    macs: Sequence[str],
+    vlan: int,
+    cpus: int,
+    mem_mb: int,
+    disk_gb: int,
+    cluster_naming: str | None,
+    first_index: int,
+) -> tuple[VMPlan, ...]:
+    """Compute VMs on `placed` (one each, in order): names (Rocks' next slice of the container,
+    or `vm-<frontend>-<i>` from `first_index` with cluster naming), MACs, the default disk."""
+    out = []
+    index = first_index
     for i, box in enumerate(placed):
-        if req.cluster_naming:
-            name, slice_ = names.claim(cluster_compute_name(fe_name, i)), 0
+        if cluster_naming is not None:
+            while first_index and cluster_compute_name(cluster_naming, index) in names.taken:
+                index += 1  # growing: the next index nobody has
+            name, slice_ = names.claim(cluster_compute_name(cluster_naming, index)), 0
+            index += 1
         else:
             name, slice_ = names.next(COMPUTE, box)
-        computes.append(
+        out.append(
             VMPlan(
                 name=name,
                 appliance=COMPUTE,
                 container=box.name,
                 slice=slice_,
-                cpus=req.cpus_per_compute,
-                mem_mb=req.mem_per_compute,
-                nics=(NicPlan("eth0", macs[2 + i], None, None, vlan, name),),
-                disks=(default_disk(name, box.disk_dir, req.disk_per_compute),),
+                cpus=cpus,
+                mem_mb=mem_mb,
+                nics=(NicPlan("eth0", macs[i], None, None, vlan, name),),
+                disks=(default_disk(name, box.disk_dir, disk_gb),),
                 install_action=COMPUTE_INSTALL,
                 run_action="none",
             )
         )
-    fqdn = public_name if req.fe_fqdn else None
-    return ClusterPlan(vlan, inv.private.name, gateway, frontend, tuple(computes), fqdn)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class GrowRequest:
+    """More computes for an existing cluster (`rocks apply cluster` with a larger count)."""
+
+    count: int
+    #: How many computes the cluster has: the round robin goes on after them, so growing from
+    #: 2 to 4 places and names the new two as `add cluster` with 4 would have.
+    existing: int
+    vlan: int
+    cpus: int = defaults.CPUS
+    mem_mb: int = defaults.MEM_MB
+    disk_gb: int = defaults.DISK_GB
+    placement: str = "round-robin"
+    #: The frontend's name with cluster naming (`vm-<frontend>-<i>`), else None.
+    cluster_naming: str | None = None
+
+
+def plan_more_computes(
+    req: GrowRequest,
+    containers: Sequence[Container],
+    names: frozenset[str],
+    used_macs: frozenset[str],
+    mac_base: str,
+    mac_mask: str,
+) -> tuple[VMPlan, ...]:
+    """The computes `req` adds, by the rules of `plan_cluster` (placement, names, MACs)."""
+    if req.count <= 0:
+        return ()
+    if req.placement not in PLACEMENTS:
+        raise UserError(f"placement={req.placement!r}: use round-robin or capacity")
+    _require_kvm(containers)
+    by_name = {c.name: c for c in containers}
+    if req.placement == "capacity":
+        unique = list(by_name.values())
+        caps = []
+        for c in unique:
+            if c.capacity is None:
+                raise PlannerError(f"the memory of {c.name} was not read: no capacity placement")
+            caps.append(c.capacity)
+        order = by_capacity(caps, [req.mem_mb] * req.count)
+    else:
+        order = round_robin([c.name for c in containers], req.existing + req.count)
+        order = order[req.existing :]
+    macs = next_macs(used_macs, mac_base, mac_mask, req.count)
+    return _computes(
+        [by_name[n] for n in order], _Names(names, containers), macs, req.vlan, req.cpus,
+        req.mem_mb, req.disk_gb, req.cluster_naming, req.existing,
+    )  # fmt: skip

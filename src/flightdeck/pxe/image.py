@@ -480,7 +480,9 @@ if [ -n "$install" ]; then
 fi
 if [ -n "$report" ]; then
     if [ "$stamp" = "$stamped" ]; then
-        if timeout 30 wget -q -O /tmp/report --post-data "host=$host" "$report"; then
+        # The stamp as read back from the disk, for the frontend's log (never parsed there).
+        back=$(dd if=/dev/vda bs={STAMP_SIZE} count=1 2>/dev/null | tr -d '\\000' | head -n 1)
+        if timeout 30 wget -q -O /tmp/report --post-data "host=$host stamp=$back" "$report"; then
             echo "{MARKER_REPORTED} $(cat /tmp/report)"
         else
             echo "FLIGHTDECK-REPORT-FAILED $report"

@@ -38,6 +38,8 @@ INITRD_FILE = "initrd.gz"
 #: discover.ipxe asks DHCP again this many times, this many seconds apart (about 2 minutes).
 DISCOVER_TRIES = 24
 DISCOVER_WAIT = 5
+#: discover.ipxe looks for the booting NIC among this many devices (net0..net7).
+NIC_SLOTS = 8
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 #: What iPXE would read as syntax rather than as a word of a kernel line.
@@ -145,9 +147,15 @@ def discover_script(tries: int = DISCOVER_TRIES, wait: int = DISCOVER_WAIT) -> s
     `boot.ipxe` (a fixed lease: the machine is known now), chains it; after `tries` it gives
     up and exits, so the firmware boots the next device as it did before discovery existed.
     Written out try by try: no counters, nothing this iPXE might lack.
+
+    The NIC is pinned by name first (`nic`, found by its MAC among net0..net7): `netX` means
+    the most recently opened device, and a failed `dhcp` leaves none. That happens when
+    insert-ethers names the machine between dnsmasq's offer of a pool address and the
+    machine's request for it: the reloaded dnsmasq refuses that address (DHCPNAK), the try
+    fails, and with `netX` every later try would fail too ("no such network device").
     """
     step = (
-        "dhcp netX && iseq ${filename} boot.ipxe && "
+        "dhcp ${nic} && iseq ${filename} boot.ipxe && "
         "chain --autofree tftp://${next-server}/boot.ipxe ||"
     )
     lines = [
@@ -155,6 +163,8 @@ def discover_script(tries: int = DISCOVER_TRIES, wait: int = DISCOVER_WAIT) -> s
         "# Flightdeck: this machine's MAC is not in the database (dnsmasq lent it an address).",
         "# insert-ethers names new machines: ask DHCP again until the answer is a fixed lease.",
         "echo Flightdeck: ${netX/mac} is not known yet, waiting for insert-ethers to name it",
+        "set nic netX",
+        *(f"iseq ${{net{i}/mac}} ${{netX/mac}} && set nic net{i} ||" for i in range(NIC_SLOTS)),
     ]
     for _ in range(tries):
         lines += [f"sleep {wait}", step]

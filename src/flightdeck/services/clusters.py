@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -26,6 +27,7 @@ from flightdeck.planner.cluster import (
     COMPUTE,
     FRONTEND,
     ClusterInventory,
+    ClusterPlan,
     Container,
     RandomSource,
     VMPlan,
@@ -36,6 +38,9 @@ from flightdeck.planner.cluster import ClusterRequest as ClusterRequest  # the s
 from flightdeck.planner.cluster import Network as PlanNetwork
 from flightdeck.planner.names import check_fqdn
 from flightdeck.services.base import reading, writing
+
+if TYPE_CHECKING:
+    from flightdeck.services.allocation import NewVM
 
 # What only `add cluster` needs (allocation, inventory lookups) is imported inside it: `rocks
 # list cluster` and `remove cluster` do not pay for those modules.
@@ -157,63 +162,93 @@ def add_cluster(
 ) -> ClusterCreated:
     """`rocks add cluster`: read the inventory, plan (`planner.cluster`), write the plan, in
     one write transaction (on any error nothing is written)."""
-    import random
-
-    from flightdeck.services.allocation import NewNic, NewVM, insert_vms
-    from flightdeck.services.inventory import find_appliance
-
     check_request(req)
     with writing(db) as s:
-        if req.fe_name:
-            check_plain_name(s, req.fe_name)
-        if req.fe_fqdn:
-            _check_fqdn_free(s, check_fqdn(req.fe_fqdn))
         progress("planning", 0, req.num_computes + 1)
-        loaded = _inventory(s, req)
-        plan = plan_cluster(req, loaded.inventory, rng or random.Random())
-        apps = {name: find_appliance(s, name).id for name in (FRONTEND, COMPUTE)}
-
-        def new_vm(v: VMPlan) -> NewVM:
-            nics = [
-                NewNic(
-                    n.device,
-                    n.mac,
-                    n.ip,
-                    loaded.networks[n.network].id if n.network else None,
-                    n.vlan,
-                    n.name,
-                )
-                for n in v.nics
-            ]
-            return NewVM(
-                name=v.name,
-                appliance_id=apps[v.appliance],
-                container=loaded.hosts[v.container],
-                slice=v.slice,
-                cpus=v.cpus,
-                mem_mb=v.mem_mb,
-                nics=nics,
-                disks=list(v.disks),
-                install_action=v.install_action,
-                run_action=v.run_action,
-            )
-
+        planned = plan_in(s, req, rng)
         progress("inserting", req.num_computes // 2, req.num_computes + 1)
-        fe = plan.frontend.name
-        ids = insert_vms(s, [new_vm(plan.frontend)])
-        private_id = loaded.networks[plan.network].id
-        cluster = Cluster(frontend_id=ids[fe], vlan=plan.vlan, network_id=private_id)
-        s.add(cluster)
-        s.flush()
-        s.execute(update(VM).where(VM.host_id == ids[fe]).values(cluster_id=cluster.id))
-        computes = [new_vm(c) for c in plan.computes]
-        for v in computes:
-            v.cluster_id = cluster.id
-        insert_vms(s, computes)
-        s.add(
-            Route(host_id=ids[fe], destination="0.0.0.0", netmask="0.0.0.0", gateway=plan.gateway)
-        )
+        created = write_plan(s, planned)
         progress("committing", req.num_computes + 1, req.num_computes + 1)
+    return created
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A cluster's plan and the rows its names stand for (what `write_plan` writes)."""
+
+    plan: ClusterPlan
+    hosts: dict[str, Host]
+    networks: dict[str, Network]
+
+
+def plan_in(s: Session, req: ClusterRequest, rng: RandomSource | None = None) -> Planned:
+    """The plan of `add cluster` inside the caller's write transaction (also `rocks apply
+    cluster`'s, so a cluster made from a spec is the one `add cluster` makes)."""
+    import random
+
+    check_request(req)
+    if req.fe_name:
+        check_plain_name(s, req.fe_name)
+    if req.fe_fqdn:
+        _check_fqdn_free(s, check_fqdn(req.fe_fqdn))
+    loaded = _inventory(s, req)
+    plan = plan_cluster(req, loaded.inventory, rng or random.Random())
+    return Planned(plan, loaded.hosts, loaded.networks)
+
+
+def new_vm(s: Session, planned: Planned, v: VMPlan, apps: dict[str, int]) -> NewVM:
+    """The rows of one planned VM."""
+    from flightdeck.services.allocation import NewNic, NewVM
+
+    nics = [
+        NewNic(
+            n.device,
+            n.mac,
+            n.ip,
+            planned.networks[n.network].id if n.network else None,
+            n.vlan,
+            n.name,
+        )
+        for n in v.nics
+    ]
+    return NewVM(
+        name=v.name,
+        appliance_id=apps[v.appliance],
+        container=planned.hosts[v.container],
+        slice=v.slice,
+        cpus=v.cpus,
+        mem_mb=v.mem_mb,
+        nics=nics,
+        disks=list(v.disks),
+        install_action=v.install_action,
+        run_action=v.run_action,
+    )
+
+
+def appliance_ids(s: Session) -> dict[str, int]:
+    from flightdeck.services.inventory import find_appliance
+
+    return {name: find_appliance(s, name).id for name in (FRONTEND, COMPUTE)}
+
+
+def write_plan(s: Session, planned: Planned) -> ClusterCreated:
+    """Write a planned cluster (frontend, cluster row, computes, default route)."""
+    from flightdeck.services.allocation import insert_vms
+
+    plan = planned.plan
+    apps = appliance_ids(s)
+    fe = plan.frontend.name
+    ids = insert_vms(s, [new_vm(s, planned, plan.frontend, apps)])
+    private_id = planned.networks[plan.network].id
+    cluster = Cluster(frontend_id=ids[fe], vlan=plan.vlan, network_id=private_id)
+    s.add(cluster)
+    s.flush()
+    s.execute(update(VM).where(VM.host_id == ids[fe]).values(cluster_id=cluster.id))
+    computes = [new_vm(s, planned, c, apps) for c in plan.computes]
+    for v in computes:
+        v.cluster_id = cluster.id
+    insert_vms(s, computes)
+    s.add(Route(host_id=ids[fe], destination="0.0.0.0", netmask="0.0.0.0", gateway=plan.gateway))
     return ClusterCreated(fe, plan.vlan, [(c.name, c.container) for c in plan.computes])
 
 

@@ -201,6 +201,7 @@ def vm_spec(
     values = {r.name: r.value for r in attrs.resolve_all(s, host)}
     vlan_mode = (attrs.resolve(s, vm.container, "kvm_vlan_mode") or "macvtap").lower()
     boot = s.get(HostBoot, host.id)
+    is_frontend = s.scalar(select(Cluster.id).where(Cluster.frontend_id == host.id)) is not None
     spec = VMSpec(
         name=host.name,
         vcpus=host.cpus,
@@ -209,10 +210,13 @@ def vm_spec(
         disks=_disks(vm),
         cdrom=vm.cdrom_path,
         kernel_boot=_kernel_boot(s, host) if frontend_install_due(s, host) else None,
-        guest_agent=s.scalar(select(Cluster.id).where(Cluster.frontend_id == host.id))
-        is not None,
+        guest_agent=is_frontend,
         attrs=values,
-        installing=boot is None or boot.action != "os",
+        # PXE first for every node a frontend serves, installed or not: the frontend decides
+        # (install or localboot), so `set host boot action=install` + a reboot from inside
+        # reinstalls, as in Rocks. An installed virtual frontend boots its disk only: no PXE
+        # server answers it, and iPXE would wait on each NIC first.
+        installing=boot is None or boot.action != "os" or not is_frontend,
         offered_type=offered_type,
         labels=_labels(s, host, vm, vm.container),
     )

@@ -453,6 +453,44 @@ def statuses(db: Database, names: Sequence[str] | None = None) -> dict[str, str]
     return result
 
 
+def live_info(db: Database, names: Sequence[str]) -> tuple[dict[str, hv.Live], list[str]]:
+    """How the VMs named exactly run: state, memory and vCPUs (`rocks apply cluster` compares
+    a spec with these for running VMs). One listing per container, in parallel; the second
+    value names the containers that did not answer (their VMs are missing from the first)."""
+    with reading(db) as s:
+        rows: list[tuple[str, int | None]] = []
+        for part in (names[i : i + 900] for i in range(0, len(names), 900)):
+            rows += s.execute(
+                select(Host.name, VM.container_id).join(VM, VM.host_id == Host.id)
+                .where(Host.name.in_(list(part)))
+            ).tuples().all()  # fmt: skip
+        ids = {cid for _n, cid in rows if cid is not None}
+        boxes = list(s.scalars(select(Host).where(Host.id.in_(ids)))) if ids else []
+        uris = container_uris(s, boxes)
+        timeouts = {c.id: _timeout(s, c) for c in boxes}
+        cnames = {c.id: c.name for c in boxes}
+    wanted: dict[int, list[str]] = {}
+    for name, cid in rows:
+        if cid is not None:
+            wanted.setdefault(cid, []).append(name)
+
+    def listing(cid: int) -> Callable[[], dict[str, hv.Live]]:
+        return lambda: hv.connect(cnames[cid], uris[cid], timeouts[cid]).live()
+
+    timeout = max(timeouts.values(), default=hv.DEFAULT_CONNECT_TIMEOUT) + 5
+    out: dict[str, hv.Live] = {}
+    silent: list[str] = []
+    jobs = {str(cid): listing(cid) for cid in wanted}
+    for key, found in hv.parallel(jobs, timeout=timeout, workers=32).items():
+        if isinstance(found, BaseException):
+            silent.append(cnames[int(key)])
+            continue
+        for name in wanted[int(key)]:
+            if name in found:
+                out[name] = found[name]
+    return out, sorted(silent)
+
+
 # Config, removal, move, autostart -----------------------------------------------------------------
 
 
@@ -606,9 +644,7 @@ class _MovedDisk:
         return self.kind != "phy" and not (same_storage and self.target == self.source)
 
 
-def _rehome(
-    db: Database, vm: HostIds, container: str, disks: Sequence[_MovedDisk] = ()
-) -> None:
+def _rehome(db: Database, vm: HostIds, container: str, disks: Sequence[_MovedDisk] = ()) -> None:
     with writing(db) as s:
         row = vm_row(s, resolve_host(s, vm))
         row.container_id = s.scalars(select(Host.id).where(Host.name == container)).one()
@@ -646,6 +682,7 @@ def autostart_vms(db: Database, container_expr: str, *, stopping: bool) -> list[
 
 
 # After an image install ---------------------------------------------------------------------------
+
 
 def restart_when_off(db: Database, name: str, wait: float = 180.0) -> None:
     """Wait (in a thread) for the installer to power `name` off, then start it from its disk.

@@ -9,12 +9,12 @@ not only by its test driver (the tests define each one on both).
 Rules, after the original (reference §9.1) with its bugs fixed:
 
 - Boot: `<boot dev='cdrom'/>` first when a CD-ROM is attached, then network, then disk, with the
-  boot menu on, while the VM's boot action is `install` (the PXE server on that network decides
-  between installing and `localboot`). Once installed (boot action `os`, no CD-ROM) it boots its
-  disk only: no PXE attempts on each NIC first. A virtual frontend due to install (`install vm
-  frontend` and boot action `install`) boots the boot action's kernel and initrd directly, with
-  its public address on the command line, and `on_reboot=destroy` so the installer's final
-  reboot stops it.
+  boot menu on (the PXE server on that network decides between installing and `localboot`).
+  `installing=False` (the services set it for an installed virtual frontend, which no PXE
+  server answers) boots its disk only: no PXE attempts on each NIC first. A virtual frontend
+  due to install (`install vm frontend` and boot action `install`) boots the boot action's
+  kernel and initrd directly, with its public address on the command line, and
+  `on_reboot=destroy` so the installer's final reboot stops it.
 - Domain type: attribute `kvm_domain_type` (`kvm`, `qemu`; `auto` or unset = what the container's
   libvirt offers, `kvm` where it has KVM, else `qemu`, which the services warn about).
 - NICs: macvtap (`type='direct'`) ones first, then bridged ones, each virtio with its MAC.
@@ -131,7 +131,7 @@ class VMSpec:
     guest_agent: bool = False
     #: The VM's resolved attributes (host > appliance > global).
     attrs: Mapping[str, str] = field(default_factory=dict)
-    #: Boot action `install`: boot from the network (PXE decides); False boots the disk only.
+    #: Boot from the network first (PXE decides); False boots the disk only (see the rules).
     installing: bool = True
     #: The domain type the container's libvirt offers (`kvm` with KVM, else `qemu`); None when
     #: nobody asked, which means `kvm` unless the attribute says otherwise.

@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import os
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ STATE_WORDS = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: "paused",
 }
 STATUS_ERROR = "nostate-error"
+#: The states of a domain that runs (has a QEMU process).
+ACTIVE = frozenset({"active", "paused", "shutdown"})
 DEFAULT_CONNECT_TIMEOUT = 10.0
 GB = 1000**3  # disk sizes are in GB of 10^9 bytes, as the original
 
@@ -152,6 +155,15 @@ def parallel(
     return out
 
 
+@dataclass(frozen=True)
+class Live:
+    """A domain as it runs: its state word, and its memory (MB) and vCPUs when active."""
+
+    state: str
+    mem_mb: int | None = None
+    cpus: int | None = None
+
+
 @dataclass
 class Hypervisor:
     """One container's libvirt connection, with the operations Flightdeck needs."""
@@ -196,6 +208,52 @@ class Hypervisor:
         """Every domain's state on this container, by name (one listing call)."""
         doms = self._call("listing domains", lambda: self.conn.listAllDomains(0))
         return {d.name(): STATE_WORDS.get(d.state()[0], "nostate") for d in doms}
+
+    def live(self) -> dict[str, Live]:
+        """Every domain on this container: its state, and the memory (MB) and vCPUs it runs
+        with when active (one listing call, then one `info` per domain)."""
+
+        def read() -> dict[str, Live]:
+            out = {}
+            for d in self.conn.listAllDomains(0):
+                state, max_kib, _mem, vcpus, _cpu_ns = d.info()
+                word = STATE_WORDS.get(state, "nostate")
+                active = word in ACTIVE
+                out[d.name()] = Live(
+                    word, int(max_kib) // 1024 if active else None, int(vcpus) if active else None
+                )
+            return out
+
+        return self._call("listing domains", read)
+
+    def definition(self, name: str) -> str:
+        """The domain's persistent (inactive) XML: what to define again to undo a change."""
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+        return str(
+            self._call(
+                f"reading the definition of {name}", lambda: self.require(name).XMLDesc(flags)
+            )
+        )
+
+    def stop(self, name: str, grace: float, poll: float = 0.5) -> str:
+        """Stop a running domain the kind way: ACPI shutdown, then destroy after `grace`
+        seconds if it still runs. What happened, in a few words."""
+        dom = self.domain(name)
+        if dom is None or not self._call(f"reading the state of {name}", dom.isActive):
+            return "was not running"
+        if grace > 0:
+            # No ACPI (paused, or a guest without it): destroyed below.
+            with contextlib.suppress(FlightdeckError):
+                self._call(f"shutting down {name}", dom.shutdown)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                if not self._call(f"reading the state of {name}", dom.isActive):
+                    return "shut down"
+                time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+        if not self._call(f"reading the state of {name}", dom.isActive):
+            return "shut down"
+        self._call(f"stopping {name}", dom.destroy)
+        return "powered off" if grace <= 0 else f"powered off after {grace:g} s"
 
     def agent_answers(self, name: str, timeout: int = 2) -> bool:
         """Whether the QEMU guest agent of running domain `name` answers a ping (`timeout` s).

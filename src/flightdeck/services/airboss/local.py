@@ -16,8 +16,9 @@ from sqlalchemy import select
 from flightdeck.api.wire import MAX_TARGET
 from flightdeck.db.attrs import global_value
 from flightdeck.db.engine import Database
-from flightdeck.db.models import Host, Interface
-from flightdeck.services.base import reading
+from flightdeck.db.models import Host, HostBoot, Interface
+from flightdeck.planner.macs import is_mac, normalize_mac
+from flightdeck.services.base import reading, writing
 
 
 def first_mac(db: Database, name: str) -> str | None:
@@ -40,3 +41,53 @@ def airboss_attribute(db: Database) -> str | None:
     """The `airboss` attribute (where this site's Airboss is), if set."""
     with reading(db) as s:
         return global_value(s, "airboss")
+
+
+def mark_install(db: Database, macs: list[str]) -> dict[int, str | None]:
+    """Boot action `install` for the hosts of this database with these MACs; what each had.
+
+    An owner's `power install` reaches the VM through the Airboss, but the machine that
+    PXE-serves it is the frontend whose database names it: on a virtual frontend, that is this
+    one, whose boot action for compute-0-0 the physical side cannot set. So `rocks` sets it
+    here first (one transaction) and `restore` puts it back for a target the Airboss refused.
+    Returns host id -> previous action (None: the host had no boot row).
+    """
+    wanted = {normalize_mac(m) for m in macs if is_mac(m)}
+    if not wanted:
+        return {}
+    before: dict[int, str | None] = {}
+    with writing(db) as s:
+        ids = s.scalars(select(Interface.host_id).where(Interface.mac.in_(wanted))).all()
+        for host_id in sorted(set(ids)):
+            row = s.get(HostBoot, host_id)
+            before[host_id] = None if row is None else row.action
+            if row is None:
+                s.add(HostBoot(host_id=host_id, action="install"))
+            else:
+                row.action = "install"
+    return before
+
+
+def hosts_of(db: Database, macs: list[str]) -> set[int]:
+    """The ids of this database's hosts with these MACs."""
+    wanted = {normalize_mac(m) for m in macs if is_mac(m)}
+    if not wanted:
+        return set()
+    with reading(db) as s:
+        return set(s.scalars(select(Interface.host_id).where(Interface.mac.in_(wanted))).all())
+
+
+def restore(db: Database, before: dict[int, str | None]) -> None:
+    """Put back the boot actions `mark_install` replaced (for refused targets)."""
+    if not before:
+        return
+    with writing(db) as s:
+        for host_id, action in before.items():
+            row = s.get(HostBoot, host_id)
+            if action is None:
+                if row is not None:
+                    s.delete(row)
+            elif row is not None:
+                row.action = action
+            else:
+                s.add(HostBoot(host_id=host_id, action=action))

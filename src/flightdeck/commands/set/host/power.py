@@ -13,7 +13,9 @@ class Command(Base):
         Each host is a MAC, or a name: rocks sends a name this frontend's database knows as its
         first MAC (the MAC is what the physical frontend and a virtual frontend share), and
         any other name as it is (a physical-side name such as hosted-vm-0-0-0); pilot sends
-        it as given. action=install sets the boot action to install, then powers on. reset
+        it as given. action=install sets the boot action to install, then powers on: on the
+        Airboss's side and, run by root on a (virtual) frontend, in this frontend's database
+        for the hosts it knows (the one that PXE-serves them; put back if refused). reset
         and shutdown (ACPI) are also accepted. Several hosts are handled in parallel; one line
         per host says what happened.
     """
@@ -42,4 +44,7 @@ class Command(Base):
         action = c.check_action(p["action"])
         client = owner.client(self, p)
         sent, names = owner.targets(self, p.args)
-        c.report(c.power_many(client, sent, action, names=names), self.say, self.ctx.warn)
+        before = owner.mark_install(self, sent) if action == "install" else {}
+        results = c.power_many(client, sent, action, names=names)
+        owner.restore_boot(self, before, [r.target for r in results if not r.ok])
+        c.report(results, self.say, self.ctx.warn)

@@ -1,0 +1,1 @@
+"""Command words; each module below is one command."""
