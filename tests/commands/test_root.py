@@ -34,6 +34,13 @@ OWNER_COMMANDS = {
     "set host cdrom",
     "set cluster power",
     "open host console",
+    # issue 18: tokens (made and narrowed offline), Slurm's programs, the audit chain
+    "create token",
+    "attenuate",
+    "revoke",
+    "slurm resume",
+    "slurm suspend",
+    "verify audit",
 }
 
 

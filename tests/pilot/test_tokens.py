@@ -159,6 +159,9 @@ def test_pilot_lists_and_verifies_the_audit_chain(site: Any, airboss: Any, alice
     done = pilot("list", "audit", frontend, "output-format=json", *where)
     assert done.returncode == 0, done.stderr
     records = json.loads(done.stdout)
+    from flightdeck.commands.list.audit import Command as ListAudit
+
+    assert all(list(r) == [f.key for f in ListAudit.fields] for r in records)
     assert records[0]["seq"] == 1 and records[0]["operation"] == "macs+status"
     assert len(records[0]["hash"]) == 64
     # The key the Airboss signs heads with, pinned from the server's state directory.
