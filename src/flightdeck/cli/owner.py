@@ -157,7 +157,6 @@ def restore_boot(cmd: Command, before: dict[int, str | None], refused: Sequence[
     db = _local(cmd)
     if db is None or not before or not refused:
         return
-    from flightdeck.services.airboss.local import hosts_of, restore
+    from flightdeck.services.airboss.local import restore
 
-    ids = hosts_of(db, list(refused))
-    restore(db, {h: a for h, a in before.items() if h in ids})
+    restore(db, before, list(refused))

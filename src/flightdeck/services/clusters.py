@@ -196,8 +196,15 @@ def plan_in(s: Session, req: ClusterRequest, rng: RandomSource | None = None) ->
     return Planned(plan, loaded.hosts, loaded.networks)
 
 
-def new_vm(s: Session, planned: Planned, v: VMPlan, apps: dict[str, int]) -> NewVM:
-    """The rows of one planned VM."""
+def new_vm(
+    v: VMPlan,
+    apps: dict[str, int],
+    container: Host,
+    network_id: Callable[[str], int],
+    cluster_id: int | None = None,
+) -> NewVM:
+    """The rows of one planned VM (`add cluster`, and `rocks apply cluster` growing one):
+    `network_id` gives the id of a NIC's network from its name."""
     from flightdeck.services.allocation import NewNic, NewVM
 
     nics = [
@@ -205,7 +212,7 @@ def new_vm(s: Session, planned: Planned, v: VMPlan, apps: dict[str, int]) -> New
             n.device,
             n.mac,
             n.ip,
-            planned.networks[n.network].id if n.network else None,
+            network_id(n.network) if n.network else None,
             n.vlan,
             n.name,
         )
@@ -214,12 +221,13 @@ def new_vm(s: Session, planned: Planned, v: VMPlan, apps: dict[str, int]) -> New
     return NewVM(
         name=v.name,
         appliance_id=apps[v.appliance],
-        container=planned.hosts[v.container],
+        container=container,
         slice=v.slice,
         cpus=v.cpus,
         mem_mb=v.mem_mb,
         nics=nics,
         disks=list(v.disks),
+        cluster_id=cluster_id,
         install_action=v.install_action,
         run_action=v.run_action,
     )
@@ -238,16 +246,19 @@ def write_plan(s: Session, planned: Planned) -> ClusterCreated:
     plan = planned.plan
     apps = appliance_ids(s)
     fe = plan.frontend.name
-    ids = insert_vms(s, [new_vm(s, planned, plan.frontend, apps)])
+
+    def rows(v: VMPlan, cluster_id: int | None = None) -> NewVM:
+        return new_vm(
+            v, apps, planned.hosts[v.container], lambda n: planned.networks[n].id, cluster_id
+        )
+
+    ids = insert_vms(s, [rows(plan.frontend)])
     private_id = planned.networks[plan.network].id
     cluster = Cluster(frontend_id=ids[fe], vlan=plan.vlan, network_id=private_id)
     s.add(cluster)
     s.flush()
     s.execute(update(VM).where(VM.host_id == ids[fe]).values(cluster_id=cluster.id))
-    computes = [new_vm(s, planned, c, apps) for c in plan.computes]
-    for v in computes:
-        v.cluster_id = cluster.id
-    insert_vms(s, computes)
+    insert_vms(s, [rows(c, cluster.id) for c in plan.computes])
     s.add(Route(host_id=ids[fe], destination="0.0.0.0", netmask="0.0.0.0", gateway=plan.gateway))
     return ClusterCreated(fe, plan.vlan, [(c.name, c.container) for c in plan.computes])
 

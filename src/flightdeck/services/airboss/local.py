@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from flightdeck.api.wire import MAX_TARGET
 from flightdeck.db.attrs import global_value
@@ -66,6 +67,14 @@ def airboss_attribute(db: Database) -> str | None:
         return global_value(s, "airboss")
 
 
+def _host_ids(s: Session, macs: list[str]) -> set[int]:
+    """The ids of this database's hosts with these MACs (anything not a MAC is ignored)."""
+    wanted = {normalize_mac(m) for m in macs if is_mac(m)}
+    if not wanted:
+        return set()
+    return set(s.scalars(select(Interface.host_id).where(Interface.mac.in_(wanted))).all())
+
+
 def mark_install(db: Database, macs: list[str]) -> dict[int, str | None]:
     """Boot action `install` for the hosts of this database with these MACs; what each had.
 
@@ -75,13 +84,11 @@ def mark_install(db: Database, macs: list[str]) -> dict[int, str | None]:
     here first (one transaction) and `restore` puts it back for a target the Airboss refused.
     Returns host id -> previous action (None: the host had no boot row).
     """
-    wanted = {normalize_mac(m) for m in macs if is_mac(m)}
-    if not wanted:
-        return {}
+    if not any(is_mac(m) for m in macs):
+        return {}  # names sent as they are: nothing of this database's to mark
     before: dict[int, str | None] = {}
     with writing(db) as s:
-        ids = s.scalars(select(Interface.host_id).where(Interface.mac.in_(wanted))).all()
-        for host_id in sorted(set(ids)):
+        for host_id in sorted(_host_ids(s, macs)):
             row = s.get(HostBoot, host_id)
             before[host_id] = None if row is None else row.action
             if row is None:
@@ -91,22 +98,13 @@ def mark_install(db: Database, macs: list[str]) -> dict[int, str | None]:
     return before
 
 
-def hosts_of(db: Database, macs: list[str]) -> set[int]:
-    """The ids of this database's hosts with these MACs."""
-    wanted = {normalize_mac(m) for m in macs if is_mac(m)}
-    if not wanted:
-        return set()
-    with reading(db) as s:
-        return set(s.scalars(select(Interface.host_id).where(Interface.mac.in_(wanted))).all())
-
-
-def restore(db: Database, before: dict[int, str | None]) -> None:
-    """Put back the boot actions `mark_install` replaced (for refused targets)."""
-    if not before:
+def restore(db: Database, before: dict[int, str | None], refused: list[str]) -> None:
+    """Put back the boot actions `mark_install` replaced, for the refused MACs."""
+    if not before or not refused:
         return
     with writing(db) as s:
-        for host_id, action in before.items():
-            row = s.get(HostBoot, host_id)
+        for host_id in _host_ids(s, refused) & before.keys():
+            action, row = before[host_id], s.get(HostBoot, host_id)
             if action is None:
                 if row is not None:
                     s.delete(row)

@@ -560,7 +560,7 @@ def _grow(
     adding: Sequence[m.VMItem],
 ) -> None:
     from flightdeck.services import allocation as al
-    from flightdeck.services.clusters import appliance_ids
+    from flightdeck.services.clusters import appliance_ids, new_vm
     from flightdeck.services.inventory import find_network
 
     spec = work.spec
@@ -647,25 +647,8 @@ def _grow(
     private = find_network(s, st.network.name)
     new = []
     for p in final:
-        nics = [
-            al.NewNic(n.device, n.mac, n.ip, private.id if n.network else None, n.vlan, n.name)
-            for n in p.nics
-        ]
-        new.append(
-            al.NewVM(
-                name=p.name,
-                appliance_id=apps[p.appliance],
-                container=hosts[p.container],
-                slice=p.slice,
-                cpus=p.cpus,
-                mem_mb=p.mem_mb,
-                nics=nics,
-                disks=list(p.disks),
-                cluster_id=cluster.id,
-                install_action=p.install_action,
-                run_action=p.run_action,
-            )
-        )
+        # A cluster's computes have one network: its private one.
+        new.append(new_vm(p, apps, hosts[p.container], lambda _n: private.id, cluster.id))
         work.lines.append(f"+ {p.name} on {p.container}")
         work.new.add(p.name)
     al.insert_vms(s, new)
