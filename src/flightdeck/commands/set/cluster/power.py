@@ -24,8 +24,9 @@ class Command(Base):
         pilot) the Airboss runs the sequence as a job, which goes on if you disconnect
         (follow=no prints its id; 'pilot report job' follows it); reset and shutdown act on
         the computes only, at once. Run on the virtual frontend itself (rocks there, naming
-        itself), the frontend is left as it is and only its computes are powered, as in the
-        original; an install marks them for install in its database, where they PXE-boot.
+        itself), or with frontend=no, the frontend is left as it is and only its computes are
+        powered, as in the original; an install marks them for install in its database,
+        where they PXE-boot.
         Without key=, rocks runs it here (root).
     """
     args = ONE_HOST
@@ -37,6 +38,8 @@ class Command(Base):
         Param("max-parallel", "computes started at once per container", POSITIVE,
               default_text="attribute kvm_power_parallel, else 4"),
         Param("follow", "with key=: follow the job until it ends", BOOL, default=True),
+        Param("frontend", "with key=: power the frontend too (no: its computes only)", BOOL,
+              default=True),
         *AIRBOSS_PARAMS,
     )  # fmt: skip
     writes = False
@@ -99,14 +102,17 @@ class Command(Base):
         before = owner.mark_install(self, marked)
         try:
             job = c.start_cluster_job(
-                client, target, action, p["wait"], p["max_parallel"], frontend=not here
-            )
+                client, target, action, p["wait"], p["max_parallel"],
+                frontend=p["frontend"] and not here,
+            )  # fmt: skip
         except FlightdeckError:
             owner.restore_boot(self, before, marked)
             raise
         self.say(f"job {job.job}: power {action} of {job.frontend} (the Airboss runs it)")
         if here:
             self.say(f"{p.args[0]} is this machine: left as it is, its computes only")
+        elif not p["frontend"]:
+            self.say(f"{p.args[0]}: left as it is (frontend=no), its computes only")
         if not p["follow"]:
             self.say(f"follow it with: pilot report job host={p.args[0]} job={job.job}")
             return
