@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ def start_airboss(
     name: str = "airboss",
     env: Mapping[str, str] | None = None,
     timeout: float = 30,
+    prefix: Sequence[str] = (),
 ) -> Server:
     """`airboss serve --database <database> [args]` on 127.0.0.1 and a free port, once it listens.
 
@@ -58,7 +59,7 @@ def start_airboss(
     pid_file = tmp / f"{name}.pid"
     state = pid_file.with_suffix(".json")
     log = pid_file.with_suffix(".log")
-    cmd = [str(VENV_BIN / "airboss"), "serve", "--listen", "127.0.0.1:0",
+    cmd = [*prefix, str(VENV_BIN / "airboss"), "serve", "--listen", "127.0.0.1:0",
            "--database", database, "--pid-file", str(pid_file), *args]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(

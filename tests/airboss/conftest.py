@@ -184,12 +184,12 @@ class Site:
         self.clients.append(client)
         return client
 
-    def server(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 30
-               ) -> Server:
-        """`airboss serve` in its own process on a free loopback port."""
+    def server(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 30,
+               prefix: Sequence[str] = ()) -> Server:
+        """`airboss serve` in its own process on a free loopback port (`prefix`: run under)."""
         srv = start_airboss(
             self.tmp, self.url, *args, name=f"airboss-{len(self.servers)}", timeout=timeout,
-            env={**os.environ, "FLIGHTDECK_HOME": str(self.tmp), **(env or {})},
+            env={**os.environ, "FLIGHTDECK_HOME": str(self.tmp), **(env or {})}, prefix=prefix,
         )  # fmt: skip
         self.servers.append(srv)
         return srv

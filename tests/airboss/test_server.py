@@ -143,6 +143,83 @@ def test_slow_clients_do_not_block_anyone(site: Any, alice: Any) -> None:
             s.close()
 
 
+def _stall(address: str, source: str, head: bytes = b"GET /v1/macs HTTP/1.1\r\nHost: x\r\n"
+           ) -> socket.socket:
+    """A connection from `source` (a loopback address) whose request head never ends."""
+    host, port = address.rsplit(":", 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((source, 0))
+    s.settimeout(10)
+    s.connect((host, int(port)))
+    s.sendall(head)
+    return s
+
+
+def _closed_by_server(s: socket.socket, wait: float) -> bool:
+    """True if the server closes `s` within `wait` seconds (EOF or reset)."""
+    s.settimeout(wait)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_half_open_connections_beyond_the_file_limit_do_not_starve_an_owner(
+    site: Any, alice: Any
+) -> None:
+    """The audit's attack: more half-open connections (request heads that never end, from 20
+    addresses) than the Airboss may open files. Before: accept() failed in a loop, the owner's
+    request was never answered and each failure logged a traceback. Now the oldest idle
+    connections make room, the owner is answered while the attack holds, the stalled ones are
+    closed at the request deadline, and the log has a few counted lines, no tracebacks."""
+    srv = site.server("--set", "head_timeout=4", prefix=("prlimit", "--nofile=400:400", "--"))
+    stalled = [_stall(srv.address, f"127.0.0.{2 + i % 20}") for i in range(440)]
+    try:
+        c = client(site, srv, alice, timeout=10)
+        t0 = time.monotonic()
+        assert len(c.macs(site.cluster_a[0])) == 3
+        answered = time.monotonic() - t0
+        print(f"\nowner answered in {answered * 1000:.0f} ms under 440 half-open connections")
+        # Every stalled connection is closed by the server: evicted, or at its deadline.
+        assert all(_closed_by_server(s, 10) for s in stalled)
+    finally:
+        for s in stalled:
+            s.close()
+    assert srv.stop() == 0  # its last counts are logged as it stops
+    text = srv.log.read_text()
+    assert "Traceback" not in text
+    assert "no whole request within 4 s: closed" in text or "oldest idle one closed" in text
+    assert text.count("connections refused or closed since the last report") <= 5
+
+
+def test_connections_per_client_address_are_capped(site: Any, alice: Any) -> None:
+    srv = site.server("--set", "max_client_connections=8", "--set", "head_timeout=30")
+    held = [_stall(srv.address, "127.0.0.3") for _ in range(8)]
+    extra = [_stall(srv.address, "127.0.0.3") for _ in range(4)]
+    try:
+        assert all(_closed_by_server(s, 5) for s in extra)  # over the cap: closed at once
+        assert not any(_closed_by_server(s, 0.2) for s in held)  # within it: still open
+        # Another address (the owner's) is not affected.
+        assert len(client(site, srv, alice, timeout=10).macs(site.cluster_a[0])) == 3
+    finally:
+        for s in held + extra:
+            s.close()
+
+
+def test_a_body_that_never_ends_is_cut_at_the_deadline(site: Any, alice: Any) -> None:
+    srv = site.server("--set", "head_timeout=2")
+    s = _stall(srv.address, "127.0.0.4",
+               b"POST /v1/power HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    try:
+        assert _closed_by_server(s, 10)
+    finally:
+        s.close()
+    # A keep-alive connection idle past the deadline is closed too; a prompt one is served.
+    assert client(site, srv, alice, timeout=10).health().status == "ok"
+
+
 def _raw(address: str) -> http.client.HTTPConnection:
     host, port = address.rsplit(":", 1)
     return http.client.HTTPConnection(host, int(port), timeout=60)

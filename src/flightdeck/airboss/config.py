@@ -18,6 +18,14 @@ The file is `<state dir>/airboss.toml` (`FLIGHTDECK_HOME`, default `/var/lib/fli
     action_timeout = 300          # seconds before a libvirt operation is reported as timed out
     console_sessions = 4          # console sessions (VNC or serial) open at once per key
     console_idle = 1800           # seconds without a byte either way before a console closes
+    console_max = 43200           # seconds a console session may last at most (12 h)
+    console_recheck = 5           # seconds between checks that a session's key still holds
+    head_timeout = 10             # seconds to send a whole request (head and body)
+    max_connections = 1024        # client connections open at once (bounded by the fd limit)
+    max_client_connections = 64   # ... from one client address
+    client_rate = 50.0            # requests per second per client address, before verification
+    client_burst = 100            # ... and at most this many at once
+    audit_refusals = 20           # unverified refusals audited one by one per address a minute
     web_dir = "/srv/flightdeck/web"  # the browser console's files (default: the source tree's web/)
 """
 
@@ -61,6 +69,23 @@ class Settings:
     console_sessions: int = 4
     #: Seconds without a byte either way after which a console session is closed.
     console_idle: float = 1800.0
+    #: Seconds a console session may last at most, however busy (then closed, 4410).
+    console_max: float = 43200.0
+    #: Seconds between checks that an open console's key (or token) still holds.
+    console_recheck: float = 5.0
+    #: Seconds a client has to send a whole request, from its connection's start or the end of
+    #: the previous answer (`airboss.connections`).
+    head_timeout: float = 10.0
+    #: Client connections open at once, and from one client address.
+    max_connections: int = 1024
+    max_client_connections: int = 64
+    #: Requests per second (and at once) from one client address, counted before any
+    #: signature is verified: junk from one address cannot keep the Airboss busy.
+    client_rate: float = 50.0
+    client_burst: int = 100
+    #: Refusals before verification (no or a bad signature, too fast) audited one row each per
+    #: client address and minute; beyond that they are counted, and summed up in one row.
+    audit_refusals: int = 20
     #: The browser console's page and its npm packages (`airboss.web`); None: the source tree's.
     web_dir: str | None = None
 
@@ -78,11 +103,23 @@ class Settings:
             "libvirt_workers",
             "per_container",
             "console_sessions",
+            "max_connections",
+            "max_client_connections",
+            "client_burst",
         ):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1")
-        if self.console_idle <= 0:
-            raise UserError(f"console_idle={self.console_idle}: give seconds above 0")
+        for name in (
+            "console_idle",
+            "console_max",
+            "console_recheck",
+            "head_timeout",
+            "client_rate",
+        ):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{name}={getattr(self, name)}: give a number above 0")
+        if self.audit_refusals < 0:
+            raise UserError(f"audit_refusals={self.audit_refusals}: give 0 or more")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise UserError("give both tls_cert and tls_key, or neither")
 
@@ -136,6 +173,25 @@ def check_transport(settings: Settings) -> None:
 
 def config_path(given: str | None = None) -> Path:
     return Path(given) if given else site.state_dir() / CONFIG_NAME
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """`NAME=VALUE` overrides (`airboss serve --set`), each converted to its setting's type."""
+    known = {f.name: f for f in dataclasses.fields(Settings)}
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in known:
+            raise UserError(
+                f"--set {item!r}: give NAME=VALUE with a setting's name (known: {', '.join(known)})"
+            )
+        kind = str(known[name].type)
+        try:
+            out[name] = int(text) if kind == "int" else float(text) if kind == "float" else text
+        except ValueError:
+            raise UserError(f"--set {item!r}: {name} takes a number") from None
+    return out
 
 
 def load(path: str | None = None, **overrides: Any) -> Settings:

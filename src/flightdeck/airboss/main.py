@@ -1,7 +1,8 @@
 """The `airboss` command: `airboss serve` (foreground) and `airboss openapi`.
 
     airboss serve [--listen 127.0.0.1:8677] [--tls-cert FILE --tls-key FILE] [--config FILE]
-                  [--max-skew S] [--rate R] [--burst N] [--pid-file FILE] [--debug]
+                  [--max-skew S] [--rate R] [--burst N] [--set NAME=VALUE]...
+                  [--pid-file FILE] [--debug]
     airboss openapi [--write]  print the OpenAPI document (--write: to docs/openapi.json)
 
 `rocks start service airboss` runs `airboss serve` as a daemon; a systemd unit is installed
@@ -31,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-skew", type=int, help="clock skew tolerated, seconds (default 30)")
     serve.add_argument("--rate", type=float, help="requests per second per key (default 10)")
     serve.add_argument("--burst", type=int, help="requests at once per key (default 30)")
+    serve.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE",
+        help="any setting of airboss.toml, e.g. --set head_timeout=5 (repeatable)",
+    )  # fmt: skip
     serve.add_argument("--database", help="database URL (default: the site's)")
     serve.add_argument("--pid-file", type=Path, help="write the pid here once listening")
     serve.add_argument("--debug", action="store_true", help="log at DEBUG level")
@@ -63,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             max_skew=args.max_skew,
             rate=args.rate,
             burst=args.burst,
+            **config.parse_assignments(args.set),
         )
         serve(
             settings,

@@ -8,6 +8,7 @@ of the application, and `serve` returns; the pid and state files are then remove
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -15,8 +16,14 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flightdeck.airboss.config import Settings, check_transport, is_loopback
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from flightdeck.airboss.connections import ConnectionGuard
 
 log = logging.getLogger("flightdeck.airboss")
 
@@ -74,10 +81,22 @@ def serve(
     import uvicorn
 
     from flightdeck.airboss.app import create_app
+    from flightdeck.airboss.connections import (
+        ConnectionGuard,
+        connection_cap,
+        guarded_protocol,
+        open_file_limit,
+    )
     from flightdeck.db.engine import open_database
 
     setup_logging(log_level)
     check_transport(settings)
+    fd_limit = open_file_limit()
+    guard = ConnectionGuard(
+        connection_cap(settings.max_connections, fd_limit),
+        settings.max_client_connections,
+        settings.head_timeout,
+    )
     db = open_database(database_url)
     sock = bind(settings)
     host, port = sock.getsockname()[:2]
@@ -95,7 +114,7 @@ def serve(
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
         h11_max_incomplete_event_size=H11_MAX_HEAD,
-        http="h11",
+        http=guarded_protocol(guard),
         timeout_keep_alive=15,
         timeout_graceful_shutdown=30,
     )
@@ -119,10 +138,14 @@ def serve(
             )
             _write_atomically(pid_file, f"{os.getpid()}\n")
         log.info("airboss %d listening on %s (database %s)", os.getpid(), url, _safe_url(db.url))
+        log.info(
+            "connections: at most %d (open-file limit %d), %d per client address, a request "
+            "within %g s", guard.max_connections, fd_limit, guard.per_client, guard.head_timeout,
+        )  # fmt: skip
         # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the
         # handler it found installed: make that one a clean exit (status 0, files removed).
         signal.signal(signal.SIGTERM, _terminated)
-        server.run(sockets=[sock])
+        asyncio.run(_run(server, sock, guard))
     finally:
         for path in (pid_file, state_file):
             if path is not None and _owned(path):
@@ -130,6 +153,17 @@ def serve(
         sock.close()
         db.dispose()
         log.info("airboss %d stopped", os.getpid())
+
+
+async def _run(server: uvicorn.Server, sock: socket.socket, guard: ConnectionGuard) -> None:
+    """uvicorn's serve, on a loop whose resource errors are logged with counts, not floods."""
+    from flightdeck.airboss.connections import throttled_exception_handler
+
+    asyncio.get_running_loop().set_exception_handler(throttled_exception_handler(guard.events))
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        guard.events.flush()
 
 
 def _terminated(_signum: int, _frame: object) -> None:
