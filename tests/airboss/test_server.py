@@ -220,6 +220,73 @@ def test_a_body_that_never_ends_is_cut_at_the_deadline(site: Any, alice: Any) ->
     assert client(site, srv, alice, timeout=10).health().status == "ok"
 
 
+def _exchange(address: str, data: bytes, wait: float = 5) -> bytes:
+    """Send raw bytes, read everything until the server closes (or `wait` s of silence)."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=wait) as s:
+        s.sendall(data)
+        got = b""
+        try:
+            while chunk := s.recv(65536):
+                got += chunk
+        except TimeoutError:
+            pass
+    return got
+
+
+def test_content_length_with_chunked_closes_the_connection(site: Any) -> None:
+    """RFC 9112 §6.1: a request with both framings is refused and its connection closed, so a
+    request hidden behind the other framing is never served."""
+    srv = site.server()
+    smuggled = (b"POST /v1/power HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = _exchange(srv.address, smuggled)
+    assert got.count(b"HTTP/1.1 ") == 1, got
+    assert got.startswith(b"HTTP/1.1 400 "), got
+    assert b"connection: close" in got.lower()
+    assert b"Transfer-Encoding" in got  # the message says why
+    assert site.last().reason.startswith("invalid-request: Content-Length with Transfer-Encoding")
+
+
+@pytest.mark.parametrize("line", [b"OPTIONS * HTTP/1.1", b"GET http://127.0.0.1/v1/macs HTTP/1.1",
+                                  b"GET //v1/macs HTTP/1.1"])
+def test_requests_that_match_no_route_are_audited(site: Any, line: bytes) -> None:
+    srv = site.server()
+    got = _exchange(srv.address, line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head = got.split(b"\r\n\r\n", 1)[0].decode().lower()
+    assert head.startswith("http/1.1 40"), got
+    audit_id = next(v for k, _, v in (h.partition(": ") for h in head.split("\r\n"))
+                    if k == "audit-id")
+    assert site.last().id == int(audit_id)
+    assert not site.last().accepted
+
+
+def test_client_strings_never_forge_log_lines(site: Any) -> None:
+    """A newline (raw or %0a) in a path, a header or a WebSocket upgrade's path stays inside
+    one escaped log line: no line of the Airboss's log starts with the forged text."""
+    srv = site.server()
+    forged = b"2026-01-01 00:00:00,000 INFO flightdeck.airboss: FORGED"
+    _exchange(srv.address, b"GET /v1/macs%0a" + forged.replace(b" ", b"%20")
+              + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    _exchange(srv.address, b"GET /v1/console%0a" + forged.replace(b" ", b"%20")
+              + b"?kind=vnc HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade"
+              b"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13"
+              b"\r\n\r\n")
+    _exchange(srv.address, b"GET /v1/macs?target=%0a" + forged.replace(b" ", b"%20")
+              + b" HTTP/1.1\r\nHost: x\r\nSignature-Input: sig=();keyid=\"a\\nFORGED\"\r\n"
+              b"Connection: close\r\n\r\n")
+    # Raw control bytes h11 lets through in a request target (ESC: terminal escapes).
+    _exchange(srv.address, b"GET /v1/macs\x1b[2J\x1b]0;owned\x07 HTTP/1.1\r\nHost: x\r\n"
+              b"Connection: close\r\n\r\n")
+    assert srv.stop() == 0
+    raw = srv.log.read_bytes()
+    assert b"\x1b" not in raw and b"\x07" not in raw
+    lines = raw.splitlines()
+    assert not [line for line in lines if line.startswith(forged[:23]) and b"FORGED" in line[:80]]
+    assert any(b"FORGED" in line for line in lines)  # it was logged, escaped, inside a line
+
+
 def _raw(address: str) -> http.client.HTTPConnection:
     host, port = address.rsplit(":", 1)
     return http.client.HTTPConnection(host, int(port), timeout=60)

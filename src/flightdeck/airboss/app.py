@@ -157,6 +157,9 @@ class Airboss:
     # included, in that first call: one thread hand-off per request, not four.
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # an upgrade to anything but the console's path
+            await self._no_websocket(scope, receive, send)
+            return
         request = Request(scope, receive)
         raw_path = scope.get("raw_path") or urllib.parse.quote(scope["path"]).encode()
         path = raw_path.decode("latin-1")
@@ -192,6 +195,21 @@ class Airboss:
         ex.log(response.status_code, started)
         await response(scope, receive, send)
 
+    async def _no_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse, and audit, a WebSocket upgrade on a path that has none."""
+        if (await receive())["type"] != "websocket.connect":
+            return
+        client = scope.get("client")
+        raw_path = scope.get("raw_path") or urllib.parse.quote(scope["path"]).encode()
+        ex = Exchange(client[0] if client else None, "GET", raw_path.decode("latin-1"))
+        ex.reason = "unknown-operation: no WebSocket here (the console's is /v1/console)"
+        try:
+            await self.in_db(lambda: self.gate.audit(ex))
+        except Exception:
+            log.exception("could not write the audit log entry")
+        ex.log(403, time.perf_counter())
+        await send({"type": "websocket.close", "code": 1008, "reason": "no such operation"})
+
     def _public(self, scope: Scope, method: str, path: str) -> Response | None:
         if method != "GET" or path not in (HEALTH_PATH, OPENAPI_PATH, HEAD_KEY_PATH):
             return None
@@ -225,6 +243,15 @@ class Airboss:
     ) -> tuple[Response, int | None]:
         """The answer, and its audit row's id if it was written already."""
         self.gate.check_headers(scope.get("headers") or [])
+        if "transfer-encoding" in request.headers and "content-length" in request.headers:
+            # RFC 9112 §6.1: the two framings disagree on where this request ends; whatever
+            # follows it on this connection may be another request hidden in its body.
+            raise Refusal(
+                "invalid-request",
+                "Content-Length with Transfer-Encoding: send one framing; the connection is "
+                "closed",
+                headers={"Connection": "close"},
+            )
         body = await self._read_body(request)
         query = scope.get("query_string", b"").decode("latin-1")
         headers = request.headers
@@ -324,6 +351,9 @@ def create_app(
         exception_handlers={404: _not_found, 405: _not_found, Exception: _internal},
         lifespan=airboss.lifespan,
     )
+    # Whatever no route matches (`OPTIONS *`, an absolute-form target, a path with a newline,
+    # an upgrade elsewhere) goes through the same pipeline: refused, audited, with Audit-Id.
+    app.router.default = airboss
     app.state.airboss = airboss
     app.state.console = relay
     return app

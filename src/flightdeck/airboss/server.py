@@ -62,9 +62,20 @@ def state_file_for(pid_file: Path) -> Path:
     return pid_file.with_suffix(".json")
 
 
+class OneLine(logging.Formatter):
+    """Every message on one line, printable (`logsafe.escape`), whoever logs it: uvicorn's
+    lines and ours quote what clients send; a traceback (ours, never a client's) stays as is."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        from flightdeck.logsafe import escape
+
+        record.message = escape(record.message, 8192)
+        return super().formatMessage(record)
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(OneLine("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
