@@ -66,7 +66,7 @@ class OneLine(logging.Formatter):
     """Every message on one line, printable (`logsafe.escape`), whoever logs it: uvicorn's
     lines and ours quote what clients send; a traceback (ours, never a client's) stays as is."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+    def formatMessage(self, record: logging.LogRecord) -> str:
         from flightdeck.logsafe import escape
 
         record.message = escape(record.message, 8192)
