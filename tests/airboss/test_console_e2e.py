@@ -309,6 +309,43 @@ def test_vnc_relay_refusals_limits_idle_and_stop(lab: Lab) -> None:
         w.close()
 
 
+def test_removing_the_key_or_the_lifetime_ends_an_open_console(lab: Lab) -> None:
+    """The audit: a console survived `rocks remove host key` (keystrokes relayed 10 s later)
+    and sessions had no maximum lifetime. Now the key's removal closes its sessions within
+    `console_recheck` seconds (4401) and `console_max` ends any session (4410), both audited."""
+    from flightdeck.pilot.websocket import Closed
+
+    vm = lab.compute(0)
+    lab.rocks.ok("start", "host", "vm", vm)
+    owner = lab.key(lab.mine, "owner")
+    address = lab.airboss(console_recheck=1, console_max=6, rate=1000.0, burst=1000)
+    macs = lab.macs(lab.mine)
+    ws = _client(owner, address).open_console(macs[vm], "vnc")
+    assert ws.recv() == b"RFB 003.008\n"
+    listed = json.loads(lab.rocks.ok("list", "host", "key", lab.mine, "output-format=json"))
+    lab.rocks.ok("remove", "host", "key", lab.mine, f"id={listed[0]['id']}")
+    t0 = time.monotonic()
+    closed = ws.recv()
+    assert isinstance(closed, Closed) and closed.code == 4401, closed
+    assert "no longer covers" in closed.reason
+    print(f"\nconsole closed {time.monotonic() - t0:.1f} s after its key was removed")
+    ends = [r for r in lab.audit(5) if r.operation == "console vnc close"]
+    assert ends and "no longer covers" in (ends[-1].reason or "")
+
+    # The longest a session may last, however busy.
+    owner = lab.key(lab.mine, "owner2")
+    ws = _client(owner, address).open_console(macs[vm], "vnc")
+    rfb = Rfb(ws)
+    width, height = rfb.handshake()
+    while True:  # keep it busy: never idle
+        got = ws.recv()
+        if isinstance(got, Closed):
+            break
+        ws.send(struct.pack("!BBHHHH", 3, 1, 0, 0, width, height))
+    assert got.code == 4410, got
+    assert "the longest a session may last" in got.reason
+
+
 def test_100_sessions_open_while_power_requests_are_answered(lab: Lab) -> None:
     vm = lab.compute(0)
     lab.rocks.ok("start", "host", "vm", vm)

@@ -27,7 +27,10 @@ WebSocket denial response), audited:
 Bytes are relayed as binary frames both ways (text frames from a viewer are taken as UTF-8).
 A session ends, with a WebSocket close code and reason, when the VM's console closes (the VM
 stopped or its container went away: 1000), after `console_idle` seconds without a byte
-either way (4408), or when the viewer leaves; its end is audited as "console <kind> close"
+either way (4408), after `console_max` seconds however busy (4410), within `console_recheck`
+seconds of its key's removal (or of the key no longer covering the VM, or of its capability
+token's revocation: 4401; checked in the database, so any replica or `rocks remove host key`
+on any host ends it), or when the viewer leaves; its end is audited as "console <kind> close"
 with the bytes each way and the duration.
 """
 
@@ -52,7 +55,7 @@ from flightdeck.airboss.workers import Workers
 from flightdeck.api import wire
 from flightdeck.api.operations import CONSOLE, Call, ConsoleRequest
 from flightdeck.errors import FlightdeckError
-from flightdeck.services.airboss import consoles
+from flightdeck.services.airboss import access, consoles, revocations
 from flightdeck.services.airboss.access import Target
 from flightdeck.services.airboss.audit import AuditRecord
 from flightdeck.services.airboss.consoles import ConsolePlace
@@ -70,6 +73,8 @@ CLOSE_NORMAL = 1000  # the VM's console closed: it stopped, or its container wen
 CLOSE_GOING_AWAY = 1001  # the Airboss is shutting down
 CLOSE_INTERNAL = 1011
 CLOSE_IDLE = 4408  # nothing either way for console_idle seconds
+CLOSE_REVOKED = 4401  # the key was removed (or no longer covers the VM), or the token revoked
+CLOSE_LIFETIME = 4410  # open for console_max seconds
 
 
 class Upstream(Protocol):
@@ -121,6 +126,8 @@ class Session:
     to_viewer: int = 0
     from_viewer: int = 0
     last: float = field(default_factory=time.monotonic)
+    #: The revocation ids of the capability token it was opened with (none: a signature).
+    token_ids: tuple[str, ...] = ()
 
 
 class ConsoleRelay:
@@ -165,7 +172,9 @@ class ConsoleRelay:
             await self._deny(scope, send, ex, Refusal(bug.code, "internal error: see the log"))
             return
         assert ex.keyid is not None
-        session = Session(ex.keyid, target, kind, ex.client)
+        session = Session(
+            ex.keyid, target, kind, ex.client, token_ids=tuple(ex.token.ids) if ex.token else ()
+        )
         try:
             ex.accepted = True
             ex.reason = "session open"
@@ -342,12 +351,27 @@ class ConsoleRelay:
                     session.last = time.monotonic()
                     await upstream.write(data)
 
+        longest = self.settings.console_max
+        every = self.settings.console_recheck
+
         async def watch() -> tuple[str, int | None]:
+            """Idle, too old, or no longer allowed (checked every `console_recheck` s)."""
+            end = session.started + longest
+            check = time.monotonic() + every
             while True:
-                left = session.last + idle - time.monotonic()
-                if left <= 0:
+                now = time.monotonic()
+                if session.last + idle <= now:
                     return f"idle for {idle:g} s", CLOSE_IDLE
-                await asyncio.sleep(left)
+                if end <= now:
+                    return f"open for {longest:g} s, the longest a session may last", (
+                        CLOSE_LIFETIME
+                    )
+                if check <= now:
+                    why = await self.workers.in_db(lambda: self._revoked(session))
+                    if why is not None:
+                        return why, CLOSE_REVOKED
+                    check = time.monotonic() + every
+                await asyncio.sleep(max(0.0, min(session.last + idle, end, check) - now))
 
         tasks = [asyncio.ensure_future(c()) for c in (down, up, watch)]
         try:
@@ -369,6 +393,19 @@ class ConsoleRelay:
             with contextlib.suppress(Exception):
                 await send({"type": "websocket.close", "code": code, "reason": why[:120]})
         return why, code
+
+    def _revoked(self, session: Session) -> str | None:
+        """Why `session` may not go on (its key removed or no longer covering the VM, its
+        token revoked), or None; in a database thread."""
+        try:
+            with access.read(self.gate.db) as conn:
+                access.recheck(conn, session.keyid, session.target)
+        except access.Refused as exc:
+            return f"the key no longer covers {session.target.name} ({exc.reason})"
+        revoked = revocations.first_revoked(self.gate.db, session.token_ids)
+        if revoked is not None:
+            return f"its capability token was revoked ({revoked})"
+        return None
 
     async def _closed(self, session: Session, ex: Exchange, why: str, code: int | None) -> None:
         seconds = time.monotonic() - session.started
