@@ -2,7 +2,7 @@
 
 Order of work for a request, cheapest and most decisive first; each refusal ends it:
 
-1. Headers within bounds (count and bytes), else 431. `/health` and `/openapi.json` are
+1. The client address's rate (429), then headers within bounds (count and bytes), else 431. `/health` and `/openapi.json` are
    answered here, unauthenticated and unlogged.
 2. The body, read up to `max_body` bytes, else 413.
 3. The request gate (`airboss.gate`): the RFC 9421 signature and its nonce (401), the key's
@@ -15,7 +15,9 @@ Order of work for a request, cheapest and most decisive first; each refusal ends
 7. The operation's service call (`serve`); libvirt work it leaves runs in a thread pool, at
    most `per_container` at once per container, so a slow container delays only its own VMs'
    requests.
-8. One audit row, whatever happened, before the answer leaves (its id is `Audit-Id`).
+8. One audit row, whatever happened, before the answer leaves (its id is `Audit-Id`); past
+   `audit_refusals` a minute, an address's refusals before verification are counted into one
+   summary row instead (`airboss.floods`), and their answers carry no `Audit-Id`.
 
 Consoles are WebSockets on `/v1/console` (`flightdeck.airboss.console`), admitted by the same
 gate; their web tokens are issued by `POST /v1/console/token`. The browser console's page
@@ -125,6 +127,10 @@ class Airboss:
                     log.info("forgot %d expired nonce(s)", dropped)
             except Exception:
                 log.exception("purging expired nonces failed")
+            try:
+                await self.in_db(self.gate.write_summaries)
+            except Exception:
+                log.exception("writing the flood summaries to the audit log failed")
             await asyncio.sleep(self.settings.purge_interval)
 
     @contextlib.asynccontextmanager
@@ -146,6 +152,10 @@ class Airboss:
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purger
+            try:
+                await self.in_db(lambda: self.gate.write_summaries(everything=True))
+            except Exception:
+                log.exception("writing the flood summaries to the audit log failed")
             self.workers.shutdown()
 
     # The request ------------------------------------------------------------------------------
@@ -182,7 +192,7 @@ class Airboss:
         except Exception as exc:  # a bug: say so, never how
             bug = self.gate.bug(ex, exc)
             response = _error(bug.code, bug.message, bug.status)
-        if audited is None:
+        if not ex.audited:
             try:
                 audited = await self.in_db(lambda: self.gate.audit(ex))
             except Exception:
@@ -242,6 +252,7 @@ class Airboss:
         self, request: Request, scope: Scope, ex: Exchange
     ) -> tuple[Response, int | None]:
         """The answer, and its audit row's id if it was written already."""
+        self.gate.limit_address(ex)
         self.gate.check_headers(scope.get("headers") or [])
         if "transfer-encoding" in request.headers and "content-length" in request.headers:
             # RFC 9112 §6.1: the two framings disagree on where this request ends; whatever
@@ -315,7 +326,8 @@ class Done:
     """A request answered in the database thread, its audit row written."""
 
     response: Response
-    audit_id: int
+    #: None: a refusal folded into a flood summary (`airboss.floods`).
+    audit_id: int | None
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,7 @@ class ConsoleRelay:
     # Admission -------------------------------------------------------------------------------
 
     async def _admit(self, scope: Scope, ex: Exchange) -> tuple[str, Target, Upstream, str]:
+        self.gate.limit_address(ex)
         self.gate.check_headers(scope.get("headers") or [])
         headers = Headers(scope=scope)
         query = scope.get("query_string", b"").decode("latin-1")

@@ -8,11 +8,14 @@ stable code, a message for the owner, an HTTP status, a detail for the log):
              keys (`services.airboss.keys`) are the first database read. 401.
 2. replay  - inside the verification, once the signature holds: its nonce is recorded
              (`services.airboss.nonces`), and a nonce seen before is refused. 401 `replay`.
-3. limit   - the verified key's token bucket (`ratelimit`). 429 with Retry-After.
+3. limit   - the verified key's token bucket (`ratelimit`). 429 with Retry-After. (Before
+             step 1, the client address's own bucket: `limit_address`.)
 4. authorise - the operation's scope rule: the target string checked on its own, then
              resolved ONCE to a `Target` (ids) the key must cover (`services.airboss.access`).
              400 `invalid-target`, 403 `forbidden` (the precise reason goes to the log only).
-5. audit   - one row per request, accepted or why not (`services.airboss.audit`).
+5. audit   - one row per request, accepted or why not (`services.airboss.audit`); refusals
+             before verification beyond `audit_refusals` a minute from one address are
+             counted and summed up in one row (`airboss.floods`).
 
 A capability token (`Authorization: Biscuit ...`, `crypto.capability`) replaces steps 1-2 with
 its own verification, in the same order (bounds and times, body digest, the key lookup, the
@@ -37,6 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from flightdeck.airboss.config import Settings
+from flightdeck.airboss.floods import FloodAudit
 from flightdeck.airboss.ratelimit import RateLimiter
 from flightdeck.api.operations import Scope
 from flightdeck.api.wire import InvalidTarget, check_target
@@ -122,6 +126,8 @@ class Exchange:
     token: capability.VerifiedToken | None = None
     #: The audit hash chain of the target (its cluster's), once it is resolved.
     chain: str | None = None
+    #: Set once its audit row is written or folded into a flood summary (never twice).
+    audited: bool = False
 
     def operation_name(self) -> str:
         return self.operation or f"{self.method} {self.path}"
@@ -181,6 +187,9 @@ class Gate:
         self.settings = settings
         self.clock = clock
         self.limiter = RateLimiter(settings.rate, settings.burst)
+        #: Per client address, before anything is verified or read (`limit_address`).
+        self.by_address = RateLimiter(settings.client_rate, settings.client_burst)
+        self.floods = FloodAudit(settings.audit_refusals, clock=clock)
         self.keys = PublicKeys(db)
 
     # 0. Bounds, before anything is read ---------------------------------------------------------
@@ -196,6 +205,18 @@ class Gate:
                 "headers-too-large",
                 f"the request headers are over {self.settings.max_headers} lines or "
                 f"{self.settings.max_header_bytes} bytes",
+            )
+
+    def limit_address(self, ex: Exchange) -> None:
+        """Step 0 as well: the client address's rate, before a signature is looked at (junk
+        from one address cannot keep the verifier and the audit log busy)."""
+        wait = self.by_address.allow(ex.client or "-")
+        if wait > 0:
+            seconds = max(1, int(wait + 0.999))
+            raise Refusal(
+                "rate-limited",
+                f"too many requests from {ex.client}: try again in {seconds} s",
+                headers={"Retry-After": str(seconds)},
             )
 
     # 1-3. Who: a signature (verified, not replayed) or a token; then the key's rate -------------
@@ -313,8 +334,23 @@ class Gate:
 
     # 5. The record -------------------------------------------------------------------------------
 
-    def audit(self, ex: Exchange) -> int:
+    def audit(self, ex: Exchange) -> int | None:
+        """Its audit row's id; None when it is a refusal before verification folded into its
+        address's flood summary (`airboss.floods`)."""
+        assert not ex.audited, "one audit row per request"
+        ex.audited = True
+        if not ex.verified and not ex.accepted:
+            code = (ex.reason or "refused").split(":", 1)[0]
+            if not self.floods.own_row(ex.client, code):
+                return None
         return audit_log.audit(self.db, ex.record())
+
+    def write_summaries(self, everything: bool = False) -> int:
+        """Write the flood summaries of the minutes that are over; how many rows."""
+        rows = self.floods.flush(everything=everything)
+        for record in rows:
+            audit_log.audit(self.db, record)
+        return len(rows)
 
     def audit_record(self, record: audit_log.AuditRecord) -> int:
         return audit_log.audit(self.db, record)
