@@ -2,8 +2,9 @@
 
 Order of work for a request, cheapest and most decisive first; each refusal ends it:
 
-1. The client address's rate (429), then headers within bounds (count and bytes), else 431. `/health` and `/openapi.json` are
-   answered here, unauthenticated and unlogged.
+1. `/health` and `/openapi.json` are answered first, unauthenticated and unlogged. Then the
+   client address's rate (429), headers within bounds (count and bytes), else 431, and never
+   both Content-Length and Transfer-Encoding (400, the connection closed).
 2. The body, read up to `max_body` bytes, else 413.
 3. The request gate (`airboss.gate`): the RFC 9421 signature and its nonce (401), the key's
    rate limit (429).
