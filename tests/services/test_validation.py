@@ -41,6 +41,7 @@ BAD = [
     ("kvm_power_parallel", "0", "give a whole number from 1 to 64"),
     ("kvm_shutdown_grace", "-5", "give seconds, e.g. 30"),
     ("kvm_frontend_ready_timeout", "soon", "give seconds, e.g. 900"),
+    ("airboss_audit_days", "-1", "give whole days, 0 to keep the audit log forever"),
 ]
 
 

@@ -65,6 +65,7 @@ from flightdeck.api.operations import (
 from flightdeck.crypto.auditchain import HEAD_KEY_PATH
 from flightdeck.db.engine import Database
 from flightdeck.errors import FlightdeckError
+from flightdeck.services.airboss import retention
 from flightdeck.services.airboss.jobs import Jobs, interrupt_own
 
 log = logging.getLogger("flightdeck.airboss")
@@ -75,6 +76,8 @@ ROUTES: dict[tuple[str, str], Operation[Any, Any] | Stream[Any]] = {
 }
 _PATHS = {path for _m, path in ROUTES}
 OPENAPI_PATH = "/openapi.json"
+#: Seconds between two prunings of the audit log by the running Airboss.
+PRUNE_EVERY = 3600.0
 
 
 def _error(
@@ -121,6 +124,9 @@ class Airboss:
         return self._audit_key
 
     async def purge_loop(self) -> None:
+        """Every `purge_interval` s: expired nonces, the flood summaries of past minutes; about
+        once an hour (and at start): the audit rows past their retention (`airboss_audit_days`)."""
+        next_prune = time.monotonic()
         while True:
             try:
                 dropped = await self.in_db(self.gate.purge)
@@ -132,6 +138,14 @@ class Airboss:
                 await self.in_db(self.gate.write_summaries)
             except Exception:
                 log.exception("writing the flood summaries to the audit log failed")
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY
+                try:
+                    days, pruned = await self.in_db(lambda: retention.prune_by_setting(self.db))
+                    if pruned:
+                        log.info("pruned %d audit row(s) older than %d days", pruned, days)
+                except Exception:
+                    log.exception("pruning the audit log failed")
             await asyncio.sleep(self.settings.purge_interval)
 
     @contextlib.asynccontextmanager

@@ -42,6 +42,7 @@ CHECKS: dict[str, tuple[str, str]] = {
     "kvm_power_parallel": ("flightdeck.services.clusterpower", "check_power_parallel"),
     "kvm_shutdown_grace": ("flightdeck.services.clusterpower", "check_shutdown_grace"),
     "kvm_frontend_ready_timeout": ("flightdeck.services.clusterpower", "check_ready_timeout"),
+    "airboss_audit_days": ("flightdeck.services.airboss.retention", "check_days"),
 }
 #: `kvm_device_0`, `kvm_device_1`...: checked by the designer's device check.
 DEVICE = (_DESIGNER, "check_device")
