@@ -132,3 +132,64 @@ def test_concurrent_appends_never_fork_a_chain(site: Any, alice: Any) -> None:
         entry["at"] = auditchain.moment(r.at)
         assert r.prev == prev and auditchain.entry_hash(prev, entry) == r.hash
         prev = r.hash
+
+
+def _full_check(found: ops.AuditChain, key: Any) -> auditchain.Problem | None:
+    """What `pilot verify audit` checks: the whole chain, from entry 1 or its checkpoint."""
+    entries = [dataclasses.asdict(e) for e in found.entries]
+    cut = dataclasses.asdict(found.checkpoint) if found.checkpoint else None
+    return auditchain.verify(entries, dataclasses.asdict(found.head), key, checkpoint=cut,
+                             complete=True)  # fmt: skip
+
+
+def _age(site: Any, chain_name: str, upto_seq: int) -> None:
+    """Date a chain's first entries 100 days back (their hashes are left alone: pruning reads
+    only the time, verification never sees these rows again)."""
+    import datetime as dt
+
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=100)
+    with site.db.engine.begin() as conn:
+        conn.execute(sa.update(audit_log).where(audit_log.c.chain == chain_name,
+                                                audit_log.c.seq <= upto_seq).values(at=old))
+
+
+def test_a_pruned_chain_verifies_from_its_signed_checkpoint(site: Any, alice: Any) -> None:
+    from flightdeck.services.airboss import retention
+
+    app = site.app()
+    activity(site, app, alice)
+    activity(site, app, alice)
+    frontend = site.mac(site.cluster_a[0])
+    name = chain(app, alice, frontend).head.chain
+    _age(site, name, 4)
+    assert retention.prune_by_setting(site.db)[1] >= 4
+    found = chain(app, alice, frontend)
+    key = published(app)
+    assert found.checkpoint is not None and found.checkpoint.seq == 4
+    assert found.entries[0].seq == 5
+    assert _full_check(found, key) is None
+    # Deleting more than the retention did is not hidden by the checkpoint.
+    rows = _rows(site, name)
+    with site.db.engine.begin() as conn:
+        conn.execute(sa.delete(audit_log).where(audit_log.c.id == rows[0].id))
+    problem = _full_check(chain(app, alice, frontend), key)
+    assert problem is not None and problem.seq == 5 and "checkpoint" in problem.what
+    # A checkpoint moved forward by hand no longer carries the Airboss's signature.
+    from flightdeck.db.tables import audit_checkpoints
+
+    with site.db.engine.begin() as conn:
+        conn.execute(sa.update(audit_checkpoints).values(seq=5, hash=rows[0].hash))
+    problem = _full_check(chain(app, alice, frontend), key)
+    assert problem is not None and "checkpoint's signature" in problem.what
+
+
+def test_first_entries_deleted_without_a_checkpoint_are_named(site: Any, alice: Any) -> None:
+    app = site.app()
+    activity(site, app, alice)
+    frontend = site.mac(site.cluster_a[0])
+    name = chain(app, alice, frontend).head.chain
+    with site.db.engine.begin() as conn:
+        conn.execute(sa.delete(audit_log).where(audit_log.c.chain == name,
+                                                audit_log.c.seq <= 2))
+    problem = _full_check(chain(app, alice, frontend), published(app))
+    assert problem is not None and problem.seq == 1 and "no signed checkpoint" in problem.what

@@ -479,6 +479,8 @@ class ChainHead:
 class AuditChain:
     entries: list[ChainEntry]
     head: ChainHead
+    #: Where a pruned chain now starts (the last pruned entry, signed when it was pruned).
+    checkpoint: ChainHead | None = None
 
 
 def _audit_chain(call: Call[AuditRequest]) -> AuditChain:
@@ -491,7 +493,12 @@ def _audit_chain(call: Call[AuditRequest]) -> AuditChain:
     name = chain.chain_of(call.target.host_id, call.target.cluster_id)
     entries, head = chain.read(call.db, name, int(since_text))
     signed = chain.signed_head(chain.airboss_key(), head)
-    return AuditChain([ChainEntry(**e) for e in entries], ChainHead(**signed))
+    cut = chain.checkpoint_of(call.db, name)
+    return AuditChain(
+        [ChainEntry(**e) for e in entries],
+        ChainHead(**signed),
+        ChainHead(**cut) if cut else None,
+    )
 
 
 AUDIT = Operation(

@@ -68,6 +68,22 @@ def sign_head(
     return base64.b64encode(key.sign(head_message(chain, seq, digest, signed_at))).decode()
 
 
+def _signed(head: Mapping[str, object], chain: str, key: ed25519.Ed25519PublicKey) -> bool:
+    """True if `head` (a chain head or checkpoint of `chain`) carries `key`'s signature."""
+    if head.get("chain") != chain:
+        return False
+    try:
+        signature = base64.b64decode(str(head.get("signature")), validate=True)
+        key.verify(
+            signature,
+            head_message(chain, int(str(head["seq"])), str(head["hash"]),
+                         int(str(head["signed_at"]))),
+        )  # fmt: skip
+    except (InvalidSignature, ValueError, KeyError):
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Problem:
     """The first entry that does not verify, and how."""
@@ -86,23 +102,34 @@ def verify(
     airboss_key: ed25519.Ed25519PublicKey,
     *,
     start_prev: str | None = None,
+    checkpoint: Mapping[str, object] | None = None,
+    complete: bool = False,
 ) -> Problem | None:
     """None when `entries` (ascending `seq`, each with its stored `prev` and `hash`) form an
     unbroken chain ending at `head`, whose signature `airboss_key` made; else the first
     problem. `start_prev`: the hash before the first entry when it is not entry 1 (a head the
     owner verified before); without it, a listing that starts later is checked from its first
-    entry's stored `prev`."""
+    entry's stored `prev`. `checkpoint`: where a pruned chain now starts (a head signed when it
+    was pruned): its signature is checked and the chain must go on from it. `complete`: the
+    listing is the whole chain, so it must start at entry 1 or right after the checkpoint."""
     chain = str(head.get("chain"))
-    try:
-        signature = base64.b64decode(str(head.get("signature")), validate=True)
-        airboss_key.verify(
-            signature,
-            head_message(chain, int(str(head["seq"])), str(head["hash"]),
-                         int(str(head["signed_at"]))),
-        )  # fmt: skip
-    except (InvalidSignature, ValueError, KeyError):
+    if not _signed(head, chain, airboss_key):
         return Problem(None, "the head's signature does not verify with the Airboss's key")
     prev: str | None = start_prev
+    if checkpoint is not None:
+        if not _signed(checkpoint, chain, airboss_key):
+            return Problem(None, "the checkpoint's signature does not verify with the key")
+        after = int(str(checkpoint["seq"]))
+        entries = [e for e in entries if int(str(e.get("seq"))) > after]
+        first = int(str(entries[0].get("seq"))) if entries else int(str(head["seq"])) + 1
+        if start_prev is None:
+            if first != after + 1:
+                return Problem(after + 1, "missing: the chain does not go on from its signed "
+                               f"checkpoint (entry {after})")  # fmt: skip
+            prev = str(checkpoint["hash"])
+    elif complete and entries and int(str(entries[0].get("seq"))) != 1 and start_prev is None:
+        return Problem(1, "missing: the chain's first entries are gone and no signed "
+                       "checkpoint says they were pruned")  # fmt: skip
     expected_seq: int | None = None
     for entry in entries:
         seq = int(str(entry.get("seq")))

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 #: The Alembic revision this code expects; a database behind it is upgraded when opened.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 #: How long a writer waits for another writer (milliseconds).
 BUSY_TIMEOUT_MS = 60_000
 #: Advisory lock key for write transactions on PostgreSQL ("VM" = 86 77, as the Airboss port).

@@ -248,6 +248,17 @@ class AuditHead(Base):
     hash: Mapped[str]
 
 
+class AuditCheckpoint(Base):
+    """Where a pruned audit chain now starts, signed when it was pruned."""
+
+    __table__ = tables.audit_checkpoints
+    chain: Mapped[str]
+    seq: Mapped[int]
+    hash: Mapped[str]
+    signed_at: Mapped[int]
+    signature: Mapped[str]
+
+
 class RevokedToken(Base):
     """A revoked capability token's id (the token itself is never stored)."""
 

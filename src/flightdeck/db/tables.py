@@ -261,6 +261,19 @@ audit_heads = Table(
     Column("hash", String(64), nullable=False),
 )
 
+#: Where a pruned audit chain now starts: the last pruned entry's seq and hash, signed by the
+#: Airboss's audit key when it was pruned (`services.airboss.retention`), so an owner verifies
+#: what is left from a signed point, not from whatever the first remaining row says.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("chain", String(32), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("signed_at", Integer, nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+
 #: A revoked capability token (tokens themselves are never stored): its revocation id, the
 #: host whose key it is rooted in, who revoked it and when. Refused from then on, everywhere.
 revoked_tokens = Table(

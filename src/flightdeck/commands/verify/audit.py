@@ -14,8 +14,10 @@ class Command(Base):
         entry's hash from its content and the entry before it, and checks the head's
         signature. Pin the Airboss's audit key with airboss-key=<file> (rocks report service
         airboss prints it); without it the key the Airboss publishes is used, which proves
-        only that the chain was not changed behind the Airboss's back. Exit status 1 and the
-        first entry that does not verify when the chain is broken.
+        only that the chain was not changed behind the Airboss's back. A chain pruned for
+        retention (attribute airboss_audit_days) is verified from its checkpoint, which the
+        Airboss signed when it pruned; first entries missing without one are reported. Exit
+        status 1 and the first entry that does not verify when the chain is broken.
     """
     args = Args("host", "a VM of your cluster (its frontend): MAC or name", min=1, max=1)
     params = (
@@ -55,10 +57,14 @@ class Command(Base):
             raise UserError("the Airboss's audit key must be Ed25519")
         found = client.audit_chain(owner.target(self, p.args[0]))
         entries = [dataclasses.asdict(e) for e in found.entries]
-        problem = auditchain.verify(entries, dataclasses.asdict(found.head), key)
+        cut = dataclasses.asdict(found.checkpoint) if found.checkpoint else None
+        problem = auditchain.verify(
+            entries, dataclasses.asdict(found.head), key, checkpoint=cut, complete=True
+        )
         if problem is not None:
             raise FlightdeckError(f"audit chain {found.head.chain} is broken at {problem}")
+        since = f" from checkpoint {found.checkpoint.seq}" if found.checkpoint else ""
         self.say(
-            f"audit chain {found.head.chain}: {len(entries)} entries verified, head "
+            f"audit chain {found.head.chain}: {len(entries)} entries verified{since}, head "
             f"{found.head.seq} signed by {fingerprint(key)}"
         )

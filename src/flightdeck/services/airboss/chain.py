@@ -17,12 +17,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flightdeck.crypto import auditchain
 from flightdeck.db.engine import Database
-from flightdeck.db.models import AuditEntry, AuditHead
+from flightdeck.db.models import AuditCheckpoint, AuditEntry, AuditHead
 from flightdeck.errors import UserError
 
 SITE = "site"
@@ -88,6 +88,26 @@ def read(db: Database, chain: str, since: int) -> tuple[list[dict[str, Any]], He
         entry["at"] = auditchain.moment(entry["at"])
         entries.append(entry)
     return entries, head
+
+
+def checkpoint(conn: Connection, key: ed25519.Ed25519PrivateKey, head: Head) -> None:
+    """Store `head` (the last entry about to be pruned) as its chain's signed checkpoint."""
+    signed = signed_head(key, head)
+    conn.execute(delete(AuditCheckpoint).where(AuditCheckpoint.chain == head.chain))
+    conn.execute(insert(AuditCheckpoint).values(**signed))
+
+
+def checkpoint_of(db: Database, chain: str) -> dict[str, Any] | None:
+    """The signed checkpoint a pruned `chain` starts from, or None (never pruned)."""
+    with db.engine.connect() as conn:
+        row = conn.execute(
+            select(AuditCheckpoint.chain, AuditCheckpoint.seq, AuditCheckpoint.hash,
+                   AuditCheckpoint.signed_at, AuditCheckpoint.signature)
+            .where(AuditCheckpoint.chain == chain)
+        ).first()  # fmt: skip
+    if row is None:
+        return None
+    return dict(zip(("chain", "seq", "hash", "signed_at", "signature"), row, strict=True))
 
 
 def key_path() -> Path:

@@ -7,10 +7,12 @@ prune never holds the database for long. `rocks report airboss log` exports rows
 Lines with their hash-chain fields, so an archive can still be verified: each entry's `prev` is
 the hash of the one before it in its chain); `rocks remove airboss log` prunes by hand.
 
-Pruning does not break the owners' hash chains (`crypto.auditchain`): the chain heads are kept,
-and the oldest remaining entry of a chain still names its predecessor's hash, so an owner who
-kept an earlier signed head (`pilot verify audit`) verifies from what is left; entries older
-than the retention are in the administrator's archive, if it was made.
+Pruning does not break the owners' hash chains (`crypto.auditchain`): before a chain's old
+entries are deleted, the last of them (its seq and hash) is stored as the chain's checkpoint,
+signed by the Airboss's audit key; `pilot verify audit` checks that signature and verifies what
+is left from it, and a chain whose first entries are missing without a checkpoint that covers
+them is reported. Entries older than the retention are in the administrator's archive, if it
+was made.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, and_, delete, func, select
 
 from flightdeck.attrsubject import Subject, subject
 from flightdeck.crypto import auditchain
@@ -27,6 +29,7 @@ from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.models import AuditEntry
 from flightdeck.errors import UserError
+from flightdeck.services.airboss import chain
 from flightdeck.services.base import reading
 
 ATTRIBUTE = "airboss_audit_days"
@@ -61,14 +64,39 @@ def cutoff(days: int, now: dt.datetime | None = None) -> dt.datetime:
 
 
 def prune(db: Database, before: dt.datetime) -> int:
-    """Delete the audit rows decided before `before`, in batches; how many."""
+    """Delete the audit rows decided before `before`, in batches; how many.
+
+    A hash chain is cut at its last entry decided before `before` (by seq, so it stays one
+    unbroken run): that entry's seq and hash are first stored as the chain's checkpoint, signed
+    by the Airboss's audit key, then it and everything before it are deleted. A prune that
+    stops halfway leaves rows the checkpoint already covers, which verification skips.
+    """
+    with db.engine.connect() as conn:
+        ends = conn.execute(
+            select(AuditEntry.chain, func.max(AuditEntry.seq))
+            .where(AuditEntry.at < before, AuditEntry.chain.is_not(None))
+            .group_by(AuditEntry.chain)
+        ).all()  # fmt: skip
+    total = 0
+    if ends:
+        key = chain.airboss_key()
+        for name, last in ends:
+            with db.engine.begin() as conn:
+                digest = conn.scalar(
+                    select(AuditEntry.hash).where(AuditEntry.chain == name, AuditEntry.seq == last)
+                )
+                chain.checkpoint(conn, key, chain.Head(name, last, str(digest)))
+            total += _delete(db, and_(AuditEntry.chain == name, AuditEntry.seq <= last))
+    return total + _delete(db, and_(AuditEntry.chain.is_(None), AuditEntry.at < before))
+
+
+def _delete(db: Database, where: ColumnElement[bool]) -> int:
     total = 0
     while True:
         with db.engine.begin() as conn:
             ids = conn.scalars(
-                select(AuditEntry.id).where(AuditEntry.at < before).order_by(AuditEntry.id)
-                .limit(BATCH)
-            ).all()  # fmt: skip
+                select(AuditEntry.id).where(where).order_by(AuditEntry.id).limit(BATCH)
+            ).all()
             if not ids:
                 return total
             conn.execute(delete(AuditEntry).where(AuditEntry.id.in_(ids)))
