@@ -34,7 +34,7 @@ from flightdeck.errors import Conflict, FlightdeckError, NotFound
 from flightdeck.logsafe import escape
 from flightdeck.services.airboss.access import Target, not_yours, read
 
-log = logging.getLogger("flightdeck.airboss")
+log = logging.getLogger(__name__)  # under flightdeck.*, in the Airboss's log
 
 #: Lines returned per `report job` call (the client asks again from where it stopped).
 PAGE = 500
