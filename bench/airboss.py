@@ -226,7 +226,9 @@ def main() -> None:
         db = open_database(env.get("FLIGHTDECK_DB"))
         nodes = cluster_macs(db, "frontend-0-0-0")
         computes = [(macs[0], name) for macs, name in nodes[1:]]
-        proc, address = start_airboss(home, env, "--rate", "1000000", "--burst", "1000000")
+        proc, address = start_airboss(home, env, "--rate", "1000000", "--burst", "1000000",
+                                      "--set", "client_rate=1000000",
+                                      "--set", "client_burst=1000000")
         try:
             client = AirbossClient(key, address)
             keyid = client.keyid

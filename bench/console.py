@@ -156,7 +156,8 @@ def main() -> None:
         macs = {r[-1]: r[0] for r in (ln.split() for ln in
                 rocks(env, "list", "host", "macs", fe, "output-header=no").splitlines())}
         (tmp / "airboss.toml").write_text(
-            f"rate = 100000.0\nburst = 100000\nconsole_sessions = {args.sessions + 10}\n")
+            f"rate = 100000.0\nburst = 100000\nclient_rate = 100000.0\nclient_burst = 100000\n"
+            f"console_sessions = {args.sessions + 10}\n")
         server, address = start_airboss(tmp, env)
         client = AirbossClient(key, address)
         from flightdeck.virt import hypervisor as hv

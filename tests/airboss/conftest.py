@@ -180,6 +180,8 @@ class Site:
 
         settings.setdefault("rate", 1000.0)
         settings.setdefault("burst", 1000)
+        settings.setdefault("client_rate", 100000.0)
+        settings.setdefault("client_burst", 100000)
         client = AsgiClient(create_app(self.db, Settings(**settings)))
         self.clients.append(client)
         return client

@@ -350,7 +350,8 @@ def test_100_sessions_open_while_power_requests_are_answered(lab: Lab) -> None:
     vm = lab.compute(0)
     lab.rocks.ok("start", "host", "vm", vm)
     owner = lab.key(lab.mine, "owner")
-    address = lab.airboss(console_sessions=200, rate=1000.0, burst=1000)
+    address = lab.airboss(console_sessions=200, rate=1000.0, burst=1000, client_rate=1000.0,
+                          client_burst=1000)
     macs = lab.macs(lab.mine)
     client = _client(owner, address)
     sessions = [client.open_console(macs[vm], "vnc") for _ in range(100)]

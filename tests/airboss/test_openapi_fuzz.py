@@ -89,7 +89,8 @@ def fuzz(url: str, session: Any, check: Any) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_outsiders_get_documented_refusals(site: Any) -> None:
-    srv = site.server("--rate", "100000", "--burst", "100000")
+    srv = site.server("--rate", "100000", "--burst", "100000", "--set", "client_rate=100000",
+                      "--set", "client_burst=100000")
 
     def refused(case: Any, response: Any) -> None:
         if case.path.startswith("/v1/"):
@@ -102,7 +103,8 @@ def test_outsiders_get_documented_refusals(site: Any) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_signed_requests_never_break_the_airboss(site: Any) -> None:
-    srv = site.server("--rate", "100000", "--burst", "100000")
+    srv = site.server("--rate", "100000", "--burst", "100000", "--set", "client_rate=100000",
+                      "--set", "client_burst=100000")
     session = requests.Session()
     session.auth = Sign(site.owners["alice"])
     statuses: set[int] = set()
