@@ -160,6 +160,18 @@ class Exchange:
         )
 
 
+def _limit(limiter: RateLimiter, key: str, what: str) -> None:
+    """429 `rate-limited` with Retry-After (whole seconds) when `key` is over its rate."""
+    wait = limiter.allow(key)
+    if wait > 0:
+        seconds = max(1, int(wait + 0.999))
+        raise Refusal(
+            "rate-limited",
+            f"{what}: try again in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+
+
 def claimed_keyid(headers: Mapping[str, str]) -> str | None:
     """The keyid a refused request *claims* (for the audit log; never trusted)."""
     text = headers.get("signature-input")
@@ -210,14 +222,7 @@ class Gate:
     def limit_address(self, ex: Exchange) -> None:
         """Step 0 as well: the client address's rate, before a signature is looked at (junk
         from one address cannot keep the verifier and the audit log busy)."""
-        wait = self.by_address.allow(ex.client or "-")
-        if wait > 0:
-            seconds = max(1, int(wait + 0.999))
-            raise Refusal(
-                "rate-limited",
-                f"too many requests from {ex.client}: try again in {seconds} s",
-                headers={"Retry-After": str(seconds)},
-            )
+        _limit(self.by_address, ex.client or "-", f"too many requests from {ex.client}")
 
     # 1-3. Who: a signature (verified, not replayed) or a token; then the key's rate -------------
 
@@ -275,14 +280,7 @@ class Gate:
         return keyid
 
     def limit(self, keyid: str) -> None:
-        wait = self.limiter.allow(keyid)
-        if wait > 0:
-            seconds = max(1, int(wait + 0.999))
-            raise Refusal(
-                "rate-limited",
-                f"too many requests with this key: try again in {seconds} s",
-                headers={"Retry-After": str(seconds)},
-            )
+        _limit(self.limiter, keyid, "too many requests with this key")
 
     # 4. What: the target, resolved once ----------------------------------------------------------
 
