@@ -46,12 +46,12 @@ class Command(Base):
     owner = True
     examples = (
         Example(
-            "rocks set cluster power frontend-0-0-0 action=on",
-            "As root on the physical frontend: the frontend, then its computes once it is up.",
-        ),
-        Example(
             "rocks set cluster power frontend-0-0-0 action=install key=private.key",
             "As the owner: reinstall the cluster in order, through the Airboss.",
+        ),
+        Example(
+            "rocks set cluster power frontend-0-0-0 action=on",
+            "As root on the physical frontend: the frontend, then its computes once it is up.",
         ),
     )
 
