@@ -18,8 +18,8 @@ class Command(Base):
     params = (Param("older", "delete rows older than this many days", COUNT, required=True),)
     examples = (
         Example(
-            "rocks report airboss log older=30 > audit.jsonl && rocks remove airboss log older=30",
-            "Archive, then prune, everything older than 30 days.",
+            "rocks remove airboss log older=30",
+            "Prune everything older than 30 days (after 'rocks report airboss log older=30').",
         ),
     )
 

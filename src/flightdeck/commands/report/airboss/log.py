@@ -19,8 +19,8 @@ class Command(Base):
     writes = False
     examples = (
         Example(
-            "rocks report airboss log older=90 | gzip > audit-$(date +%F).jsonl.gz",
-            "Archive what the retention will delete next.",
+            "rocks report airboss log older=90",
+            "What the retention deletes next, to archive (e.g. piped to gzip into a file).",
         ),
     )
 
