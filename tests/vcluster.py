@@ -287,11 +287,21 @@ def site(
                 conn, c.frontend, f"{READY} {c.fqdn}".encode(), READY_TIMEOUT
             ).decode(errors="replace")
 
-        threads = [threading.Thread(target=ready, args=(c,)) for c in s.clusters]
+        failures: list[BaseException] = []
+
+        def ready_or_say(c: Cluster) -> None:
+            try:
+                ready(c)
+            except BaseException as exc:  # the thread's error is the test's error
+                failures.append(exc)
+
+        threads = [threading.Thread(target=ready_or_say, args=(c,)) for c in s.clusters]
         for th in threads:
             th.start()
         for th in threads:
             th.join()
+        if failures:
+            raise failures[0]
         for c in s.clusters:
             assert f"{READY} {c.fqdn}" in c.console, c.console[-4000:]
         s.timings[f"{len(shapes)} virtual frontends at once: start -> ready"] = (
