@@ -169,19 +169,22 @@ def _closed_by_server(s: socket.socket, wait: float) -> bool:
 def test_half_open_connections_beyond_the_file_limit_do_not_starve_an_owner(
     site: Any, alice: Any
 ) -> None:
-    """The audit's attack: more half-open connections (request heads that never end, from 20
-    addresses) than the Airboss may open files. Before: accept() failed in a loop, the owner's
+    """The audit's attack: 1,100 half-open connections (request heads that never end, from 20
+    addresses) against the default open-file limit of 1,024. Before: accept() failed in a loop, the owner's
     request was never answered and each failure logged a traceback. Now the oldest idle
     connections make room, the owner is answered while the attack holds, the stalled ones are
     closed at the request deadline, and the log has a few counted lines, no tracebacks."""
-    srv = site.server("--set", "head_timeout=4", prefix=("prlimit", "--nofile=400:400", "--"))
-    stalled = [_stall(srv.address, f"127.0.0.{2 + i % 20}") for i in range(440)]
+    srv = site.server("--set", "head_timeout=4", prefix=("prlimit", "--nofile=1024:1024", "--"))
+    stalled = [_stall(srv.address, f"127.0.0.{2 + i % 20}") for i in range(1100)]
     try:
         c = client(site, srv, alice, timeout=10)
         t0 = time.monotonic()
         assert len(c.macs(site.cluster_a[0])) == 3
         answered = time.monotonic() - t0
-        print(f"\nowner answered in {answered * 1000:.0f} ms under 440 half-open connections")
+        print(f"\nowner answered in {answered * 1000:.0f} ms under 1100 half-open connections")
+        # The issue's bound (measured here: 55-90 ms; before, never: accept() had failed and
+        # asyncio stopped accepting, for a second after each failure).
+        assert answered < 1.0
         # Every stalled connection is closed by the server: evicted, or at its deadline.
         assert all(_closed_by_server(s, 10) for s in stalled)
     finally:
@@ -190,6 +193,7 @@ def test_half_open_connections_beyond_the_file_limit_do_not_starve_an_owner(
     assert srv.stop() == 0  # its last counts are logged as it stops
     text = srv.log.read_text()
     assert "Traceback" not in text
+    assert "out of system resource" not in text  # the guard keeps accept() within the limit
     assert "no whole request within 4 s: closed" in text or "oldest idle one closed" in text
     assert text.count("connections refused or closed since the last report") <= 5
 

@@ -60,10 +60,23 @@ def open_file_limit(wanted: int = 65536) -> int:
     return soft if soft != resource.RLIM_INFINITY else wanted
 
 
-def connection_cap(max_connections: int, fd_limit: int) -> int:
-    """Client connections allowed at once: the setting, bounded by the open-file limit."""
+#: Connections accepted at most per wake-up of the event loop (and the listen backlog).
+MAX_BACKLOG = 2048
+
+
+def accept_backlog(fd_limit: int) -> int:
+    """The listen backlog, which is also how many connections asyncio accepts in one go before
+    the guard sees any of them: small enough that a burst cannot run out of file descriptors
+    (asyncio then stops accepting for a whole second), large enough for a busy site."""
     reserve = min(RESERVED_FDS, fd_limit // 4)
-    return max(1, min(max_connections, fd_limit - reserve))
+    return max(16, min(MAX_BACKLOG, (fd_limit - reserve) // 4))
+
+
+def connection_cap(max_connections: int, fd_limit: int) -> int:
+    """Client connections allowed at once: the setting, bounded by the open-file limit less
+    the reserve and one accept burst."""
+    reserve = min(RESERVED_FDS, fd_limit // 4)
+    return max(1, min(max_connections, fd_limit - reserve - accept_backlog(fd_limit)))
 
 
 class Throttled:

@@ -33,7 +33,7 @@ log = logging.getLogger("flightdeck.airboss")
 H11_MAX_HEAD = 64 * 1024
 
 
-def bind(settings: Settings) -> socket.socket:
+def bind(settings: Settings, backlog: int = 1024) -> socket.socket:
     host, port = settings.host, settings.port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when the
@@ -47,7 +47,7 @@ def bind(settings: Settings) -> socket.socket:
         from flightdeck.errors import UserError
 
         raise UserError(f"cannot listen on {settings.listen}: {exc.strerror}") from None
-    sock.listen(1024)
+    sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
 
@@ -94,6 +94,7 @@ def serve(
     from flightdeck.airboss.app import create_app
     from flightdeck.airboss.connections import (
         ConnectionGuard,
+        accept_backlog,
         connection_cap,
         guarded_protocol,
         open_file_limit,
@@ -108,8 +109,9 @@ def serve(
         settings.max_client_connections,
         settings.head_timeout,
     )
+    backlog = accept_backlog(fd_limit)
     db = open_database(database_url)
-    sock = bind(settings)
+    sock = bind(settings, backlog)
     host, port = sock.getsockname()[:2]
     scheme = "https" if settings.tls else "http"
     shown = f"[{host}]" if ":" in host else host
@@ -127,6 +129,7 @@ def serve(
         h11_max_incomplete_event_size=H11_MAX_HEAD,
         http=guarded_protocol(guard),
         timeout_keep_alive=15,
+        backlog=backlog,
         timeout_graceful_shutdown=30,
     )
     server = uvicorn.Server(config)
