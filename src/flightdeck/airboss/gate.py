@@ -336,12 +336,14 @@ class Gate:
         """Its audit row's id; None when it is a refusal before verification folded into its
         address's flood summary (`airboss.floods`)."""
         assert not ex.audited, "one audit row per request"
-        ex.audited = True
         if not ex.verified and not ex.accepted:
             code = (ex.reason or "refused").split(":", 1)[0]
             if not self.floods.own_row(ex.client, code):
+                ex.audited = True
                 return None
-        return audit_log.audit(self.db, ex.record())
+        row = audit_log.audit(self.db, ex.record())
+        ex.audited = True  # only once written: a failed write is tried again by the caller
+        return row
 
     def write_summaries(self, everything: bool = False) -> int:
         """Write the flood summaries of the minutes that are over; how many rows."""
