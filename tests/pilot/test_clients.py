@@ -342,3 +342,25 @@ def test_pilot_create_keys_then_use(site: Any, airboss: Any, tmp_path: Path) -> 
     rows = json.loads(site.rocks.ok("list", "airboss", "log", "limit=1", "output-format=json"))
     assert rows[0]["operation"] == "power on" and rows[0]["accepted"] is True
     assert state(site, site.plain) == "active"
+
+
+def test_open_host_console_is_refused_before_a_port_opens(site: Any, airboss: Any, bob: Any,
+                                                          alice_key: Path) -> None:
+    """Issue 15: a wrong target or key fails at once with the Airboss's reason (it printed a
+    port and waited for a viewer); a stopped VM says so. Under rocks and pilot, VNC and serial."""
+    bob_key = key_file(bob, site.tmp / "bob.key")
+    theirs = site.mac(site.cluster_a[1])
+    for kind in ("vnc", "serial"):
+        done = pilot("open", "host", "console", f"host={theirs}", f"console={kind}",
+                     "viewer=none", f"key={bob_key}", f"airboss={airboss.address}")
+        assert done.returncode == 1, (kind, done.stdout, done.stderr)
+        assert "is not a VM your key may control" in done.stderr
+        assert "127.0.0.1:" not in done.stdout  # no port was offered
+    r = site.rocks("open", "host", "console", site.cluster_a[1], "viewer=none",
+                   f"key={bob_key}", f"airboss={airboss.address}")
+    assert r.code == 1 and "is not a VM your key may control" in r.err and not r.out
+    # Alice's own VM, stopped: the Airboss's reason, at once.
+    done = pilot("open", "host", "console", f"host={theirs}", "viewer=none",
+                 f"key={alice_key}", f"airboss={airboss.address}")
+    assert done.returncode == 1 and "not running" in done.stderr, done.stderr
+    assert "127.0.0.1:" not in done.stdout

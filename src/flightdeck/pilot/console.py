@@ -1,8 +1,10 @@
 """`open host console` on the owner's side, shared by `rocks open host console` and `pilot`.
 
-VNC: a listening socket on 127.0.0.1 (`port=`, or a free one); each TCP connection a viewer
-makes to it is relayed through its own WebSocket session to the Airboss (signed anew each time,
-so a viewer that reconnects just works). A VNC viewer is started when one is installed
+VNC: a first session is opened before anything else, so a wrong key or target, or a stopped
+VM, fails at once with the Airboss's reason; then a listening socket on 127.0.0.1 (`port=`, or
+a free one), and each TCP connection a viewer makes to it is relayed through its own WebSocket
+session to the Airboss (the first through the session already open; later ones signed anew, so
+a viewer that reconnects just works). A VNC viewer is started when one is installed
 (`VIEWERS`, or `viewer=`; `viewer=none` never); otherwise the address is printed and the
 forwarder runs until Ctrl-C.
 
@@ -93,11 +95,15 @@ class Forwarder:
         port: int = 0,
         *,
         warn: Callable[[str], object] = lambda _line: None,
+        first: WebSocket | None = None,
     ) -> None:
         self.client = client
         self.target = target
         self.kind = kind
         self.warn = warn
+        #: A session opened before the port (the Airboss said yes): the first viewer's.
+        self._first = first
+        self._first_lock = threading.Lock()
         if not 0 <= port <= 65535:
             raise UserError(f"port={port}: give 1 to 65535, or 0 for a free port")
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -124,12 +130,22 @@ class Forwarder:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._first_lock:
+            first, self._first = self._first, None
+        if first is not None:
+            with contextlib.suppress(OSError, WebSocketError):
+                first.close()
         with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
 
     def _session(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._first_lock:
+            first, self._first = self._first, None
+        if first is not None:
+            relay(conn, first)
+            return
         try:
             ws = self.client.open_console(self.target, self.kind)
         except Exception as exc:  # refused or unreachable: tell the owner, drop the viewer
@@ -247,7 +263,10 @@ def open_console(
         warn(("\r\n" if is_tty else "") + f"console closed: {why}")
         return 0
     program = find_viewer(viewer)
-    with Forwarder(client, target, "vnc", port, warn=warn) as fwd:
+    # Authorised before any port opens: a wrong key, target or a stopped VM fails here, with
+    # the Airboss's reason; the session it opens is the first viewer's.
+    first = client.open_console(target, "vnc")
+    with Forwarder(client, target, "vnc", port, warn=warn, first=first) as fwd:
         address = f"127.0.0.1:{fwd.port}"
         server = threading.Thread(target=fwd.serve, daemon=True)
         server.start()
