@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -359,6 +360,14 @@ def test_open_host_console_is_refused_before_a_port_opens(site: Any, airboss: An
     r = site.rocks("open", "host", "console", site.cluster_a[1], "viewer=none",
                    f"key={bob_key}", f"airboss={airboss.address}")
     assert r.code == 1 and "is not a VM your key may control" in r.err and not r.out
+    # The guide's rocks-console <vm> (§3.4.1) is the same command.
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "rocks-console"), site.cluster_a[1], "viewer=none",
+         f"key={bob_key}", f"airboss={airboss.address}"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "FLIGHTDECK_DB": site.rocks.url},
+    )  # fmt: skip
+    assert done.returncode == 1 and "is not a VM your key may control" in done.stderr
     # Alice's own VM, stopped: the Airboss's reason, at once.
     done = pilot("open", "host", "console", f"host={theirs}", "viewer=none",
                  f"key={alice_key}", f"airboss={airboss.address}")
