@@ -22,6 +22,7 @@ business).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
 import socket
@@ -198,9 +199,17 @@ def attach_serial(
     """
     fd = stdin.fileno()
     detached = threading.Event()
+    read_raw: Callable[[], bytes] = lambda: os.read(fd, 1024)  # noqa: E731
+    restore: Callable[[], None] = lambda: None  # noqa: E731
+    if tty:
+        try:
+            read_raw, restore = raw_terminal(fd)
+        except UserError:
+            ws.close()
+            raise
 
     def read_input() -> bytes:
-        data = os.read(fd, 1024)
+        data = read_raw()
         if tty and ESCAPE in data:
             before = data.split(ESCAPE, 1)[0]
             detached.set()
@@ -209,17 +218,6 @@ def attach_serial(
             ws.close(1000, "detached")
             return b""
         return data
-
-    restore: Callable[[], None] = lambda: None  # noqa: E731
-    if tty:
-        import termios
-        import tty as ttymod
-
-        saved = termios.tcgetattr(fd)
-        ttymod.setraw(fd)
-
-        def restore() -> None:
-            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
     threading.Thread(target=pump_to_websocket, args=(read_input, ws), daemon=True).start()
     out = stdout.fileno()
@@ -237,6 +235,36 @@ def attach_serial(
     finally:
         restore()
         ws.close()
+
+
+def raw_terminal(fd: int) -> tuple[Callable[[], bytes], Callable[[], None]]:
+    """Keystrokes from the terminal as they are typed, and how to put it back: termios raw mode
+    on POSIX, msvcrt on Windows (imported only here, when a serial console is attached to a
+    terminal: pilot itself needs neither)."""
+    try:
+        import termios
+        import tty as ttymod
+    except ImportError:
+        try:
+            msvcrt = importlib.import_module("msvcrt")
+        except ImportError:
+            raise UserError(
+                "this terminal can be put in raw mode neither with termios nor with msvcrt: "
+                "pipe the input (pilot ... console=serial < file), or use console=vnc or web=yes"
+            ) from None
+
+        def read_keys() -> bytes:
+            data: bytes = msvcrt.getch()
+            while msvcrt.kbhit():
+                data += msvcrt.getch()
+            return data
+
+        return read_keys, lambda: None
+    saved = termios.tcgetattr(fd)
+    ttymod.setraw(fd)
+    return (lambda: os.read(fd, 1024)), (
+        lambda: termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    )
 
 
 def open_console(
