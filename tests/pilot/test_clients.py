@@ -373,3 +373,19 @@ def test_open_host_console_is_refused_before_a_port_opens(site: Any, airboss: An
                  f"key={alice_key}", f"airboss={airboss.address}")
     assert done.returncode == 1 and "not running" in done.stderr, done.stderr
     assert "127.0.0.1:" not in done.stdout
+
+
+def test_pilot_help_shows_defaults_and_old_parameters_are_answered() -> None:
+    done = pilot("--help")
+    assert done.returncode == 0
+    assert re.search(r"^  airboss= .*else localhost:8677\)$", done.stdout, re.M), done.stdout
+    assert re.search(r"^  key= .*default ~/.ssh/id_ed25519", done.stdout, re.M)
+    done = pilot("set", "host", "power", "help")
+    assert "else localhost:8677" in done.stdout
+    for old, new in (("vm-controller=vm-container-0-0", "give airboss="),
+                     ("vncviewer=xvnc4viewer", "give viewer="),
+                     ("vncflags=-fullscreen", "viewer=none")):
+        done = pilot("open", "host", "console", "host=x", old)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"error - {old.split('=')[0]}= was the original pilot.py's")
+        assert new in done.stderr

@@ -37,7 +37,21 @@ def command_list(prefix: str = "", program: Program | None = None) -> str:
     width = max((len(w) for w, _ in rows), default=0)
     name = program.name
     head = f"Flightdeck commands ({name} <command> help for the parameters of one):"
-    return "\n".join([head, *(f"  {name} {w:<{width}}  {s}" for w, s in rows)]) + "\n"
+    text = "\n".join([head, *(f"  {name} {w:<{width}}  {s}" for w, s in rows)]) + "\n"
+    if program.owner_only and not prefix:
+        text += _owner_params(name)
+    return text
+
+
+def _owner_params(name: str) -> str:
+    """The parameters every owner command takes, with their defaults (pilot's help)."""
+    from flightdeck.cli.owner import AIRBOSS_PARAMS
+
+    lines = [f"\nParameters of every command that asks the Airboss ({name} <command> help):"]
+    for p in AIRBOSS_PARAMS:
+        default = f" (default {p.default_text})" if p.default_text else ""
+        lines.append(f"  {p.name + '=':<10} {p.help}{default}")
+    return "\n".join(lines) + "\n"
 
 
 def run(argv: Sequence[str], ctx: Context | None = None) -> int:

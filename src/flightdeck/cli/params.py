@@ -148,6 +148,17 @@ def split_tokens(tokens: Sequence[str]) -> tuple[list[str], list[tuple[str, str]
     return bare, named
 
 
+#: Parameters of the original pilot.py, and what replaces each (an owner's old scripts meet
+#: a one-line answer, not "unknown parameter").
+RETIRED = {
+    "vm-controller": "give airboss=<host:port> instead (default localhost:8677, through the "
+    "ssh tunnel of the guide)",
+    "vncviewer": "give viewer=<program> instead (viewer=none prints the local address)",
+    "vncflags": "start the viewer yourself with its flags on the address printed with "
+    "viewer=none (or open the console in the browser with web=yes)",
+}
+
+
 def parse(
     tokens: Sequence[str],
     args: Args | None,
@@ -170,6 +181,8 @@ def parse(
         if args is not None and name == args.name and name not in declared:
             bare.append(value)  # an argument written as a parameter
             continue
+        if name not in declared and name in RETIRED:
+            raise UsageError(f"{name}= was the original pilot.py's; {RETIRED[name]}")
         if name not in declared:
             known = ", ".join(p.name for p in params) or "none"
             raise UsageError(
