@@ -70,3 +70,28 @@ class ActionFailed(FlightdeckError):
     """An allowed operation did not succeed (the VM runs already, its container is down...)."""
 
     code = "action-failed"
+
+
+#: Top-level modules of the optional extras (pyproject.toml), and the extra that brings each.
+EXTRA_MODULES = {
+    **dict.fromkeys(
+        ("sqlalchemy", "alembic", "psycopg", "libvirt", "libvirtmod", "pyroute2", "starlette",
+         "uvicorn", "wsproto", "h11", "yaml", "jsonschema"),
+        "server",
+    ),
+    "biscuit_auth": "tokens",
+}
+
+
+def missing_extra(exc: ModuleNotFoundError) -> UserError | None:
+    """The one-line answer when `exc` is a module of an extra that is not installed (a client-
+    only install running a server command), else None (a real bug)."""
+    top = (exc.name or "").split(".")[0]
+    extra = EXTRA_MODULES.get(top)
+    if extra is None:
+        return None
+    also = " (or 'flightdeck[server]', which has it too)" if extra == "tokens" else ""
+    return UserError(
+        f"this needs the {extra} extra: pip install 'flightdeck[{extra}]'{also} "
+        f"(module {top} is not installed)"
+    )

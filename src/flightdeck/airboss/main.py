@@ -79,5 +79,13 @@ def main(argv: list[str] | None = None) -> None:
     except FlightdeckError as exc:
         sys.stderr.write(f"airboss: error - {exc.message}\n")
         sys.exit(exc.exit_code)
+    except ModuleNotFoundError as exc:
+        from flightdeck.errors import missing_extra
+
+        extra = missing_extra(exc)
+        if extra is None:
+            raise
+        sys.stderr.write(f"airboss: error - {extra.message}\n")
+        sys.exit(extra.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

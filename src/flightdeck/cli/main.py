@@ -75,6 +75,14 @@ def run(argv: Sequence[str], ctx: Context | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except ModuleNotFoundError as exc:
+        from flightdeck.errors import missing_extra
+
+        extra = missing_extra(exc)
+        if extra is None or _debug():
+            raise
+        err.write(f"error - {extra.message}\n")
+        return extra.exit_code
     except Exception as exc:
         if _debug():
             raise
