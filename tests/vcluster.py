@@ -283,17 +283,9 @@ def site(
             wait_for(f"{c.frontend} started from its disk",
                      lambda: (d := conn.domain(c.frontend)) is not None and d.isActive()
                      and "<kernel>" not in d.XMLDesc(0), 300, s.boot_log)  # fmt: skip
-            deadline = time.monotonic() + 60
-            while True:  # a domain just started may not have its PTY yet (libvirt says so)
-                try:
-                    c.console = read_serial(
-                        conn, c.frontend, f"{READY} {c.fqdn}".encode(), READY_TIMEOUT
-                    ).decode(errors="replace")
-                    break
-                except Exception as exc:
-                    if "not yet assigned" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(1)
+            c.console = read_serial(
+                conn, c.frontend, f"{READY} {c.fqdn}".encode(), READY_TIMEOUT
+            ).decode(errors="replace")
 
         failures: list[BaseException] = []
 

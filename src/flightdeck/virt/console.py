@@ -48,13 +48,22 @@ def read_serial(conn: Hypervisor, name: str, until: bytes, timeout: float) -> by
     dom = conn.domain(name)
     if dom is None:
         raise NotFound(f"VM {name} is not defined on container {conn.container}")
-    stream = conn.conn.newStream(0)
-    try:
-        dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
-    except libvirt.libvirtError as exc:
-        with contextlib.suppress(libvirt.libvirtError):
-            stream.abort()
-        raise translate(exc, conn.container, f"opening the serial console of {name}") from None
+    opened_by = time.monotonic() + timeout
+    while True:
+        stream = conn.conn.newStream(0)
+        try:
+            dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+            break
+        except libvirt.libvirtError as exc:
+            with contextlib.suppress(libvirt.libvirtError):
+                stream.abort()
+            # A domain that has just started may not have its PTY yet: libvirt says so, and it
+            # comes within moments; anything else, or past the timeout, is the caller's error.
+            if "not yet assigned" not in str(exc) or time.monotonic() >= opened_by:
+                raise translate(
+                    exc, conn.container, f"opening the serial console of {name}"
+                ) from None
+            time.sleep(0.5)
 
     buf = bytearray()
     lock = threading.Lock()
