@@ -32,8 +32,12 @@ def test_pilot_offers_exactly_the_owner_commands() -> None:
     assert owner < set(index(ROCKS))
     code, out, _err = pilot("help")
     assert code == 0
-    assert all(line.startswith("  pilot ") for line in out.splitlines()[1:])
-    assert len(out.splitlines()) == 1 + len(owner)
+    commands, _, params = out.partition("\n\n")
+    assert all(line.startswith("  pilot ") for line in commands.splitlines()[1:])
+    assert len(commands.splitlines()) == 1 + len(owner)
+    # then the parameters every command that asks the Airboss takes (issue 15 part B)
+    assert [line.split("=")[0].strip() for line in params.splitlines()[1:]] == \
+        ["key", "token", "airboss", "ca"]
 
 
 def test_rocks_only_commands_are_unknown_to_pilot() -> None:
