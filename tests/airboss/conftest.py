@@ -174,7 +174,10 @@ class Site:
     def mac(self, host: str) -> str:
         return self.macs[host][0]
 
-    def app(self, **settings: Any) -> AsgiClient:
+    def app(self, clock: Any = None, **settings: Any) -> AsgiClient:
+        """The Airboss in this process (`clock`: its time, when a test moves it)."""
+        import time
+
         from flightdeck.airboss.app import create_app
         from flightdeck.airboss.config import Settings
 
@@ -182,7 +185,7 @@ class Site:
         settings.setdefault("burst", 1000)
         settings.setdefault("client_rate", 100000.0)
         settings.setdefault("client_burst", 100000)
-        client = AsgiClient(create_app(self.db, Settings(**settings)))
+        client = AsgiClient(create_app(self.db, Settings(**settings), clock or time.time))
         self.clients.append(client)
         return client
 

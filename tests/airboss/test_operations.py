@@ -486,6 +486,9 @@ def test_health_and_openapi_are_public_and_not_logged(site: Any) -> None:
         "/v1/job",
         "/v1/token/revoke",
         "/v1/audit",
+        # issue 19: the dashboard's link, and its view of the nodes
+        "/v1/nodes",
+        "/v1/dashboard/link",
     }
     assert doc["paths"]["/v1/power"]["post"]["requestBody"]["content"]["application/json"][
         "schema"]["properties"]["action"]["enum"] == list(POWER_ACTIONS)

@@ -28,7 +28,9 @@ def test_pilot_offers_exactly_the_owner_commands() -> None:
                      "report job",
                      # issue 18: capability tokens, Slurm's power saving, the audit chain
                      "create token", "attenuate", "revoke", "slurm resume", "slurm suspend",
-                     "list audit", "verify audit"}
+                     "list audit", "verify audit",
+                     # issue 19: the web dashboard
+                     "open dashboard"}
     assert owner < set(index(ROCKS))
     code, out, _err = pilot("help")
     assert code == 0

@@ -38,7 +38,7 @@ import json
 import logging
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,13 +50,17 @@ from starlette.types import Receive, Scope, Send
 
 from flightdeck.airboss.config import Settings
 from flightdeck.airboss.console import ConsoleRelay
+from flightdeck.airboss.dashboard import PREFIX as DASHBOARD_API
+from flightdeck.airboss.dashboard import Dashboard
 from flightdeck.airboss.gate import Exchange, Gate, Refusal, failed
+from flightdeck.airboss.sessions import DashSession, SessionStore
 from flightdeck.airboss.tokens import TokenStore
 from flightdeck.airboss.workers import Workers
 from flightdeck.api import openapi, wire
 from flightdeck.api.operations import (
     HEALTH_PATH,
     OPERATIONS,
+    SESSION_OPERATIONS,
     Call,
     Later,
     Operation,
@@ -75,9 +79,18 @@ ROUTES: dict[tuple[str, str], Operation[Any, Any] | Stream[Any]] = {
     (op.method, op.path): op for op in OPERATIONS
 }
 _PATHS = {path for _m, path in ROUTES}
+#: What a dashboard session may ask for, by (method, path under /dashboard/api).
+SESSION_ROUTES: dict[tuple[str, str], Operation[Any, Any] | Stream[Any]] = {
+    (op.method, op.path): op for op in SESSION_OPERATIONS
+}
 OPENAPI_PATH = "/openapi.json"
 #: Seconds between two prunings of the audit log by the running Airboss.
 PRUNE_EVERY = 3600.0
+
+
+#: What answers one request: (request, scope, its audit row) -> (answer, audit row id if
+#: written already). `Airboss._handle` for signed requests; the dashboard's for its own.
+Handler = Callable[[Request, Scope, Exchange], Awaitable[tuple[Response, "int | None"]]]
 
 
 def _error(
@@ -98,6 +111,13 @@ class Airboss:
         self.gate = Gate(db, settings, clock)
         #: Web console tokens, in this process's memory only (see `airboss.tokens`).
         self.tokens = TokenStore(clock=clock)
+        #: Dashboard sessions, likewise in memory only (`airboss.sessions`).
+        self.sessions = SessionStore(
+            settings.dashboard_idle,
+            settings.dashboard_max,
+            settings.dashboard_sessions,
+            clock=clock,
+        )
         self.workers = Workers(settings)
         #: Cluster power jobs: their own threads, outliving the requests that started them.
         self.jobs = Jobs()
@@ -185,22 +205,34 @@ class Airboss:
         if scope["type"] == "websocket":  # an upgrade to anything but the console's path
             await self._no_websocket(scope, receive, send)
             return
-        request = Request(scope, receive)
-        raw_path = scope.get("raw_path") or urllib.parse.quote(scope["path"]).encode()
-        path = raw_path.decode("latin-1")
-        method = scope["method"]
-        client = scope.get("client")
-        ex = Exchange(client=client[0] if client else None, method=method, path=path)
-
-        public = self._public(scope, method, path)
+        ex = self.exchange(scope)
+        public = self._public(scope, ex.method, ex.path)
         if public is not None:
             await public(scope, receive, send)
             return
+        await self.respond(scope, receive, send, ex, self._handle)
 
+    @staticmethod
+    def exchange(scope: Scope) -> Exchange:
+        """The audit row of a new request: its client address, method and raw path."""
+        raw_path = scope.get("raw_path") or urllib.parse.quote(scope["path"]).encode()
+        client = scope.get("client")
+        return Exchange(
+            client=client[0] if client else None,
+            method=scope["method"],
+            path=raw_path.decode("latin-1"),
+        )
+
+    async def respond(
+        self, scope: Scope, receive: Receive, send: Send, ex: Exchange, handler: Handler
+    ) -> None:
+        """Answer with what `handler` makes of the request, or its refusal (or `internal`);
+        one audit row either way, written before the answer leaves; one log line."""
+        request = Request(scope, receive)
         started = time.perf_counter()
         audited: int | None = None
         try:
-            response, audited = await self._handle(request, scope, ex)
+            response, audited = await handler(request, scope, ex)
         except Refusal as exc:
             self.gate.refused(ex, exc, request.headers)
             response = _error(exc.code, exc.message, exc.status, exc.headers)
@@ -263,10 +295,8 @@ class Airboss:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _handle(
-        self, request: Request, scope: Scope, ex: Exchange
-    ) -> tuple[Response, int | None]:
-        """The answer, and its audit row's id if it was written already."""
+    def bounds(self, request: Request, scope: Scope, ex: Exchange) -> None:
+        """Step 1: the client address's rate, the headers' bounds, one framing only."""
         self.gate.limit_address(ex)
         self.gate.check_headers(scope.get("headers") or [])
         if "transfer-encoding" in request.headers and "content-length" in request.headers:
@@ -278,16 +308,30 @@ class Airboss:
                 "closed",
                 headers={"Connection": "close"},
             )
+
+    async def _handle(
+        self,
+        request: Request,
+        scope: Scope,
+        ex: Exchange,
+        session: Callable[[], DashSession] | None = None,
+    ) -> tuple[Response, int | None]:
+        """The answer, and its audit row's id if it was written already. `session` admits a
+        dashboard session's request instead of a signature (`airboss.dashboard`)."""
+        self.bounds(request, scope, ex)
+        found = session() if session is not None else None
         body = await self._read_body(request)
         query = scope.get("query_string", b"").decode("latin-1")
         headers = request.headers
-        step = await self.in_db(lambda: self._front(ex, headers, body, query))
+        step = await self.in_db(lambda: self._front(ex, headers, body, query, found))
         if isinstance(step, Done):
             return step.response, step.audit_id
         try:
             answer = await self.in_libvirt(step.later.container, step.later.work)
         except FlightdeckError as exc:
             raise failed(exc) from None
+        if found is not None:
+            found.changed.set()  # the page's live updates look at once
         return self._answered(ex, step.op, answer), None
 
     @staticmethod
@@ -299,13 +343,22 @@ class Airboss:
     # In a database thread: the gate, the operation's parameters and its database part -------
 
     def _front(
-        self, ex: Exchange, headers: Mapping[str, str], body: bytes, query: str
+        self,
+        ex: Exchange,
+        headers: Mapping[str, str],
+        body: bytes,
+        query: str,
+        session: DashSession | None = None,
     ) -> Done | Pending:
         try:
-            keyid = self.gate.admit(ex, headers, body, query)
-            op = ROUTES.get((ex.method, ex.path))
+            if session is None:
+                keyid = self.gate.admit(ex, headers, body, query)
+                op = ROUTES.get((ex.method, ex.path))
+            else:
+                keyid = self.gate.admit_session(ex, session.keyid, session.id)
+                op = SESSION_ROUTES.get((ex.method, ex.path))
             if op is None:
-                if ex.path in _PATHS:
+                if ex.path in _PATHS and session is None:
                     raise Refusal("method-not-allowed", f"{ex.path} does not take {ex.method}")
                 raise Refusal("unknown-operation", "no such operation: see /openapi.json")
             if isinstance(op, Stream):
@@ -319,6 +372,12 @@ class Airboss:
                 raise Refusal(exc.code, exc.message) from None
             ex.operation = op.audit(request)
             target = self.gate.authorise(ex, request.target, op.scope, op.right(request))
+            if session is not None and not session.covers(target.host_id, target.cluster_id):
+                raise Refusal(
+                    "forbidden",
+                    f"{request.target} is not a node of this dashboard's cluster ({session.host})",
+                    detail=f"session-cluster: the session is for {session.host}",
+                )
             outcome = op.serve(Call(request, keyid, target, self.db, self.tokens, self.jobs))
             if isinstance(outcome, Later):
                 return Pending(op, outcome)
@@ -369,9 +428,11 @@ def create_app(
     method through one `Airboss` pipeline."""
     airboss = Airboss(db, settings, clock)
     relay = ConsoleRelay(airboss.gate, airboss.workers, airboss.tokens)
+    dashboard = Dashboard(airboss)
     app = Starlette(
         routes=[
             WebSocketRoute(relay.path, endpoint=relay),
+            Route(DASHBOARD_API + "/{path:path}", endpoint=dashboard),
             *_page_routes(settings),
             Route("/{path:path}", endpoint=airboss),
         ],
@@ -383,6 +444,7 @@ def create_app(
     app.router.default = airboss
     app.state.airboss = airboss
     app.state.console = relay
+    app.state.dashboard = dashboard
     return app
 
 

@@ -26,6 +26,10 @@ The file is `<state dir>/airboss.toml` (`FLIGHTDECK_HOME`, default `/var/lib/fli
     client_rate = 50.0            # requests per second per client address, before verification
     client_burst = 100            # ... and at most this many at once
     audit_refusals = 20           # unverified refusals audited one by one per address a minute
+    dashboard_idle = 900          # seconds without a click before a dashboard session ends
+    dashboard_max = 28800         # seconds a dashboard session lasts at most (8 h)
+    dashboard_sessions = 8        # dashboard sessions open at once per key
+    dashboard_poll = 2            # seconds between two looks at the nodes' states for a page
     web_dir = "/srv/flightdeck/web"  # the browser console's files (default: the source tree's web/)
 """
 
@@ -86,6 +90,15 @@ class Settings:
     #: Refusals before verification (no or a bad signature, too fast) audited one row each per
     #: client address and minute; beyond that they are counted, and summed up in one row.
     audit_refusals: int = 20
+    #: Seconds without a request from its page (its live updates do not count) after which a
+    #: dashboard session ends, and seconds it lasts at most however busy.
+    dashboard_idle: float = 900.0
+    dashboard_max: float = 28800.0
+    #: Dashboard sessions one key may hold at once (the oldest ends for a new one).
+    dashboard_sessions: int = 8
+    #: Seconds between two readings of the nodes' states for an open dashboard (an action
+    #: taken on the page is shown at once, without waiting for the next reading).
+    dashboard_poll: float = 2.0
     #: The browser console's page and its npm packages (`airboss.web`); None: the source tree's.
     web_dir: str | None = None
 
@@ -106,6 +119,7 @@ class Settings:
             "max_connections",
             "max_client_connections",
             "client_burst",
+            "dashboard_sessions",
         ):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1")
@@ -115,6 +129,9 @@ class Settings:
             "console_recheck",
             "head_timeout",
             "client_rate",
+            "dashboard_idle",
+            "dashboard_max",
+            "dashboard_poll",
         ):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name}={getattr(self, name)}: give a number above 0")

@@ -70,6 +70,9 @@ STATUS: dict[str, int] = {
     "body-too-large": 413,
     "rate-limited": 429,
     "too-many-sessions": 429,
+    "cross-site": 403,
+    "session-unknown": 401,
+    "session-expired": 401,
     "token-unknown": 401,
     "token-expired": 401,
     "token-mismatch": 401,
@@ -124,6 +127,8 @@ class Exchange:
     reason: str | None = None
     #: A capability token's request: the verified token (its id and restrictions audited).
     token: capability.VerifiedToken | None = None
+    #: A dashboard session's request: the session's public id (`airboss.sessions`).
+    session: str | None = None
     #: The audit hash chain of the target (its cluster's), once it is resolved.
     chain: str | None = None
     #: Set once its audit row is written or folded into a flood summary (never twice).
@@ -131,6 +136,10 @@ class Exchange:
 
     def operation_name(self) -> str:
         return self.operation or f"{self.method} {self.path}"
+
+    def session_ref(self) -> str | None:
+        """The audit log's token column for a dashboard session: `session:<id>`."""
+        return f"session:{self.session}" if self.session else None
 
     def record(self) -> audit_log.AuditRecord:
         return audit_log.AuditRecord(
@@ -140,7 +149,7 @@ class Exchange:
             target=self.target,
             accepted=self.accepted,
             reason=self.reason,
-            token_id=self.token.id if self.token else None,
+            token_id=self.token.id if self.token else self.session_ref(),
             restrictions=self.token.restrictions if self.token else None,
             chain=self.chain,
         )
@@ -279,6 +288,12 @@ class Gate:
         self.limit(keyid)
         return keyid
 
+    def admit_session(self, ex: Exchange, keyid: str, session_id: str) -> str:
+        """A dashboard session's key (its cookie and CSRF secret were checked already, by
+        `airboss.dashboard`); count its rate. The audit row names the session."""
+        ex.session = session_id
+        return self.admit_token(ex, keyid)
+
     def limit(self, keyid: str) -> None:
         _limit(self.limiter, keyid, "too many requests with this key")
 
@@ -360,8 +375,8 @@ class Gate:
         """Note a refusal on the request's audit row (and the key it only claimed)."""
         ex.accepted = False
         ex.reason = f"{exc.code}: {exc.detail or exc.message}"
-        if not ex.verified:
-            ex.keyid = claimed_keyid(headers)
+        if not ex.verified:  # a dashboard session's key, found before the refusal, stays
+            ex.keyid = claimed_keyid(headers) or ex.keyid
 
     @staticmethod
     def bug(ex: Exchange, exc: BaseException) -> Refusal:

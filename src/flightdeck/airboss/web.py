@@ -1,4 +1,9 @@
-"""The browser console's page and its assets, under `/console/`, unauthenticated.
+"""The browser pages and their assets, unauthenticated: the console under `/console/`, the
+dashboard under `/dashboard/` (its API, `/dashboard/api/`, is `airboss.dashboard`'s).
+
+The dashboard's page (`web/dashboard.html`, `dashboard.js`, `dashboard.css`) likewise carries
+no credential: it reads the one-time link token from its address, strips it, and redeems it
+for a session cookie with a same-origin request; it uses no upstream package.
 
 `pilot open host console ... web=yes` prints `/console/?token=<t>&kind=vnc|serial`. The page
 (`web/console.html`, `console.js`, `console.css` in the repository) reads the token from its own
@@ -42,6 +47,9 @@ PREFIX = "/console/"
 PAGE = "console.html"
 #: Our own files, served from the web directory itself.
 OWN = ("console.js", "console.css")
+DASHBOARD_PREFIX = "/dashboard/"
+DASHBOARD_PAGE = "dashboard.html"
+DASHBOARD_OWN = ("dashboard.js", "dashboard.css")
 #: URL name -> (npm package under node_modules, the only directories served from it).
 VENDOR: dict[str, tuple[str, tuple[str, ...]]] = {
     "novnc": ("@novnc/novnc", ("core", "vendor/pako/lib")),
@@ -106,8 +114,14 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def resolve_asset(web_dir: Path, path: str) -> Path | None:
-    """The file served at `/console/<path>`, or None (then the answer is 404).
+def resolve_asset(
+    web_dir: Path,
+    path: str,
+    own: tuple[str, ...] = OWN,
+    vendor: dict[str, tuple[str, tuple[str, ...]]] = VENDOR,
+) -> Path | None:
+    """The file served at `/console/<path>` (`own` and `vendor`: another page's), or None (then
+    the answer is 404).
 
     `path` is the decoded path below the prefix; every check here is on it, so neither
     percent-encoding nor symbolic links can reach outside the allowlisted directories.
@@ -118,12 +132,12 @@ def resolve_asset(web_dir: Path, path: str) -> Path | None:
     if Path(parts[-1]).suffix not in TYPES:
         return None
     if len(parts) == 1:
-        own = web_dir / parts[0]
-        return own if parts[0] in OWN and _inside(own, web_dir) else None
-    vendor = VENDOR.get(parts[0])
-    if vendor is None:
+        mine = web_dir / parts[0]
+        return mine if parts[0] in own and _inside(mine, web_dir) else None
+    found = vendor.get(parts[0])
+    if found is None:
         return None
-    package, allowed = vendor
+    package, allowed = found
     base = web_dir / "node_modules" / package
     rest = "/".join(parts[1:])
     for directory in allowed:
@@ -133,23 +147,39 @@ def resolve_asset(web_dir: Path, path: str) -> Path | None:
     return None
 
 
-def missing_assets(web_dir: Path | None) -> str | None:
-    """What is missing for the console to work (for the log), or None when all is there."""
+def missing_assets(
+    web_dir: Path | None,
+    page: str = PAGE,
+    vendor: dict[str, tuple[str, tuple[str, ...]]] = VENDOR,
+) -> str | None:
+    """What is missing for the console (or `page`) to work (for the log), or None when all is
+    there."""
     if web_dir is None:
         return "no web directory: set web_dir in airboss.toml (the repository's web/)"
-    if not (web_dir / PAGE).is_file():
-        return f"{web_dir / PAGE} does not exist: set web_dir to the repository's web/"
-    for package, _dirs in VENDOR.values():
+    if not (web_dir / page).is_file():
+        return f"{web_dir / page} does not exist: set web_dir to the repository's web/"
+    for package, _dirs in vendor.values():
         if not (web_dir / "node_modules" / package / "package.json").is_file():
             return f"{web_dir}/node_modules/{package} is missing: run `npm ci` in {web_dir}"
     return None
 
 
 class ConsoleSite:
-    """The `/console/` endpoints over one web directory."""
+    """The `/console/` endpoints over one web directory (or another page's, with its files)."""
 
-    def __init__(self, web_dir: Path | None) -> None:
+    def __init__(
+        self,
+        web_dir: Path | None,
+        prefix: str = PREFIX,
+        page_name: str = PAGE,
+        own: tuple[str, ...] = OWN,
+        vendor: dict[str, tuple[str, tuple[str, ...]]] = VENDOR,
+    ) -> None:
         self.web_dir = web_dir
+        self.prefix = prefix
+        self.page_name = page_name
+        self.own = own
+        self.vendor = vendor
 
     def _not_found(self) -> Response:
         return Response(
@@ -160,7 +190,9 @@ class ConsoleSite:
         )
 
     async def page(self, request: Request) -> Response:
-        missing = await run_in_threadpool(missing_assets, self.web_dir)
+        missing = await run_in_threadpool(
+            missing_assets, self.web_dir, self.page_name, self.vendor
+        )
         if missing is not None or self.web_dir is None:
             log.warning("the browser console cannot be served: %s", missing)
             return Response(
@@ -171,7 +203,7 @@ class ConsoleSite:
                 media_type="text/html; charset=utf-8",
                 headers=security_headers(page=True),
             )
-        html = await run_in_threadpool((self.web_dir / PAGE).read_bytes)
+        html = await run_in_threadpool((self.web_dir / self.page_name).read_bytes)
         nonce = secrets.token_urlsafe(18)
         return Response(
             html.replace(NONCE_PLACEHOLDER, nonce.encode()),
@@ -185,7 +217,7 @@ class ConsoleSite:
             return await self.page(request)
         if self.web_dir is None:
             return self._not_found()
-        found = await run_in_threadpool(resolve_asset, self.web_dir, path)
+        found = await run_in_threadpool(resolve_asset, self.web_dir, path, self.own, self.vendor)
         if found is None:
             return self._not_found()
         return FileResponse(
@@ -196,7 +228,7 @@ class ConsoleSite:
         """`/console` -> `/console/`, the query (the token) kept: same origin, never logged."""
         query = request.url.query
         return RedirectResponse(
-            PREFIX + (f"?{query}" if query else ""),
+            self.prefix + (f"?{query}" if query else ""),
             status_code=308,
             headers=security_headers(page=True),
         )
@@ -212,7 +244,10 @@ def routes(web_dir: str | Path | None = None) -> list[BaseRoute]:
     missing = missing_assets(where)
     if missing is not None:
         log.warning("the browser console is not available: %s", missing)
+    board = ConsoleSite(where, DASHBOARD_PREFIX, DASHBOARD_PAGE, DASHBOARD_OWN, {})
     return [
         Route("/console", endpoint=site.bare, methods=["GET", "HEAD"]),
         Route(PREFIX + "{path:path}", endpoint=site.asset, methods=["GET", "HEAD"]),
+        Route("/dashboard", endpoint=board.bare, methods=["GET", "HEAD"]),
+        Route(DASHBOARD_PREFIX + "{path:path}", endpoint=board.asset, methods=["GET", "HEAD"]),
     ]

@@ -232,6 +232,61 @@ MACS = Operation(
 )
 
 
+@dataclass(frozen=True)
+class NodesRequest:
+    target: str = wire.target(description="a VM of the cluster (its frontend)")
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """One node as the dashboard shows it: its physical-side name, its MACs on the cluster's
+    VLAN, whether it is the frontend, its live state (`nostate-error`: its container did not
+    answer), its boot action (install, os or run; null: none set) and the image in its CD-ROM
+    drive (null: empty)."""
+
+    host: str
+    macs: list[str]
+    frontend: bool
+    status: str
+    action: str | None
+    cdrom: str | None
+
+
+@dataclass(frozen=True)
+class NodesResult:
+    nodes: list[NodeView]
+
+
+def _nodes_view(call: Call[NodesRequest]) -> Later[NodesResult]:
+    from flightdeck.services.airboss import nodes
+
+    listed = nodes.cluster_view(call.db, call.target)
+
+    def work() -> NodesResult:
+        live = nodes.with_states(call.db, [d.node for d in listed])
+        return NodesResult([
+            NodeView(n.name, n.macs, n.frontend, n.status or "nostate", d.action, d.cdrom)
+            for n, d in zip(live, listed, strict=True)
+        ])  # fmt: skip
+
+    return Later(None, work)
+
+
+NODES = Operation(
+    method="GET",
+    path="/v1/nodes",
+    summary="The nodes of the target's cluster, frontend first: names, MACs, live state, boot "
+    "action and CD-ROM (what the dashboard shows)",
+    request=NodesRequest,
+    answer=NodesResult,
+    scope=Scope.VM,
+    audit=lambda _r: "nodes",
+    reason=lambda a: f"{len(a.nodes)} node(s)",
+    serve=_nodes_view,
+    right=lambda _r: "macs",
+)
+
+
 # CD-ROM -----------------------------------------------------------------------------------------
 
 
@@ -389,6 +444,46 @@ CONSOLE_TOKEN = Operation(
     reason=lambda a: f"web token valid until {a.expires}",
     serve=_console_token,
     right=lambda _r: "console",
+)
+
+
+# The dashboard ----------------------------------------------------------------------------------
+
+#: The dashboard's page (`airboss.web`); a link opens it with `?link=<one-time token>`.
+DASHBOARD_PAGE = "/dashboard/"
+#: The console-token store's kind of a dashboard link (never a console's kind).
+DASHBOARD_KIND = "dashboard"
+
+
+@dataclass(frozen=True)
+class DashboardRequest:
+    target: str = wire.target(description="a VM of the cluster (its frontend)")
+
+
+@dataclass(frozen=True)
+class DashboardLink:
+    link: str = wire.described("the page with the one-time link token, from the Airboss's URL")
+    expires: int = wire.described("Unix time, seconds: the link must be opened by then")
+
+
+def _dashboard_link(call: Call[DashboardRequest]) -> DashboardLink:
+    token, grant = call.tokens.issue(call.keyid, call.target.given, DASHBOARD_KIND)
+    query = urllib.parse.urlencode({"link": token})
+    return DashboardLink(f"{DASHBOARD_PAGE}?{query}", int(grant.expires))
+
+
+DASHBOARD = Operation(
+    method="POST",
+    path="/v1/dashboard/link",
+    summary="A one-time link to the web dashboard of the target's cluster: single-use, valid "
+    "60 s; opening it starts a browser session bound to this key and that cluster. Signed "
+    "with the key only",
+    request=DashboardRequest,
+    answer=DashboardLink,
+    scope=Scope.VM,
+    audit=lambda _r: "dashboard link",
+    reason=lambda a: f"link valid until {a.expires}",
+    serve=_dashboard_link,
 )
 
 
@@ -681,6 +776,7 @@ HEALTH_PATH = "/health"
 OPERATIONS: tuple[Operation[Any, Any] | Stream[Any], ...] = (
     POWER,
     MACS,
+    NODES,
     ISOS,
     CDROM,
     CONSOLE,
@@ -690,4 +786,11 @@ OPERATIONS: tuple[Operation[Any, Any] | Stream[Any], ...] = (
     JOB,
     REVOKE,
     AUDIT,
+    DASHBOARD,
 )
+#: What a dashboard session may do: the operations its page uses, through the same gate
+#: (`airboss.dashboard`). Not a new link (a session would outlive its lifetime), not a
+#: revocation (keys only), not the console's WebSocket (the page asks for a console token).
+SESSION_OPERATIONS: tuple[Operation[Any, Any], ...] = (
+    POWER, MACS, NODES, ISOS, CDROM, CONSOLE_TOKEN, CLUSTER_POWER, JOBS, JOB, AUDIT,
+)  # fmt: skip

@@ -160,3 +160,16 @@ def restore_boot(cmd: Command, before: dict[int, str | None], refused: Sequence[
     from flightdeck.services.airboss.local import restore
 
     restore(db, before, list(refused))
+
+
+def local_names(cmd: Command, macs: Sequence[str]) -> dict[str, str]:
+    """MAC -> the host's name in this frontend's database (none without one)."""
+    db = _local(cmd)
+    if db is None:
+        return {}
+    try:
+        from flightdeck.services.airboss.local import names_by_mac
+
+        return names_by_mac(db, list(macs))
+    except Exception:  # as above: no local knowledge
+        return {}

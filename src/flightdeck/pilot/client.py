@@ -276,6 +276,10 @@ class AirbossClient:
         """
         return self.call(ops.CONSOLE_TOKEN, ops.TokenRequest(target, kind))
 
+    def dashboard_link(self, target: str) -> ops.DashboardLink:
+        """A one-time link to the dashboard of `target`'s cluster (single-use, 60 s)."""
+        return self.call(ops.DASHBOARD, ops.DashboardRequest(target))
+
     # Consoles --------------------------------------------------------------------------------
 
     def open_console(self, target: str, kind: str = "vnc") -> WebSocket:

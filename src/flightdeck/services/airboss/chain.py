@@ -90,6 +90,25 @@ def read(db: Database, chain: str, since: int) -> tuple[list[dict[str, Any]], He
     return entries, head
 
 
+def tail(db: Database, chain: str, after: int, count: int) -> list[dict[str, Any]]:
+    """The last `count` entries of `chain` after entry `after`, oldest first (what an open
+    dashboard shows: its newest entries, then each new one as it comes)."""
+    columns = [getattr(AuditEntry, f) for f in auditchain.FIELDS]
+    with db.engine.connect() as conn, conn.begin():
+        rows = conn.execute(
+            select(*columns)
+            .where(AuditEntry.chain == chain, AuditEntry.seq > after)
+            .order_by(AuditEntry.seq.desc())
+            .limit(count)
+        ).all()
+    entries = []
+    for r in reversed(rows):
+        entry = dict(zip(auditchain.FIELDS, r, strict=True))
+        entry["at"] = auditchain.moment(entry["at"])
+        entries.append(entry)
+    return entries
+
+
 def checkpoint(conn: Connection, key: ed25519.Ed25519PrivateKey, head: Head) -> None:
     """Store `head` (the last entry about to be pruned) as its chain's signed checkpoint."""
     signed = signed_head(key, head)

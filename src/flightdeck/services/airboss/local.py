@@ -61,6 +61,21 @@ def is_this_frontend(db: Database, target: str) -> bool:
         return s.scalar(q.limit(1)) is not None
 
 
+def names_by_mac(db: Database, macs: list[str]) -> dict[str, str]:
+    """MAC -> the name of the host of this database with that MAC (on a virtual frontend: the
+    nodes' virtual-side names, compute-0-0 for hosted-vm-0-0-1)."""
+    wanted = sorted({normalize_mac(m) for m in macs if is_mac(m)})
+    if not wanted:
+        return {}
+    with reading(db) as s:
+        rows = s.execute(
+            select(Interface.mac, Host.name)
+            .join(Host, Host.id == Interface.host_id)
+            .where(Interface.mac.in_(wanted))
+        ).all()
+    return {mac: name for mac, name in rows if mac}
+
+
 def airboss_attribute(db: Database) -> str | None:
     """The `airboss` attribute (where this site's Airboss is), if set."""
     with reading(db) as s:

@@ -1,4 +1,5 @@
-"""The MAC list of an owner's cluster: what `list host macs key=` shows (reference §2.5)."""
+"""The nodes of an owner's cluster: the MAC list `list host macs key=` shows (reference §2.5),
+and the dashboard's fuller view (boot action and CD-ROM as well)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import Connection, bindparam, select
 
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order
-from flightdeck.db.models import VM, Cluster, Host, Interface
+from flightdeck.db.models import VM, Cluster, Host, HostBoot, Interface
 from flightdeck.services.airboss.access import Target, read
 
 
@@ -21,6 +22,8 @@ class Node:
     macs: list[str]
     frontend: bool
     status: str | None = None
+    #: Its id (for the dashboard's second query; never sent to the owner).
+    host_id: int = 0
 
 
 class _Q:
@@ -38,6 +41,12 @@ class _Q:
         .outerjoin(VM, VM.host_id == Host.id)
         .where(_in_cluster, Interface.vlan == bindparam("vlan"), Interface.mac.is_not(None))
         .order_by(Interface.device)
+    )
+    details = (
+        select(Host.id, HostBoot.action, VM.cdrom_path)
+        .outerjoin(HostBoot, HostBoot.host_id == Host.id)
+        .outerjoin(VM, VM.host_id == Host.id)
+        .where(Host.id.in_(bindparam("ids", expanding=True)))
     )
     host_macs = (
         select(Interface.host_id, Interface.mac)
@@ -61,7 +70,7 @@ def _nodes(conn: Connection, target: Target) -> list[Node]:
     for hid, mac in found:
         macs.setdefault(hid, []).append(mac)
     return [
-        Node(name, macs.get(hid, []), fe)
+        Node(name, macs.get(hid, []), fe, host_id=hid)
         for hid, name, fe in hosts
         if target.scope.covers(hid, target.cluster_id)
     ]
@@ -83,3 +92,27 @@ def with_states(db: Database, nodes: list[Node]) -> list[Node]:
 
     states = statuses(db, [n.name for n in nodes])
     return [dataclasses.replace(n, status=states.get(n.name, "nostate")) for n in nodes]
+
+
+@dataclass(frozen=True)
+class NodeDetails:
+    """A node as the dashboard shows it: boot action (`install`, `os`, `run`; None: none set)
+    and the image in its CD-ROM drive (its file name; None: empty)."""
+
+    node: Node
+    action: str | None
+    cdrom: str | None
+
+
+def cluster_view(db: Database, target: Target) -> list[NodeDetails]:
+    """`cluster_nodes` with each node's boot action and CD-ROM, in one read transaction."""
+    with read(db) as conn:
+        listed = _nodes(conn, target)
+        ids = [n.host_id for n in listed]
+        rows = conn.execute(_Q.details, {"ids": ids}).all()
+    found = {hid: (action, cdrom) for hid, action, cdrom in rows}
+    out = []
+    for n in listed:
+        action, cdrom = found.get(n.host_id, (None, None))
+        out.append(NodeDetails(n, action, cdrom.rsplit("/", 1)[-1] if cdrom else None))
+    return out
