@@ -386,8 +386,8 @@ async function start() {
   state.session = session.session;
   state.target = session.target;
   $('cluster').textContent = `— cluster of ${session.host}`;
-  const until = new Date(session.expires * 1000).toLocaleTimeString();
-  $('session').textContent = `session ${session.session}; ends at ${until}, or after ` +
+  const until = new Date(session.expires * 1000).toISOString().slice(11, 16);
+  $('session').textContent = `session ${session.session}; ends at ${until} UTC, or after ` +
     `${Math.round(session.idle / 60)} min without a click`;
   $('cluster-power').hidden = false;
   for (const b of document.querySelectorAll('[data-cluster]')) {

@@ -299,3 +299,28 @@ def carol(site: Site) -> Owner:
 @pytest.fixture
 def mallory(site: Site) -> Owner:
     return site.owners["mallory"]
+
+
+# Headless Chromium (tests/chromium.py), for the browser tests ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from chromium import CHROMIUM, Browser
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (FD_SYSTEM_PACKAGES)")
+    it = Browser(tmp_path_factory.mktemp("chromium") / "profile")
+    try:
+        yield it
+    finally:
+        it.close()
+
+
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Any]:
+    it = browser.tab()
+    try:
+        yield it
+    finally:
+        it.close()
