@@ -396,3 +396,64 @@ def test_the_live_updates_show_changes_and_end_when_the_key_goes(
     stream.close()
     ops = [r.operation for r in site.audit(20)]
     assert "dashboard events" in ops
+
+
+def test_the_other_buttons_cdrom_console_and_cluster_power(
+    site: Site, alice: Owner, app: AsgiClient
+) -> None:
+    """What the page's other buttons send: the ISO list and a CD-ROM, a console token for the
+    console page, cluster power as a job and its report: each the declared operation."""
+    fe_mac, compute = site.mac(site.cluster_a[0]), site.cluster_a[1]
+    (site.iso_dir / "debian-12.iso").write_bytes(b"\0" * 2048)
+    page = open_page(app, alice, fe_mac)
+    isos = page.call("GET", "/v1/isos", {"target": compute})
+    assert isos.status == 200 and isos.json["images"] == ["debian-12.iso"], isos.body
+    put = page.call("POST", "/v1/cdrom", {"target": compute, "cdrom": "debian-12.iso"})
+    assert put.status == 200, put.body
+    shown = page.call("GET", "/v1/nodes", {"target": fe_mac}).json["nodes"]
+    assert {n["host"]: n["cdrom"] for n in shown}[compute] == "debian-12.iso"
+    token = page.call("POST", "/v1/console/token", {"target": compute, "kind": "serial"})
+    assert token.status == 200 and token.json["path"].startswith("/console/?token=")
+    assert (site.last().operation, site.last().token_id) == ("console token serial",
+                                                             f"session:{page.session}")
+    job = page.call("POST", "/v1/cluster/power", {"target": fe_mac, "action": "on",
+                                                  "wait": "no"})
+    assert job.status == 200, job.body
+    number = job.json["job"]
+    deadline = time.monotonic() + 60
+    while True:
+        report = page.call("GET", "/v1/job", {"target": fe_mac, "job": str(number)})
+        assert report.status == 200, report.body
+        if report.json["job"]["state"] != "running" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert report.json["job"]["state"] == "done", report.json
+    states = page.call("GET", "/v1/nodes", {"target": fe_mac}).json["nodes"]
+    assert all(n["status"] != "nostate" for n in states), states
+
+
+def test_a_lone_vms_session_covers_that_vm_only(
+    site: Site, carol: Owner, app: AsgiClient
+) -> None:
+    page = open_page(app, carol, site.mac(site.plain))
+    assert page.call("GET", "/v1/nodes", {"target": site.plain}).status == 200
+    other = page.call("POST", "/v1/power", {"target": site.cluster_a[1], "action": "on"})
+    assert (other.status, other.code) == (403, "forbidden")
+
+
+def test_the_link_carries_the_virtual_side_names_after_its_fragment(
+    site: Site, alice: Owner
+) -> None:
+    from flightdeck.pilot.client import AirbossClient
+    from flightdeck.pilot.webconsole import dashboard_url
+    from flightdeck.services.airboss.local import names_by_mac
+
+    server = site.server()
+    compute = site.cluster_a[1]
+    assert names_by_mac(site.db, [site.mac(compute), "not-a-mac"]) == {site.mac(compute): compute}
+    client = AirbossClient(alice.key, server.address)
+    url = dashboard_url(client, site.mac(site.cluster_a[0]), {site.mac(compute): "compute-0-0"})
+    page, _, fragment = url.partition("#")
+    assert page.startswith(f"{server.url}/dashboard/?link=")
+    assert fragment == f"{site.mac(compute).replace(':', '%3A')}=compute-0-0"
+    assert "#" not in dashboard_url(client, site.mac(site.cluster_a[0]))

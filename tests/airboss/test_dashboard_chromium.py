@@ -81,18 +81,22 @@ def test_the_dashboard_in_a_browser(
     link = dashboard_link(alice, tmp_path, site.mac(fe), server.address)
     assert link.startswith(f"{server.url}/dashboard/?link=")
 
+    # As `rocks open dashboard` on the virtual frontend adds them: names there, after '#'.
+    link += f"#{site.mac(compute).replace(':', '%3A')}=compute-0-0&{site.mac(fe)}=%3Cb%3Ex"
     t0 = time.monotonic()
     tab.open(link)
     tab.wait("document.getElementById('status').dataset.state === 'ready'", 30, "a session")
     tab.wait(f"document.querySelectorAll('#nodes tbody tr').length === {len(site.cluster_a)}",
              30, "the nodes")
     print(f"\ndashboard: link to nodes shown {time.monotonic() - t0:.2f} s")
-    assert tab.eval("window.location.href") == f"{server.url}/dashboard/"  # the link is gone
+    assert tab.eval("window.location.href") == f"{server.url}/dashboard/"  # link and names gone
     assert tab.eval("[...document.querySelectorAll('#nodes tbody tr')].map(r => r.dataset.host)"
                     ) == site.cluster_a
     assert row(tab, fe, "querySelector('.mac').textContent") == site.mac(fe)
     assert row(tab, fe, "querySelector('.action').textContent") == "install"
     assert row(tab, compute) == "nostate"
+    assert row(tab, compute, "querySelector('.vname').textContent") == "compute-0-0"
+    assert row(tab, fe, "querySelector('.vname').textContent") == "—"  # not a host name: dropped
 
     # Power on, from the keyboard: the state changes on the page, without a reload.
     tab.eval("window.fdSamePage = true")

@@ -266,7 +266,6 @@ def lab(rocks: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_console_pages_on_real_vms(lab: Lab, browser: Browser) -> None:
-    from flightdeck.crypto import keys as ck
     from flightdeck.pilot.client import AirbossClient
     from flightdeck.pxe.image import DEFAULT_CACHE, build_image
     from flightdeck.virt.console import wait_for_state
@@ -278,13 +277,7 @@ def test_the_console_pages_on_real_vms(lab: Lab, browser: Browser) -> None:
     actions = json.loads(lab.rocks.ok("list", "bootaction", "output-format=json"))
     args = next(a for a in actions if a["action"] == "install vm frontend")["args"]
     lab.rocks.ok("set", "bootaction", "action=install vm frontend", f"args={args} fd.host={lab.fe}")
-    key = ck.generate_private_key()
-    key_file = lab.tmp / "owner.key"
-    key_file.write_bytes(ck.private_key_to_pem(key, None))
-    key_file.chmod(0o600)
-    public = lab.tmp / "owner.pub"
-    public.write_text(ck.public_key_to_pem(key.public_key()))
-    lab.rocks.ok("add", "host", "key", lab.fe, f"key={public}", "description=owner")
+    key, key_file = _owner(lab)
     url = lab.serve()
     address = url.split("://", 1)[1]
     client = AirbossClient(key, address)
@@ -373,6 +366,57 @@ def test_the_console_pages_on_real_vms(lab: Lab, browser: Browser) -> None:
     finally:
         tab.close()
     assert lab.audit(1)[-1].reason.startswith("token-expired")
+
+
+def _owner(lab: Lab) -> tuple[Any, Path]:
+    """The owner's key on the lab's frontend: the private key and its file (0600)."""
+    from flightdeck.crypto import keys as ck
+
+    key = ck.generate_private_key()
+    key_file = lab.tmp / "owner.key"
+    key_file.write_bytes(ck.private_key_to_pem(key, None))
+    key_file.chmod(0o600)
+    public = lab.tmp / "owner.pub"
+    public.write_text(ck.public_key_to_pem(key.public_key()))
+    lab.rocks.ok("add", "host", "key", lab.fe, f"key={public}", "description=owner")
+    return key, key_file
+
+
+@pytest.mark.libvirtd
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_dashboard_powers_a_real_vm(lab: Lab, browser: Browser) -> None:
+    """Issue 19 on real VMs: the link from `rocks open dashboard`, a click on the compute's
+    power button, its state on the page without a reload, the domain running in libvirtd,
+    and the audit row naming the page's session."""
+    _key, key_file = _owner(lab)
+    url = lab.serve()
+    link = lab.rocks.ok("open", "dashboard", lab.fe, f"key={key_file}",
+                        f"airboss={url.split('://', 1)[1]}").strip()
+    assert link.startswith(f"{url}/dashboard/?link="), link
+    tab = browser.tab()
+    try:
+        t0 = time.monotonic()
+        tab.open(link)
+        tab.wait("document.querySelectorAll('#nodes tbody tr').length === 2", 30, "the nodes")
+        print(f"\ndashboard on real VMs: link to nodes shown {time.monotonic() - t0:.2f} s")
+        assert tab.eval("[...document.querySelectorAll('#nodes tbody tr')]"
+                        ".map(r => r.dataset.host)") == [lab.fe, lab.compute]
+        state = f"document.querySelector('tr[data-host=\"{lab.compute}\"]').dataset.state"
+        assert tab.eval(state) in ("shutoff", "nostate")
+        tab.eval("window.fdSamePage = true; document.querySelector("
+                 f"'tr[data-host=\"{lab.compute}\"] button[data-action=\"on\"]').click()")
+        t0 = time.monotonic()
+        tab.wait(f"!['shutoff', 'nostate'].includes({state})", 60, "the compute's new state")
+        print(f"dashboard on real VMs: click to state shown {time.monotonic() - t0:.2f} s "
+              f"({tab.eval(state)})")
+        assert tab.eval("window.fdSamePage") is True  # no reload
+        assert lab.conn().lookupByName(lab.compute).isActive()
+        assert tab.problems() == []
+    finally:
+        tab.close()
+    power = [r for r in lab.audit(10) if r.operation == "power on"]
+    assert power and power[-1].accepted and power[-1].token_id.startswith("session:")
 
 
 def _hv(lab: Lab) -> Any:
