@@ -82,3 +82,27 @@ def start_airboss(
         time.sleep(0.05)
     proc.kill()
     raise SystemExit(f"airboss did not start within {timeout:g} s: see {log}")
+
+
+def test_driver_site(home: str, env: dict[str, str], containers: int, computes: int) -> None:
+    """A fresh site under `home`: a frontend, `containers` VM containers each a libvirt test
+    driver of its own node file, and one virtual cluster of `computes` computes over them."""
+    rocks = str(Path(sys.executable).parent / "rocks")
+
+    def run(*args: str) -> None:
+        subprocess.run([rocks, *args], env=env, check=True, capture_output=True, text=True)
+
+    run("init", "frontend", "name=bench.example.org", "public-ip=192.0.2.10",
+        "public-netmask=255.255.255.0", "private-ip=10.1.1.1", "private-netmask=255.255.0.0")
+    run("set", "attr", "kvm_disk_dir", f"{home}/disks")
+    run("set", "host", "attr", "frontend-0-0", "libvirt_uri", f"test://{home}/fe.xml")
+    Path(home, "fe.xml").write_text("<node/>")
+    names = [f"vm-container-0-{c}" for c in range(containers)]
+    for c, name in enumerate(names):
+        run("add", "host", name, "membership=VM Container", "rack=0", f"rank={c}")
+        run("add", "host", "interface", name, "eth0", f"mac=52:54:00:fd:01:{c:02x}",
+            "ip=auto", "subnet=private")  # fmt: skip
+        Path(home, f"{name}.xml").write_text("<node/>")
+        run("set", "host", "attr", name, "libvirt_uri", f"test://{home}/{name}.xml")
+    run("add", "cluster", "192.0.2.20", str(computes), "container-hosts=" + " ".join(names),
+        "mem-per-compute=256", "disk-per-compute=1", "disk-per-frontend=1")

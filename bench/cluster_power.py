@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _harness import test_driver_site
+
 VENV_BIN = Path(sys.executable).parent
 ROCKS = str(VENV_BIN / "rocks")
 CONTAINERS, COMPUTES = 8, 64
@@ -45,22 +47,7 @@ def main() -> None:
                 [ROCKS, *args], env=env, check=True, capture_output=True, text=True
             ).stdout
 
-        run("init", "frontend", "name=bench.example.org", "public-ip=192.0.2.10",
-            "public-netmask=255.255.255.0", "private-ip=10.1.1.1",
-            "private-netmask=255.255.0.0")  # fmt: skip
-        run("set", "attr", "kvm_disk_dir", f"{home}/disks")
-        run("set", "host", "attr", "frontend-0-0", "libvirt_uri", f"test://{home}/fe.xml")
-        Path(home, "fe.xml").write_text("<node/>")
-        containers = [f"vm-container-0-{c}" for c in range(CONTAINERS)]
-        for c, name in enumerate(containers):
-            run("add", "host", name, "membership=VM Container", "rack=0", f"rank={c}")
-            run("add", "host", "interface", name, "eth0", f"mac=52:54:00:fd:01:{c:02x}",
-                "ip=auto", "subnet=private")  # fmt: skip
-            Path(home, f"{name}.xml").write_text("<node/>")
-            run("set", "host", "attr", name, "libvirt_uri", f"test://{home}/{name}.xml")
-        run("add", "cluster", "192.0.2.20", str(COMPUTES),
-            "container-hosts=" + " ".join(containers), "mem-per-compute=256",
-            "disk-per-compute=1", "disk-per-frontend=1")  # fmt: skip
+        test_driver_site(home, env, CONTAINERS, COMPUTES)
         # The frontend boots the original's installer (a kernel), not the frontend image.
         run("set", "bootaction", "install vm frontend", "kernel=/boot/fd/vmlinuz",
             "ramdisk=/boot/fd/initrd.gz")  # fmt: skip

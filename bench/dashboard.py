@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import start_airboss
+from _harness import start_airboss, test_driver_site
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from chromium import Browser  # the browser tests' DevTools client
@@ -42,25 +42,9 @@ FE = "frontend-0-0-0"
 
 
 def site(home: str, env: dict[str, str]) -> None:
-    def run(*args: str) -> None:
-        subprocess.run([str(VENV_BIN / "rocks"), *args], env=env, check=True,
-                       capture_output=True, text=True)  # fmt: skip
-
-    run("init", "frontend", "name=bench.example.org", "public-ip=192.0.2.10",
-        "public-netmask=255.255.255.0", "private-ip=10.1.1.1", "private-netmask=255.255.0.0")
-    run("set", "attr", "kvm_disk_dir", f"{home}/disks")
-    Path(home, "fe.xml").write_text("<node/>")
-    run("set", "host", "attr", "frontend-0-0", "libvirt_uri", f"test://{home}/fe.xml")
-    containers = [f"vm-container-0-{c}" for c in range(CONTAINERS)]
-    for c, name in enumerate(containers):
-        run("add", "host", name, "membership=VM Container", "rack=0", f"rank={c}")
-        run("add", "host", "interface", name, "eth0", f"mac=52:54:00:fd:01:{c:02x}",
-            "ip=auto", "subnet=private")  # fmt: skip
-        Path(home, f"{name}.xml").write_text("<node/>")
-        run("set", "host", "attr", name, "libvirt_uri", f"test://{home}/{name}.xml")
-    run("add", "cluster", "192.0.2.20", str(COMPUTES), "container-hosts=" + " ".join(containers),
-        "mem-per-compute=256", "disk-per-compute=1", "disk-per-frontend=1")
-    run("add", "host", "key", FE, f"key={home}/owner.pub")
+    test_driver_site(home, env, CONTAINERS, COMPUTES)
+    subprocess.run([str(VENV_BIN / "rocks"), "add", "host", "key", FE, f"key={home}/owner.pub"],
+                   env=env, check=True, capture_output=True, text=True)  # fmt: skip
 
 
 def main() -> None:
@@ -79,6 +63,7 @@ def main() -> None:
         site(home, env)
         proc, address = start_airboss(Path(home), env, "--set", "rate=1000", "--set",
                                       "burst=1000", "--set", "dashboard_sessions=100")
+        Path(home, "chromium").mkdir()
         browser = Browser(Path(home) / "chromium" / "profile")
         try:
             client = AirbossClient(key, address)

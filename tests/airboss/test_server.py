@@ -48,6 +48,18 @@ def test_serves_then_stops_cleanly_on_sigterm(site: Any, alice: Any) -> None:
     assert "Traceback" not in log
 
 
+def test_set_gives_any_setting_and_the_named_options_win(site: Any, alice: Any) -> None:
+    """`--set rate=...` once crashed with a traceback (the option `--rate` was passed too)."""
+    srv = site.server("--set", "rate=0.5", "--set", "burst=1", "--burst", "2")
+    c = client(site, srv, alice)
+    fe = site.mac(site.cluster_a[0])
+    c.macs(fe)
+    c.macs(fe)  # burst 2 (the option), not 1 (--set)
+    with pytest.raises(Exception, match="too many requests with this key"):
+        c.macs(fe)
+    assert "Traceback" not in srv.log.read_text()
+
+
 @pytest.fixture
 def airboss_bin() -> str:
     import sys

@@ -60,16 +60,18 @@ def main(argv: list[str] | None = None) -> None:
         from flightdeck.airboss import config
         from flightdeck.airboss.server import serve
 
-        settings = config.load(
-            args.config,
-            listen=args.listen,
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
-            max_skew=args.max_skew,
-            rate=args.rate,
-            burst=args.burst,
-            **config.parse_assignments(args.set),
-        )
+        options = {
+            "listen": args.listen,
+            "tls_cert": args.tls_cert,
+            "tls_key": args.tls_key,
+            "max_skew": args.max_skew,
+            "rate": args.rate,
+            "burst": args.burst,
+        }
+        # --set NAME=VALUE, then the named options given (`--rate 5 --set rate=9` is 5).
+        overrides = config.parse_assignments(args.set)
+        overrides.update({k: v for k, v in options.items() if v is not None})
+        settings = config.load(args.config, **overrides)
         serve(
             settings,
             database_url=args.database,
