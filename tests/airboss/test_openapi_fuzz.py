@@ -57,7 +57,8 @@ def operations(url: str) -> list[Any]:
     assert {op.label for op in found} == {
         "GET /health", "POST /v1/power", "GET /v1/macs", "GET /v1/isos", "POST /v1/cdrom",
         "GET /v1/console", "POST /v1/console/token", "POST /v1/cluster/power", "GET /v1/jobs",
-        "GET /v1/job", "POST /v1/token/revoke", "GET /v1/audit"}
+        "GET /v1/job", "POST /v1/token/revoke", "GET /v1/audit",
+        "GET /v1/nodes", "POST /v1/dashboard/link"}
     return found
 
 
