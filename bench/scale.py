@@ -89,7 +89,7 @@ def main() -> None:
             print(f"add cluster of {size} computes (site now {vms} VMs): {took:.2f} s", flush=True)
             while checkpoints and vms >= checkpoints[0]:
                 checkpoints.pop(0)
-                plain, out = rocks("list", "host", "vm")
+                plain, _out = rocks("list", "host", "vm")
                 status, out_s = rocks("list", "host", "vm", "status=y")
                 rows = len(out_s.splitlines()) - 1
                 listings.append((vms, plain, status))
