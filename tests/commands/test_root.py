@@ -34,6 +34,7 @@ OWNER_COMMANDS = {
     "set host cdrom",
     "set cluster power",
     "open host console",
+    "open dashboard",  # issue 19
     # issue 18: tokens (made and narrowed offline), Slurm's programs, the audit chain
     "create token",
     "attenuate",

@@ -55,6 +55,12 @@ def imported_by(url: str, *argv: str) -> tuple[set[str], str]:
         ("list", "host", "52:54:00:fd:00:01"),
         ("list", "host", "espresso.rocksclusters.org"),
         ("list", "host", "vm-container-*"),
+        ("list", "host", "interface"),
+        ("list", "host", "interface", "vm-container-0-0"),
+        ("list", "host", "interface", "rack0"),
+        ("list", "host", "attr"),
+        ("list", "host", "attr", "vm-container-0-0", "attr=kvm"),
+        ("list", "host", "attr", "rack0", "espresso.rocksclusters.org"),
     ],
 )
 def test_read_only_listings_never_import_the_orm(espresso: Any, argv: tuple[str, ...]) -> None:
@@ -66,8 +72,8 @@ def test_read_only_listings_never_import_the_orm(espresso: Any, argv: tuple[str,
 
 
 def test_the_check_sees_the_orm_in_a_listing_that_still_uses_it(espresso: Any) -> None:
-    """`list host interface` reads through the ORM session: the import check must say so."""
-    modules, _ = imported_by(espresso.url, "list", "host", "interface")
+    """`list cluster` reads through the ORM session: the import check must say so."""
+    modules, _ = imported_by(espresso.url, "list", "cluster")
     assert set(ORM) <= modules
 
 
@@ -80,5 +86,8 @@ def test_the_listings_are_still_found_where_they_were() -> None:
     assert inventory.list_appliances is listings.list_appliances
     assert inventory.list_networks is listings.list_networks
     assert inventory.HostRow is listings.HostRow
+    assert inventory.list_interfaces is listings.list_interfaces
+    assert attributes.list_host is listings.list_host_attrs
+    assert inventory.InterfaceRow is listings.InterfaceRow
     assert inventory.NetworkRow is listings.NetworkRow
     assert attributes.list_global is listings.list_global

@@ -38,7 +38,7 @@ import json
 import logging
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +51,7 @@ from starlette.types import Receive, Scope, Send
 from flightdeck.airboss.config import Settings
 from flightdeck.airboss.console import ConsoleRelay
 from flightdeck.airboss.dashboard import PREFIX as DASHBOARD_API
-from flightdeck.airboss.dashboard import Dashboard
+from flightdeck.airboss.dashboard import Dashboard, Handler
 from flightdeck.airboss.gate import Exchange, Gate, Refusal, failed
 from flightdeck.airboss.sessions import DashSession, SessionStore
 from flightdeck.airboss.tokens import TokenStore
@@ -86,11 +86,6 @@ SESSION_ROUTES: dict[tuple[str, str], Operation[Any, Any] | Stream[Any]] = {
 OPENAPI_PATH = "/openapi.json"
 #: Seconds between two prunings of the audit log by the running Airboss.
 PRUNE_EVERY = 3600.0
-
-
-#: What answers one request: (request, scope, its audit row) -> (answer, audit row id if
-#: written already). `Airboss._handle` for signed requests; the dashboard's for its own.
-Handler = Callable[[Request, Scope, Exchange], Awaitable[tuple[Response, "int | None"]]]
 
 
 def _error(
@@ -210,7 +205,7 @@ class Airboss:
         if public is not None:
             await public(scope, receive, send)
             return
-        await self.respond(scope, receive, send, ex, self._handle)
+        await self.respond(scope, receive, send, ex, self.handle)
 
     @staticmethod
     def exchange(scope: Scope) -> Exchange:
@@ -278,7 +273,7 @@ class Airboss:
             return JSONResponse(self.audit_key())
         return Response(self.openapi, media_type="application/json")
 
-    async def _read_body(self, request: Request) -> bytes:
+    async def read_body(self, request: Request) -> bytes:
         limit = self.settings.max_body
         length = request.headers.get("content-length")
         if length is not None:
@@ -309,7 +304,7 @@ class Airboss:
                 headers={"Connection": "close"},
             )
 
-    async def _handle(
+    async def handle(
         self,
         request: Request,
         scope: Scope,
@@ -320,7 +315,7 @@ class Airboss:
         dashboard session's request instead of a signature (`airboss.dashboard`)."""
         self.bounds(request, scope, ex)
         found = session() if session is not None else None
-        body = await self._read_body(request)
+        body = await self.read_body(request)
         query = scope.get("query_string", b"").decode("latin-1")
         headers = request.headers
         step = await self.in_db(lambda: self._front(ex, headers, body, query, found))

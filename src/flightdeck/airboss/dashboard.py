@@ -30,27 +30,30 @@ ends), read by the page with `fetch` so that it carries the CSRF header like eve
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from flightdeck.airboss.gate import Exchange, Refusal
+from flightdeck.airboss.config import Settings
+from flightdeck.airboss.gate import Exchange, Gate, Refusal
 from flightdeck.airboss.sessions import (
     COOKIE,
     COOKIE_PATH,
     CSRF_HEADER,
     DashSession,
     SessionRejected,
+    SessionStore,
 )
-from flightdeck.airboss.tokens import TokenRejected
+from flightdeck.airboss.tokens import TokenRejected, TokenStore
 from flightdeck.api import wire
 from flightdeck.api.operations import (
     DASHBOARD_KIND,
@@ -61,14 +64,46 @@ from flightdeck.api.operations import (
     NodesResult,
 )
 from flightdeck.api.operations import Scope as Rule
+from flightdeck.db.engine import Database
 from flightdeck.services.airboss import access
 from flightdeck.services.airboss.audit import AuditRecord
 from flightdeck.services.airboss.chain import chain_of
 
-if TYPE_CHECKING:
-    from flightdeck.airboss.app import Airboss
-
 log = logging.getLogger("flightdeck.airboss.dashboard")
+
+T = TypeVar("T")
+#: What answers one request: (request, scope, its audit row) -> (answer, audit row id if
+#: written already). `Airboss.handle` for signed requests; the dashboard's own for its own.
+Handler = Callable[[Request, Scope, Exchange], Awaitable[tuple[Response, "int | None"]]]
+
+
+class Pipeline(Protocol):
+    """What the dashboard uses of the Airboss (`airboss.app.Airboss`): its request pipeline,
+    its pools and stores. Declared here so that the two modules do not import each other."""
+
+    db: Database
+    settings: Settings
+    gate: Gate
+    tokens: TokenStore
+    sessions: SessionStore
+    db_pool: concurrent.futures.ThreadPoolExecutor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+    def exchange(self, scope: Scope) -> Exchange: ...
+    async def respond(
+        self, scope: Scope, receive: Receive, send: Send, ex: Exchange, handler: Handler
+    ) -> None: ...
+    def bounds(self, request: Request, scope: Scope, ex: Exchange) -> None: ...
+    async def read_body(self, request: Request) -> bytes: ...
+    async def handle(
+        self,
+        request: Request,
+        scope: Scope,
+        ex: Exchange,
+        session: Callable[[], DashSession] | None = None,
+    ) -> tuple[Response, int | None]: ...
+    async def in_db(self, fn: Callable[[], T]) -> T: ...
+    async def in_libvirt(self, container: str | None, fn: Callable[[], T]) -> T: ...
 
 PREFIX = "/dashboard/api"
 #: Audit entries an opening page gets (then each new one).
@@ -94,7 +129,7 @@ def _event(name: str, data: Any) -> bytes:
 class Dashboard:
     """The ASGI endpoint of `/dashboard/api/...`; one per Airboss."""
 
-    def __init__(self, airboss: Airboss) -> None:
+    def __init__(self, airboss: Pipeline) -> None:
         self.airboss = airboss
         self.gate = airboss.gate
         self.sessions = airboss.sessions
@@ -185,7 +220,7 @@ class Dashboard:
         self.airboss.bounds(request, scope, ex)
         self.same_origin(request, changes=True)
         ex.operation = "dashboard open"
-        body = await self.airboss._read_body(request)
+        body = await self.airboss.read_body(request)
         try:
             link = wire.parse_body(body, ["link"], ["link"])["link"]
         except wire.BadRequest as exc:
@@ -242,7 +277,7 @@ class Dashboard:
     async def _operation(
         self, request: Request, scope: Scope, ex: Exchange
     ) -> tuple[Response, int | None]:
-        return await self.airboss._handle(
+        return await self.airboss.handle(
             request, scope, ex, lambda: self.session(request, ex, csrf=True, touch=True)
         )
 

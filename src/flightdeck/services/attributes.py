@@ -22,6 +22,7 @@ from flightdeck.services.inventory import find_appliance
 
 # Read on Core in services.listings (no ORM import for `rocks list attr`); re-exported here.
 from flightdeck.services.listings import list_global as list_global
+from flightdeck.services.listings import list_host_attrs
 
 
 def _count(result: object) -> int:
@@ -57,17 +58,8 @@ def set_host(db: Database, exprs: Sequence[str], name: str, value: str) -> list[
         return [h.name for h in hosts]
 
 
-def list_host(
-    db: Database, exprs: Sequence[str], name: str | None = None
-) -> list[tuple[str, str, str, str]]:
-    """(host, attribute, value, source) for every attribute that applies to each host."""
-    with reading(db) as s:
-        out: list[tuple[str, str, str, str]] = []
-        for h in resolve_hosts(s, exprs):
-            for r in attrs.resolve_all(s, h):
-                if name is None or r.name == name:
-                    out.append((h.name, r.name, r.value, r.source))
-        return out
+#: `list host attr`'s reading, on Core in services.listings (its name here kept for callers).
+list_host = list_host_attrs
 
 
 def remove_host(db: Database, exprs: Sequence[str], name: str) -> None:

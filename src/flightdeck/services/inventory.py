@@ -10,14 +10,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from flightdeck.db.engine import Database
-from flightdeck.db.hostexpr import check_plain_name, host_order, resolve_host, resolve_hosts
+from flightdeck.db.hostexpr import check_plain_name, resolve_host, resolve_hosts
 from flightdeck.db.models import (
     VM,
     Appliance,
@@ -38,9 +37,11 @@ from flightdeck.services.base import reading, writing
 # The read-only listings live on Core in services.listings (no ORM import for `rocks list ...`);
 # re-exported here, where callers and tests have always found them.
 from flightdeck.services.listings import HostRow as HostRow
+from flightdeck.services.listings import InterfaceRow as InterfaceRow
 from flightdeck.services.listings import NetworkRow as NetworkRow
 from flightdeck.services.listings import list_appliances as list_appliances
 from flightdeck.services.listings import list_hosts as list_hosts
+from flightdeck.services.listings import list_interfaces as list_interfaces
 from flightdeck.services.listings import list_networks as list_networks
 
 IFACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
@@ -218,21 +219,6 @@ def set_hosts(db: Database, exprs: Sequence[str], changes: dict[str, Any]) -> li
 # Interfaces -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class InterfaceRow:
-    host: str
-    subnet: str | None
-    iface: str
-    mac: str | None
-    ip: str | None
-    netmask: str | None
-    module: str | None
-    name: str | None
-    vlan: int | None
-    options: str | None
-    channel: str | None
-
-
 def _check_iface(device: str) -> str:
     if not IFACE_RE.match(device):
         raise UserError(
@@ -329,31 +315,6 @@ def _iface_row(host: str, i: Interface, net: Network | None) -> InterfaceRow:
         i.options,
         i.channel,
     )
-
-
-def list_interfaces(db: Database, exprs: Sequence[str]) -> list[InterfaceRow]:
-    with reading(db) as s:
-        query = (
-            select(
-                Host.name,
-                Network.name,
-                Interface.device,
-                Interface.mac,
-                Interface.ip,
-                Network.netmask,
-                Interface.module,
-                Interface.name,
-                Interface.vlan,
-                Interface.options,
-                Interface.channel,
-            )
-            .join(Host, Host.id == Interface.host_id)
-            .outerjoin(Network, Network.id == Interface.network_id)
-        )
-        if exprs:
-            query = query.where(Host.id.in_([h.id for h in resolve_hosts(s, exprs)]))
-        query = query.order_by(*host_order(), Interface.device)
-        return [InterfaceRow(*row) for row in s.execute(query).tuples()]
 
 
 def _find_iface(host: Host, device: str) -> Interface:

@@ -22,8 +22,8 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.attributes import list_host
+        from flightdeck.services.listings import list_host_attrs
 
         t = self.table(keep_owner=True)
-        t.extend(list_host(self.ctx.db, p.args, p["attr"]))
+        t.extend(list_host_attrs(self.ctx.db, p.args, p["attr"]))
         self.emit(t)

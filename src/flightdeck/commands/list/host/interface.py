@@ -33,7 +33,7 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.inventory import list_interfaces
+        from flightdeck.services.listings import list_interfaces
 
         t = self.table()
         t.extend(
