@@ -266,95 +266,9 @@ def write_plan(s: Session, planned: Planned) -> ClusterCreated:
 # Listing ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ClusterListing:
-    """One block of `rocks list cluster`: a frontend label and its (node, type) rows."""
-
-    label: str
-    frontend: str
-    kind: str
-    nodes: list[tuple[str, str]]
-
-
-def _public_labels(s: Session, hosts: Sequence[Host], public: Network | None) -> dict[int, str]:
-    """Each host's name on the public network (`frontend-0-0-0-public`), else its own name."""
-    labels = {h.id: h.name for h in hosts}
-    if public is None or not hosts:
-        return labels
-    found: dict[int, str] = {}
-    for host_id, name in s.execute(
-        select(Interface.host_id, Interface.name)
-        .where(Interface.host_id.in_(list(labels)), Interface.network_id == public.id)
-        .order_by(Interface.id)
-    ).tuples():
-        if name:
-            found.setdefault(host_id, name)
-    return {**labels, **found}
-
-
-def list_clusters(db: Database, exprs: Sequence[str]) -> list[ClusterListing]:
-    with reading(db) as s:
-        physical = _physical_frontend(s)
-        public = s.scalar(select(Network).where(Network.name == "public"))
-        clusters = {c.frontend_id: c for c in s.scalars(select(Cluster))}
-        wanted: set[int] | None = None
-        if exprs:
-            wanted = set()
-            for h in resolve_hosts(s, exprs, default_all=False):
-                if h.id != physical.id and h.id not in clusters:
-                    raise UserError(f"host {h.name} is not a virtual frontend")
-                wanted.add(h.id)
-        out: list[ClusterListing] = []
-        vm_host = select(VM.host_id)
-        if wanted is None or physical.id in wanted:
-            rows: list[tuple[str, str]] = []
-            physical_hosts = s.scalars(
-                select(Host.name)
-                .where(Host.id != physical.id, Host.id.not_in(vm_host))
-                .order_by(*host_order())
-            )
-            rows += [(n, "physical") for n in physical_hosts]
-            loose_vms = s.scalars(
-                select(Host.name)
-                .join(VM, VM.host_id == Host.id)
-                .where(VM.cluster_id.is_(None))
-                .order_by(*host_order())
-            )
-            rows += [(n, "VM") for n in loose_vms]
-            out.append(
-                ClusterListing(
-                    _public_labels(s, [physical], public)[physical.id],
-                    physical.name,
-                    "physical",
-                    rows,
-                )
-            )
-        members: dict[int, list[str]] = {}
-        fe_ids = {c.id: c.frontend_id for c in clusters.values()}
-        for cid, name, hid in s.execute(
-            select(VM.cluster_id, Host.name, Host.id)
-            .join(Host, Host.id == VM.host_id)
-            .where(VM.cluster_id.is_not(None))
-            .order_by(*host_order())
-        ).tuples():
-            if cid is not None and fe_ids.get(cid) != hid:
-                members.setdefault(cid, []).append(name)
-        fes = {h.id: h for h in s.scalars(select(Host).where(Host.id.in_(list(clusters))))}
-        labels = _public_labels(s, list(fes.values()), public)
-        for fe_id, c in sorted(clusters.items(), key=lambda kv: kv[1].vlan):
-            if wanted is not None and fe_id not in wanted:
-                continue
-            fe = fes[fe_id]
-            out.append(
-                ClusterListing(
-                    labels[fe.id],
-                    fe.name,
-                    "VM",
-                    [(n, "VM") for n in members.get(c.id, [])],
-                )
-            )
-        return out
-
+# `rocks list cluster` reads Core tables (services.listings); its names here kept for callers.
+from flightdeck.services.listings import ClusterListing as ClusterListing  # noqa: E402
+from flightdeck.services.listings import list_clusters as list_clusters  # noqa: E402
 
 # Removing --------------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from flightdeck.db import tables
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order, resolve_host_ids
+from flightdeck.errors import UserError
 from flightdeck.services.base import reading_core
 
 
@@ -164,4 +165,80 @@ def list_host_attrs(
         merged.update({n: (v, "A") for n, v in by_app.get(app, [])})
         merged.update({n: (v, "H") for n, v in by_host.get(hid, [])})
         out.extend((hname, n, *merged[n]) for n in sorted(merged, key=str.lower))
+    return out
+
+
+@dataclass(frozen=True)
+class ClusterListing:
+    """One block of `rocks list cluster`: a frontend label and its (node, type) rows."""
+
+    label: str
+    frontend: str
+    kind: str
+    nodes: list[tuple[str, str]]
+
+
+def list_clusters(db: Database, exprs: Sequence[str]) -> list[ClusterListing]:
+    """The physical cluster (its hosts, then the VMs of no cluster) and each virtual cluster
+    (by VLAN: its computes) whose frontend `exprs` names (all if none). A frontend is labelled
+    by its name on the public network (`frontend-0-0-0-public`), else its own name."""
+    h, v, c, i = tables.hosts.c, tables.vms.c, tables.clusters.c, tables.interfaces.c
+    g, n = tables.global_attributes.c, tables.networks.c
+    with reading_core(db) as conn:
+        fe_name = conn.scalar(select(g.value).where(g.name == "Kickstart_PrivateHostname"))
+        physical = conn.execute(select(h.id, h.name).where(h.name == fe_name)).first()
+        if fe_name is None or physical is None:
+            raise UserError("no physical frontend is registered: run 'rocks init frontend' first")
+        clusters = {fe: (cid, vlan) for cid, fe, vlan in conn.execute(
+            select(c.id, c.frontend_id, c.vlan)).tuples()}  # fmt: skip
+        wanted: set[int] | None = None
+        if exprs:
+            wanted = set()
+            ids = resolve_host_ids(conn, exprs, default_all=False)
+            names = {hid: nm for hid, nm in conn.execute(select(h.id, h.name).where(h.id.in_(ids)))}
+            for hid in ids:
+                if hid != physical.id and hid not in clusters:
+                    raise UserError(f"host {names[hid]} is not a virtual frontend")
+                wanted.add(hid)
+        public = conn.scalar(select(n.id).where(n.name == "public"))
+        fe_ids = [physical.id, *clusters]
+        labels: dict[int, str] = {}
+        if public is not None:
+            for hid, name in conn.execute(
+                select(i.host_id, i.name)
+                .where(i.host_id.in_(fe_ids), i.network_id == public)
+                .order_by(i.id)
+            ).tuples():
+                if name:
+                    labels.setdefault(hid, name)
+        out: list[ClusterListing] = []
+        if wanted is None or physical.id in wanted:
+            vm_hosts = select(v.host_id)
+            rows = [(name, "physical") for name in conn.scalars(
+                select(h.name).where(h.id != physical.id, h.id.not_in(vm_hosts))
+                .order_by(*host_order()))]  # fmt: skip
+            rows += [(name, "VM") for name in conn.scalars(
+                select(h.name).join_from(tables.hosts, tables.vms, v.host_id == h.id)
+                .where(v.cluster_id.is_(None)).order_by(*host_order()))]  # fmt: skip
+            label = labels.get(physical.id, physical.name)
+            out.append(ClusterListing(label, physical.name, "physical", rows))
+        members: dict[int, list[str]] = {}
+        fe_of = {cid: fe for fe, (cid, _vlan) in clusters.items()}
+        for cid, name, hid in conn.execute(
+            select(v.cluster_id, h.name, h.id)
+            .join_from(tables.vms, tables.hosts, h.id == v.host_id)
+            .where(v.cluster_id.is_not(None))
+            .order_by(*host_order())
+        ).tuples():
+            if fe_of.get(cid) != hid:
+                members.setdefault(cid, []).append(name)
+        fe_names: dict[int, str] = {
+            hid: name
+            for hid, name in conn.execute(select(h.id, h.name).where(h.id.in_(list(clusters))))
+        }
+    for fe, (cid, _vlan) in sorted(clusters.items(), key=lambda kv: kv[1][1]):
+        if wanted is not None and fe not in wanted:
+            continue
+        nodes = [(name, "VM") for name in members.get(cid, [])]
+        out.append(ClusterListing(labels.get(fe, fe_names[fe]), fe_names[fe], "VM", nodes))
     return out

@@ -38,7 +38,7 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.clusters import list_clusters
+        from flightdeck.services.listings import list_clusters
 
         t = self.table(keep_owner=True, group=True)
         blocks = list_clusters(self.ctx.db, p.args)
