@@ -251,3 +251,38 @@ def test_remove_with_a_dead_container_changes_nothing_unless_forced(site: Any) -
     r = rocks("remove", "host", "vm", "compute-0-2-0", "force=yes")
     assert r.code == 0 and r.err.startswith("warning - compute-0-2-0:")
     assert "compute-0-2-0" not in rocks.ok("list", "host")
+
+
+def test_installed_plugins_come_from_entry_points_read_once_per_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package's `flightdeck.plugins` entry point is a plugin; the metadata of every
+    installed package is read once per process (~5 ms each time: half a power-on's CPU)."""
+    from flightdeck.services import plugins
+
+    site_dir = tmp_path / "site"
+    (site_dir / "fd_test_plugin-1.0.dist-info").mkdir(parents=True)
+    (site_dir / "fd_test_plugin-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fd-test-plugin\nVersion: 1.0\n")
+    (site_dir / "fd_test_plugin-1.0.dist-info" / "entry_points.txt").write_text(
+        "[flightdeck.plugins]\ntagger = fd_test_plugin:Tagger\n")
+    (site_dir / "fd_test_plugin.py").write_text(
+        "class Tagger:\n    name = 'tagger'\n    order = 5\n"
+        "    def preboot(self, ctx):\n        return None\n")
+    monkeypatch.syspath_prepend(str(site_dir))
+    monkeypatch.setenv("FLIGHTDECK_PLUGIN_DIR", str(tmp_path / "none"))
+    reads: list[str] = []
+    real = plugins.entry_points
+
+    def counted(**kw: Any) -> Any:
+        reads.append(kw["group"])
+        return real(**kw)
+
+    monkeypatch.setattr(plugins, "entry_points", counted)
+    plugins.installed.cache_clear()
+    try:
+        first, second = plugins.discover(), plugins.discover()
+        assert [p.name for p in first] == ["tagger"] and first[0] is not second[0]
+        assert reads == ["flightdeck.plugins"]
+    finally:
+        plugins.installed.cache_clear()
