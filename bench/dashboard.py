@@ -64,8 +64,9 @@ def main() -> None:
         proc, address = start_airboss(Path(home), env, "--set", "rate=1000", "--set",
                                       "burst=1000", "--set", "dashboard_sessions=100")
         Path(home, "chromium").mkdir()
-        browser = Browser(Path(home) / "chromium" / "profile")
+        browser: Browser | None = None
         try:
+            browser = Browser(Path(home) / "chromium" / "profile")
             client = AirbossClient(key, address)
             fe_mac = client.macs(FE)[0].macs[0]
             computes = [n.host for n in client.macs(FE) if not n.frontend]
@@ -100,7 +101,8 @@ def main() -> None:
             problems = tab.problems()
             tab.close()
         finally:
-            browser.close()
+            if browser is not None:
+                browser.close()
             proc.terminate()
             proc.wait(30)
 

@@ -140,3 +140,8 @@ def _run_command(argv: Sequence[str], ctx: Context | None) -> int:
 
 def main() -> None:
     sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":  # `python -m flightdeck.cli.main ...` is `rocks ...`
+    sys.argv[0] = "rocks"
+    main()
