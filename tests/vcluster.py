@@ -23,6 +23,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -318,6 +319,13 @@ def site(
         with contextlib.suppress(Exception):
             purge(hv.connect("frontend-0-0", "qemu:///system", 15).conn, domains, home)
         for ns in (s.fe_ns, s.owner_ns):
+            # Whatever still runs there (an sshd child of a tunnel that never closed kept the
+            # namespace, and so its veths, alive after the test), then the namespace.
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
+                                  check=False).stdout.split()  # fmt: skip
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         for br in s.bridges:
             subprocess.run(["ip", "link", "del", br], capture_output=True, check=False)
