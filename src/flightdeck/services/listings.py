@@ -242,3 +242,58 @@ def list_clusters(db: Database, exprs: Sequence[str]) -> list[ClusterListing]:
         nodes = [(name, "VM") for name in members.get(cid, [])]
         out.append(ClusterListing(labels.get(fe, fe_names[fe]), fe_names[fe], "VM", nodes))
     return out
+
+
+@dataclass(frozen=True)
+class VMRow:
+    """One VM of `rocks list host vm`: disks as (spec, size GB)."""
+
+    name: str
+    slice: int
+    mem_mb: int
+    cpus: int
+    macs: list[str]
+    container: str | None
+    virt_type: str
+    disks: list[tuple[str, int]]
+    cdrom: str | None
+
+
+def list_host_vms(db: Database, exprs: Sequence[str]) -> list[VMRow]:
+    """The VMs among the hosts `exprs` names (every VM if none), by rack, rank and name: three
+    reads whatever their number."""
+    from flightdeck.planner.disks import DiskSpec
+
+    h, v, i, d = tables.hosts.c, tables.vms.c, tables.interfaces.c, tables.vm_disks.c
+    container = tables.hosts.alias("container")
+    query = (
+        select(h.id, h.name, v.id, v.slice, v.mem_mb, h.cpus, container.c.name, v.virt_type,
+               v.cdrom_path)
+        .join_from(tables.hosts, tables.vms, v.host_id == h.id)
+        .outerjoin(container, container.c.id == v.container_id)
+    )  # fmt: skip
+    with reading_core(db) as conn:
+        if exprs:
+            query = query.where(h.id.in_(resolve_host_ids(conn, exprs)))
+        rows = list(conn.execute(query.order_by(*host_order())).tuples())
+        host_ids = [r[0] for r in rows]
+        vm_ids = [r[2] for r in rows]
+        macs: dict[int, list[str]] = {}
+        for hid, mac in conn.execute(
+            select(i.host_id, i.mac).where(i.host_id.in_(host_ids)).order_by(i.host_id, i.device)
+        ).tuples():
+            if mac:
+                macs.setdefault(hid, []).append(mac)
+        disks: dict[int, list[tuple[str, int]]] = {}
+        for vid, vbd, prefix, name, device, bus, size in conn.execute(
+            select(d.vm_id, d.vbd_type, d.prefix, d.name, d.device, d.bus, d.size_gb)
+            .where(d.vm_id.in_(vm_ids))
+            .order_by(d.vm_id, d.position)
+        ).tuples():
+            spec = DiskSpec(vbd, prefix, name, device, bus, size)
+            disks.setdefault(vid, []).append((spec.format(), size))
+    return [
+        VMRow(name, slice_, mem, cpus, macs.get(hid, []), cname, vt or "para",
+              disks.get(vid, []), cdrom)
+        for hid, name, vid, slice_, mem, cpus, cname, vt, cdrom in rows
+    ]  # fmt: skip

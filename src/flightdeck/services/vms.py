@@ -14,12 +14,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from flightdeck.db.engine import Database
-from flightdeck.db.hostexpr import check_plain_name, host_order, resolve_host, resolve_hosts
-from flightdeck.db.models import VM, Cluster, Host, Interface, VMDisk
+from flightdeck.db.hostexpr import check_plain_name, resolve_host, resolve_hosts
+from flightdeck.db.models import VM, Cluster, Host, VMDisk
 from flightdeck.errors import Conflict, UserError
 from flightdeck.planner import defaults
 from flightdeck.planner.addresses import check_ip_in_network
-from flightdeck.planner.disks import DiskSpec, default_disk, parse_disk_list
+from flightdeck.planner.disks import default_disk, parse_disk_list
 from flightdeck.planner.macs import next_macs
 from flightdeck.planner.names import validate_host_name, vm_name
 from flightdeck.planner.vlans import parse_vlan_list
@@ -147,72 +147,9 @@ def add_host_vm(db: Database, req: AddVMRequest) -> list[tuple[str, str]]:
         return [(v.name, v.container.name) for v in new]
 
 
-@dataclass(frozen=True)
-class VMRow:
-    name: str
-    slice: int
-    mem_mb: int
-    cpus: int
-    macs: list[str]
-    container: str | None
-    virt_type: str
-    disks: list[tuple[str, int]]
-    cdrom: str | None
-
-
-def list_host_vms(db: Database, exprs: Sequence[str]) -> list[VMRow]:
-    with reading(db) as s:
-        return vm_rows(s, exprs)
-
-
-def vm_rows(s: Session, exprs: Sequence[str]) -> list[VMRow]:
-    container = select(Host.id, Host.name).subquery()
-    q = (
-        select(
-            Host.id,
-            Host.name,
-            VM.id,
-            VM.slice,
-            VM.mem_mb,
-            Host.cpus,
-            container.c.name,
-            VM.virt_type,
-            VM.cdrom_path,
-        )
-        .join(VM, VM.host_id == Host.id)
-        .outerjoin(container, container.c.id == VM.container_id)
-    )
-    if exprs:
-        q = q.where(Host.id.in_([h.id for h in resolve_hosts(s, exprs)]))
-    rows = list(s.execute(q.order_by(*host_order())).tuples().all())
-    host_ids = [r[0] for r in rows]
-    vm_ids = [r[2] for r in rows]
-    macs: dict[int, list[str]] = {}
-    for hid, mac in s.execute(
-        select(Interface.host_id, Interface.mac)
-        .where(Interface.host_id.in_(host_ids))
-        .order_by(Interface.host_id, Interface.device)
-    ).tuples():
-        if mac:
-            macs.setdefault(hid, []).append(mac)
-    disks: dict[int, list[tuple[str, int]]] = {}
-    for d in s.scalars(select(VMDisk).where(VMDisk.vm_id.in_(vm_ids)).order_by(VMDisk.position)):
-        spec = DiskSpec(d.vbd_type, d.prefix, d.name, d.device, d.bus, d.size_gb)
-        disks.setdefault(d.vm_id, []).append((spec.format(), d.size_gb))
-    return [
-        VMRow(
-            name,
-            slice_,
-            mem,
-            cpus,
-            macs.get(hid, []),
-            cname,
-            vt or "para",
-            disks.get(vid, []),
-            cdrom,
-        )
-        for hid, name, vid, slice_, mem, cpus, cname, vt, cdrom in rows
-    ]
+# `rocks list host vm` reads Core tables (services.listings); its names here kept for callers.
+from flightdeck.services.listings import VMRow as VMRow  # noqa: E402
+from flightdeck.services.listings import list_host_vms as list_host_vms  # noqa: E402
 
 
 def set_host_vm(

@@ -46,7 +46,7 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.vms import list_host_vms
+        from flightdeck.services.listings import list_host_vms
 
         t = self.table(keep_owner=True)
         vms = list_host_vms(self.ctx.db, p.args)
