@@ -204,6 +204,13 @@ class Site:
 
         return list_audit(self.db, n)
 
+    def remove_key(self, owner: Owner, host: str) -> None:
+        """`rocks remove host key` of `owner`'s key on `host`, by its id as rocks lists it."""
+        listed = json.loads(self.rocks.ok("list", "host", "key", host, "fingerprint=yes",
+                                          "output-format=json"))
+        (row,) = [r for r in listed if r["fingerprint"] == owner.keyid]
+        self.rocks.ok("remove", "host", "key", host, f"id={row['id']}")
+
     def last(self) -> Any:
         return self.audit(1)[-1]
 

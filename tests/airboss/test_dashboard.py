@@ -91,14 +91,6 @@ def app(site: Site, clock: Clock) -> AsgiClient:
     return site.app(clock, dashboard_idle=600, dashboard_max=3600, dashboard_sessions=2)
 
 
-def remove_key(site: Site, owner: Owner, host: str) -> None:
-    """`rocks remove host key` of `owner`'s key on `host`, by its id as rocks lists it."""
-    listed = json.loads(site.rocks.ok("list", "host", "key", host, "fingerprint=yes",
-                                      "output-format=json"))
-    (row,) = [r for r in listed if r["fingerprint"] == owner.keyid]
-    site.rocks.ok("remove", "host", "key", host, f"id={row['id']}")
-
-
 def test_a_link_opens_a_session_whose_cookie_the_page_cannot_read_nor_another_site_send(
     site: Site, alice: Owner, app: AsgiClient
 ) -> None:
@@ -253,7 +245,7 @@ def test_a_request_after_the_key_was_removed_is_refused_and_the_session_ends(
     site: Site, alice: Owner, app: AsgiClient
 ) -> None:
     page = open_page(app, alice, site.mac(site.cluster_a[0]))
-    remove_key(site, alice, site.cluster_a[0])
+    site.remove_key(alice, site.cluster_a[0])
     answer = page.call("POST", "/v1/power", {"target": site.cluster_a[1], "action": "on"})
     assert (answer.status, answer.code) == (403, "forbidden")
     row = site.last()
@@ -390,7 +382,7 @@ def test_the_live_updates_show_changes_and_end_when_the_key_goes(
     changed = _events(response, "nodes")
     states = {n["host"]: n["status"] for n in changed[-1][1]["nodes"]}
     assert states[compute] == "active"
-    remove_key(site, alice, site.cluster_a[0])
+    site.remove_key(alice, site.cluster_a[0])
     ended = _events(response, "end")
     assert "no longer covers" in ended[-1][1]["reason"]
     stream.close()

@@ -153,10 +153,7 @@ def test_the_dashboard_in_a_browser(
     assert site.last().reason.startswith("token-unknown")
 
     # The key removed: the open page is told its session ended, and its buttons are off.
-    listed = json.loads(site.rocks.ok("list", "host", "key", fe, "fingerprint=yes",
-                                      "output-format=json"))
-    (key_row,) = [r for r in listed if r["fingerprint"] == alice.keyid]
-    site.rocks.ok("remove", "host", "key", fe, f"id={key_row['id']}")
+    site.remove_key(alice, fe)
     tab.wait("document.getElementById('status').dataset.state === 'ended'", 30,
              "the page told that its session ended")
     assert "no longer covers" in tab.eval("document.getElementById('status').textContent")

@@ -37,7 +37,6 @@ import importlib
 import json
 import logging
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -200,23 +199,12 @@ class Airboss:
         if scope["type"] == "websocket":  # an upgrade to anything but the console's path
             await self._no_websocket(scope, receive, send)
             return
-        ex = self.exchange(scope)
+        ex = Exchange.of(scope)
         public = self._public(scope, ex.method, ex.path)
         if public is not None:
             await public(scope, receive, send)
             return
         await self.respond(scope, receive, send, ex, self.handle)
-
-    @staticmethod
-    def exchange(scope: Scope) -> Exchange:
-        """The audit row of a new request: its client address, method and raw path."""
-        raw_path = scope.get("raw_path") or urllib.parse.quote(scope["path"]).encode()
-        client = scope.get("client")
-        return Exchange(
-            client=client[0] if client else None,
-            method=scope["method"],
-            path=raw_path.decode("latin-1"),
-        )
 
     async def respond(
         self, scope: Scope, receive: Receive, send: Send, ex: Exchange, handler: Handler
@@ -251,9 +239,7 @@ class Airboss:
         """Refuse, and audit, a WebSocket upgrade on a path that has none."""
         if (await receive())["type"] != "websocket.connect":
             return
-        client = scope.get("client")
-        raw_path = scope.get("raw_path") or urllib.parse.quote(scope["path"]).encode()
-        ex = Exchange(client[0] if client else None, "GET", raw_path.decode("latin-1"))
+        ex = Exchange.of(scope)
         ex.reason = "unknown-operation: no WebSocket here (the console's is /v1/console)"
         try:
             await self.in_db(lambda: self.gate.audit(ex))

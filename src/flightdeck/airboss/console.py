@@ -152,11 +152,7 @@ class ConsoleRelay:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        client = scope.get("client")
-        raw_path = scope.get("raw_path") or urllib.parse.quote(scope["path"]).encode()
-        ex = Exchange(
-            client=client[0] if client else None, method="GET", path=raw_path.decode("latin-1")
-        )
+        ex = Exchange.of(scope)
         t0 = time.perf_counter()
         reserved: str | None = None
         upstream: Upstream | None = None

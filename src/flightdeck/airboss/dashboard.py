@@ -65,9 +65,8 @@ from flightdeck.api.operations import (
 )
 from flightdeck.api.operations import Scope as Rule
 from flightdeck.db.engine import Database
-from flightdeck.services.airboss import access
+from flightdeck.services.airboss import access, chain
 from flightdeck.services.airboss.audit import AuditRecord
-from flightdeck.services.airboss.chain import chain_of
 
 log = logging.getLogger("flightdeck.airboss.dashboard")
 
@@ -89,7 +88,6 @@ class Pipeline(Protocol):
     db_pool: concurrent.futures.ThreadPoolExecutor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
-    def exchange(self, scope: Scope) -> Exchange: ...
     async def respond(
         self, scope: Scope, receive: Receive, send: Send, ex: Exchange, handler: Handler
     ) -> None: ...
@@ -108,6 +106,8 @@ class Pipeline(Protocol):
 PREFIX = "/dashboard/api"
 #: Audit entries an opening page gets (then each new one).
 RECENT = 30
+#: Why a session ends when its key is removed, or no longer covers the session's VM.
+KEY_GONE = "its key no longer covers its cluster"
 #: Seconds between two keep-alive comments on a quiet event stream.
 KEEPALIVE = 15.0
 
@@ -139,7 +139,7 @@ class Dashboard:
         if scope["type"] != "http":
             await self.airboss(scope, receive, send)  # refused and audited there
             return
-        ex = self.airboss.exchange(scope)
+        ex = Exchange.of(scope)
         where = ex.path[len(PREFIX) :]
         handler = {
             ("POST", "/session"): self._open,
@@ -268,7 +268,7 @@ class Dashboard:
         self.gate.admit_session(ex, session.keyid, session.id)
         self.sessions.end(session, "logged out")
         ex.target, ex.accepted = session.target, True
-        ex.chain = chain_of(session.host_id, session.cluster_id)
+        ex.chain = chain.chain_of(session.host_id, session.cluster_id)
         ex.reason = f"session {session.id} logged out"
         response = JSONResponse({"session": session.id, "ended": "logged out"})
         self._cookie(request, response, None)
@@ -297,7 +297,7 @@ class Dashboard:
             try:
                 return self.gate.authorise(ex, session.target, Rule.VM)
             except Refusal:
-                self.sessions.end(session, "its key no longer covers its cluster")
+                self.sessions.end(session, KEY_GONE)
                 raise
 
         return await self.airboss.in_db(work)
@@ -310,7 +310,7 @@ class Dashboard:
         session = self.session(request, ex, csrf=True, touch=False)
         target = await self._authorise(ex, session)
         ex.accepted, ex.reason = True, "live updates"
-        stream = self._stream(ex, session, target, request)
+        stream = self._stream(ex, session, target)
         return (
             StreamingResponse(
                 stream,
@@ -325,9 +325,9 @@ class Dashboard:
         try:
             found = access.authorise(self.airboss.db, session.keyid, session.target)
         except access.Refused as exc:
-            return f"its key no longer covers its cluster ({exc.reason})"
+            return f"{KEY_GONE} ({exc.reason})"
         if not session.covers(found.host_id, found.cluster_id):
-            return "its key no longer covers its cluster"
+            return KEY_GONE
         return None
 
     def _nodes(self, session: DashSession, target: access.Target) -> Later[NodesResult]:
@@ -341,12 +341,10 @@ class Dashboard:
         return later
 
     async def _stream(
-        self, ex: Exchange, session: DashSession, target: access.Target, request: Request
+        self, ex: Exchange, session: DashSession, target: access.Target
     ) -> AsyncIterator[bytes]:
         """Nodes when they change, new audit entries, keep-alives; `end` when it ends."""
-        from flightdeck.services.airboss import chain
-
-        name = ex.chain or chain_of(target.host_id, target.cluster_id)
+        name = chain.chain_of(session.host_id, session.cluster_id)
         db = self.airboss.db
         poll = self.settings.dashboard_poll
         recheck = self.settings.console_recheck
@@ -396,23 +394,27 @@ class Dashboard:
         finally:
             self._audit_later(ex, session, why or "the page left")
 
+    @staticmethod
+    def _record(client: str | None, session: DashSession, operation: str, reason: str
+                ) -> AuditRecord:
+        """An audit row about a session that no request of its own is making (its end)."""
+        return AuditRecord(
+            client=client, keyid=session.keyid, operation=operation, target=session.target,
+            accepted=True, reason=reason, token_id=session.ref,
+            chain=chain.chain_of(session.host_id, session.cluster_id),
+        )  # fmt: skip
+
     def _audit_end(self, ex: Exchange, session: DashSession) -> None:
         """The audit row of a session pushed out by a newer one (in a database thread)."""
         self.gate.audit_record(
-            AuditRecord(client=ex.client, keyid=session.keyid, operation="dashboard close",
-                        target=session.target, accepted=True,
-                        reason=f"session {session.id} ended: {session.ended}",
-                        token_id=f"session:{session.id}",
-                        chain=chain_of(session.host_id, session.cluster_id))
+            self._record(ex.client, session, "dashboard close",
+                         f"session {session.id} ended: {session.ended}")
         )  # fmt: skip
 
     def _audit_later(self, ex: Exchange, session: DashSession, why: str) -> None:
         """Audit the end of an event stream without awaiting (it may be being cancelled)."""
-        record = AuditRecord(
-            client=ex.client, keyid=session.keyid, operation="dashboard events close",
-            target=session.target, accepted=True, reason=f"live updates ended: {why}",
-            token_id=f"session:{session.id}", chain=ex.chain,
-        )  # fmt: skip
+        record = self._record(ex.client, session, "dashboard events close",
+                              f"live updates ended: {why}")  # fmt: skip
 
         def write() -> None:
             try:

@@ -36,12 +36,15 @@ from __future__ import annotations
 
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from flightdeck.airboss.config import Settings
 from flightdeck.airboss.floods import FloodAudit
 from flightdeck.airboss.ratelimit import RateLimiter
+from flightdeck.airboss.sessions import session_ref
 from flightdeck.api.operations import Scope
 from flightdeck.api.wire import InvalidTarget, check_target
 from flightdeck.crypto import capability, sfv
@@ -137,9 +140,21 @@ class Exchange:
     def operation_name(self) -> str:
         return self.operation or f"{self.method} {self.path}"
 
+    @classmethod
+    def of(cls, scope: Mapping[str, Any]) -> Exchange:
+        """The audit row of a new request (HTTP or a WebSocket upgrade, which is a GET): its
+        client address, method and raw path, as the client sent them."""
+        raw_path = scope.get("raw_path") or urllib.parse.quote(scope["path"]).encode()
+        client = scope.get("client")
+        return cls(
+            client=client[0] if client else None,
+            method=scope.get("method", "GET"),
+            path=raw_path.decode("latin-1"),
+        )
+
     def session_ref(self) -> str | None:
         """The audit log's token column for a dashboard session: `session:<id>`."""
-        return f"session:{self.session}" if self.session else None
+        return session_ref(self.session) if self.session else None
 
     def record(self) -> audit_log.AuditRecord:
         return audit_log.AuditRecord(

@@ -40,6 +40,8 @@ COOKIE_PATH = "/dashboard/"
 CSRF_HEADER = "x-flightdeck-csrf"
 #: Characters of a cookie or CSRF secret (32 random bytes, URL-safe base64).
 SECRET_LENGTH = 43
+#: What every refusal of a session tells the page to do.
+NEW_LINK = "open a new link (pilot open dashboard host=<frontend>)"
 
 
 @dataclass(eq=False)
@@ -58,6 +60,8 @@ class DashSession:
     started: float
     expires: float
     last: float
+    #: SHA-256 of its cookie secret: its key in the store.
+    digest: bytes = b""
     ended: str | None = None
     #: Set when an action on the page may have changed a node (the live updates look at once).
     changed: threading.Event = field(default_factory=threading.Event)
@@ -67,6 +71,11 @@ class DashSession:
         if self.cluster_id is None:
             return host_id == self.host_id
         return cluster_id == self.cluster_id
+
+    @property
+    def ref(self) -> str:
+        """What the audit log's token column says of it: `session:<id>`."""
+        return session_ref(self.id)
 
     def csrf_matches(self, given: str | None) -> bool:
         return given is not None and hmac.compare_digest(given.encode(), self.csrf.encode())
@@ -80,6 +89,11 @@ class SessionRejected(Exception):
         self.code = code
         self.message = message
         self.keyid = keyid
+
+
+def session_ref(session_id: str) -> str:
+    """The audit log's token column for a dashboard session's rows."""
+    return f"session:{session_id}"
 
 
 def _digest(secret: str) -> bytes:
@@ -121,7 +135,7 @@ class SessionStore:
         session = DashSession(
             id=secrets.token_hex(6), keyid=keyid, target=target, host_id=host_id,
             cluster_id=cluster_id, host=host, csrf=secrets.token_urlsafe(32), started=now,
-            expires=now + self.lifetime, last=now,
+            expires=now + self.lifetime, last=now, digest=_digest(secret),
         )  # fmt: skip
         pushed: list[DashSession] = []
         with self._lock:
@@ -131,17 +145,14 @@ class SessionStore:
                 pushed.append(self._end(same_key.pop(0), "a newer session of the same key"))
             while len(self._by_digest) >= self.max_sessions:
                 pushed.append(self._end(next(iter(self._by_digest)), "too many sessions"))
-            self._by_digest[_digest(secret)] = session
+            self._by_digest[session.digest] = session
         return secret, session, pushed
 
     def find(self, secret: str | None, *, touch: bool) -> DashSession:
         """The session of a cookie secret; `touch` counts this as activity (a request from the
         page, not its live updates). `SessionRejected` when there is none or it has ended."""
         if not secret or len(secret) != SECRET_LENGTH:
-            raise SessionRejected(
-                "session-unknown",
-                "no dashboard session: open a new link (pilot open dashboard host=<frontend>)",
-            )
+            raise SessionRejected("session-unknown", f"no dashboard session: {NEW_LINK}")
         digest = _digest(secret)
         now = self.clock()
         with self._lock:
@@ -149,24 +160,20 @@ class SessionStore:
             if session is None and digest in self._ended:
                 keyid, ended = self._ended[digest]
                 raise SessionRejected(
-                    "session-expired",
-                    f"this dashboard session ended ({ended}): open a new link (pilot open "
-                    "dashboard host=<frontend>)",
-                    keyid,
+                    "session-expired", f"this dashboard session ended ({ended}): {NEW_LINK}", keyid
                 )
             if session is None:
                 raise SessionRejected(
                     "session-unknown",
                     "this dashboard session is not known here (it ended, or the Airboss "
-                    "restarted): open a new link (pilot open dashboard host=<frontend>)",
+                    f"restarted): {NEW_LINK}",
                 )
             why = self._expiry(session, now)
             if why is not None:
                 self._end(digest, why)
                 raise SessionRejected(
                     "session-expired",
-                    f"this dashboard session ended ({why}): open a new link (pilot open "
-                    "dashboard host=<frontend>)",
+                    f"this dashboard session ended ({why}): {NEW_LINK}",
                     session.keyid,
                 )
             if touch:
@@ -180,19 +187,15 @@ class SessionStore:
             if session.ended is not None:
                 return session.ended
             why = self._expiry(session, now)
-            if why is not None:
-                for digest, s in self._by_digest.items():
-                    if s is session:
-                        self._end(digest, why)
-                        break
+            if why is not None and self._by_digest.get(session.digest) is session:
+                self._end(session.digest, why)
             return why
 
     def end(self, session: DashSession, why: str) -> None:
         """End `session` now (logged out, or its key no longer holds)."""
         with self._lock:
-            for digest, s in list(self._by_digest.items()):
-                if s is session:
-                    self._end(digest, why)
+            if self._by_digest.get(session.digest) is session:
+                self._end(session.digest, why)
             session.ended = session.ended or why
             session.changed.set()
 

@@ -164,8 +164,8 @@ def missing_assets(
     return None
 
 
-class ConsoleSite:
-    """The `/console/` endpoints over one web directory (or another page's, with its files)."""
+class PageSite:
+    """A page and its files under one prefix (`/console/`, `/dashboard/`), from `web_dir`."""
 
     def __init__(
         self,
@@ -240,11 +240,11 @@ def routes(web_dir: str | Path | None = None) -> list[BaseRoute]:
     `web_dir` is the `web_dir` setting; None means the source tree's `web/` (if this is one).
     """
     where = Path(web_dir) if web_dir is not None else default_web_dir()
-    site = ConsoleSite(where)
+    site = PageSite(where)
     missing = missing_assets(where)
     if missing is not None:
         log.warning("the browser console is not available: %s", missing)
-    board = ConsoleSite(where, DASHBOARD_PREFIX, DASHBOARD_PAGE, DASHBOARD_OWN, {})
+    board = PageSite(where, DASHBOARD_PREFIX, DASHBOARD_PAGE, DASHBOARD_OWN, {})
     return [
         Route("/console", endpoint=site.bare, methods=["GET", "HEAD"]),
         Route(PREFIX + "{path:path}", endpoint=site.asset, methods=["GET", "HEAD"]),

@@ -20,8 +20,8 @@ from flightdeck.pilot.client import AirbossClient, AirbossError
 #: What the owner is told next to the link (on standard error: the link alone is on stdout).
 HINT = "open it in a browser within 60 s; it works once (for another session, ask again)"
 DASHBOARD_HINT = (
-    "open it in a browser within 60 s; it works once. The session it starts ends after "
-    "{idle} without a click, or when your key is removed"
+    "open it in a browser within 60 s; it works once. The session it starts ends after a "
+    "quarter of an hour (dashboard_idle) without a click, or when your key is removed"
 )
 
 

@@ -39,6 +39,10 @@ from flightdeck.planner.cluster import Network as PlanNetwork
 from flightdeck.planner.names import check_fqdn
 from flightdeck.services.base import reading, writing
 
+# `rocks list cluster` reads Core tables (services.listings); re-exported here for callers.
+from flightdeck.services.listings import ClusterListing as ClusterListing
+from flightdeck.services.listings import list_clusters as list_clusters
+
 if TYPE_CHECKING:
     from flightdeck.services.allocation import NewVM
 
@@ -266,9 +270,6 @@ def write_plan(s: Session, planned: Planned) -> ClusterCreated:
 # Listing ---------------------------------------------------------------------------------------
 
 
-# `rocks list cluster` reads Core tables (services.listings); its names here kept for callers.
-from flightdeck.services.listings import ClusterListing as ClusterListing  # noqa: E402
-from flightdeck.services.listings import list_clusters as list_clusters  # noqa: E402
 
 # Removing --------------------------------------------------------------------------------------
 

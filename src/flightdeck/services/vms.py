@@ -34,6 +34,10 @@ from flightdeck.services.allocation import (
 from flightdeck.services.base import reading, writing
 from flightdeck.services.inventory import find_appliance, find_network, ipv4_network
 
+# `rocks list host vm` reads Core tables (services.listings); re-exported here for callers.
+from flightdeck.services.listings import VMRow as VMRow
+from flightdeck.services.listings import list_host_vms as list_host_vms
+
 HOSTED_VM = "hosted-vm"
 
 
@@ -145,11 +149,6 @@ def add_host_vm(db: Database, req: AddVMRequest) -> list[tuple[str, str]]:
             )
         insert_vms(s, new)
         return [(v.name, v.container.name) for v in new]
-
-
-# `rocks list host vm` reads Core tables (services.listings); its names here kept for callers.
-from flightdeck.services.listings import VMRow as VMRow  # noqa: E402
-from flightdeck.services.listings import list_host_vms as list_host_vms  # noqa: E402
 
 
 def set_host_vm(

@@ -46,4 +46,4 @@ class Command(Base):
         if owner.is_this_frontend(self, target):
             names = owner.local_names(self, [m for n in client.macs(target) for m in n.macs])
         self.say(dashboard_url(client, target, names))
-        self.ctx.warn(DASHBOARD_HINT.format(idle="a quarter of an hour (dashboard_idle)"))
+        self.ctx.warn(DASHBOARD_HINT)

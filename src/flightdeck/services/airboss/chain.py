@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,12 +83,17 @@ def read(db: Database, chain: str, since: int) -> tuple[list[dict[str, Any]], He
         ).all()
     if len(rows) > MAX_ENTRIES:
         raise UserError(f"over {MAX_ENTRIES} entries: ask for fewer with since=")
+    return _entries(rows, (*auditchain.FIELDS, "prev", "hash")), head
+
+
+def _entries(rows: Iterable[Sequence[Any]], names: Sequence[str]) -> list[dict[str, Any]]:
+    """Audit rows as the entries the chain hashes: `names` -> value, `at` as hashed."""
     entries = []
     for r in rows:
-        entry = dict(zip([*auditchain.FIELDS, "prev", "hash"], r, strict=True))
+        entry = dict(zip(names, r, strict=True))
         entry["at"] = auditchain.moment(entry["at"])
         entries.append(entry)
-    return entries, head
+    return entries
 
 
 def tail(db: Database, chain: str, after: int, count: int) -> list[dict[str, Any]]:
@@ -101,12 +107,7 @@ def tail(db: Database, chain: str, after: int, count: int) -> list[dict[str, Any
             .order_by(AuditEntry.seq.desc())
             .limit(count)
         ).all()
-    entries = []
-    for r in reversed(rows):
-        entry = dict(zip(auditchain.FIELDS, r, strict=True))
-        entry["at"] = auditchain.moment(entry["at"])
-        entries.append(entry)
-    return entries
+    return _entries(reversed(rows), auditchain.FIELDS)
 
 
 def checkpoint(conn: Connection, key: ed25519.Ed25519PrivateKey, head: Head) -> None:

@@ -64,7 +64,7 @@ def is_this_frontend(db: Database, target: str) -> bool:
 def names_by_mac(db: Database, macs: list[str]) -> dict[str, str]:
     """MAC -> the name of the host of this database with that MAC (on a virtual frontend: the
     nodes' virtual-side names, compute-0-0 for hosted-vm-0-0-1)."""
-    wanted = sorted({normalize_mac(m) for m in macs if is_mac(m)})
+    wanted = _macs(macs)
     if not wanted:
         return {}
     with reading(db) as s:
@@ -82,9 +82,14 @@ def airboss_attribute(db: Database) -> str | None:
         return global_value(s, "airboss")
 
 
+def _macs(given: list[str]) -> list[str]:
+    """The MACs among `given`, normalized, each once (anything not a MAC is ignored)."""
+    return sorted({normalize_mac(m) for m in given if is_mac(m)})
+
+
 def _host_ids(s: Session, macs: list[str]) -> set[int]:
     """The ids of this database's hosts with these MACs (anything not a MAC is ignored)."""
-    wanted = {normalize_mac(m) for m in macs if is_mac(m)}
+    wanted = _macs(macs)
     if not wanted:
         return set()
     return set(s.scalars(select(Interface.host_id).where(Interface.mac.in_(wanted))).all())
