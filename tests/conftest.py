@@ -14,6 +14,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: Seconds the interpreter may take to exit after the summary before the exit guard fires.
+EXIT_GRACE = 120
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Name what could keep the interpreter from exiting, and never let it hang CI.
+
+    Python joins every non-daemon thread (thread-pool workers included) and every
+    multiprocessing child at exit; one of them stuck in a blocking call would hang the run after
+    its summary until CI's own limit, saying nothing. So: list them now, and if the process is
+    still alive `EXIT_GRACE` seconds later, print every thread's stack and exit with status 1.
+    """
+    import faulthandler
+    import multiprocessing
+    import threading
+
+    main = threading.main_thread()
+    lingering = [t for t in threading.enumerate() if t is not main and not t.daemon]
+    children = multiprocessing.active_children()
+    if lingering or children:
+        names = ", ".join([t.name for t in lingering] + [f"process {p.pid}" for p in children])
+        print(f"\nexit guard: still alive at exit (joined by Python): {names}", file=sys.stderr)
+    global _guard_stream
+    _guard_stream = os.fdopen(os.dup(2), "w")
+    faulthandler.dump_traceback_later(EXIT_GRACE, exit=True, file=_guard_stream)
+
+
+_guard_stream: io.TextIOWrapper | None = None
+
+
 @pytest.fixture
 def regenerate_golden(request: pytest.FixtureRequest) -> bool:
     """True when the run was asked to rewrite golden files (`--regenerate-golden`)."""
