@@ -41,6 +41,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Connection
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -69,6 +70,7 @@ from flightdeck.crypto.auditchain import HEAD_KEY_PATH
 from flightdeck.db.engine import Database
 from flightdeck.errors import FlightdeckError
 from flightdeck.services.airboss import retention
+from flightdeck.services.airboss.access import Target
 from flightdeck.services.airboss.jobs import Jobs, interrupt_own
 
 log = logging.getLogger("flightdeck.airboss")
@@ -331,49 +333,81 @@ class Airboss:
         query: str,
         session: DashSession | None = None,
     ) -> Done | Pending:
+        """Steps 3-6 in one transaction (its nonce, and the audit row of a request refused
+        there, committed together), then the operation's database part after that commit."""
         try:
-            if session is None:
-                keyid = self.gate.admit(ex, headers, body, query)
-                op = ROUTES.get((ex.method, ex.path))
-            else:
-                keyid = self.gate.admit_session(ex, session.keyid, session.id)
-                op = SESSION_ROUTES.get((ex.method, ex.path))
-            if op is None:
-                if ex.path in _PATHS and session is None:
-                    raise Refusal("method-not-allowed", f"{ex.path} does not take {ex.method}")
-                raise Refusal("unknown-operation", "no such operation: see /openapi.json")
-            if isinstance(op, Stream):
-                raise Refusal(
-                    "invalid-request",
-                    "the console is a WebSocket: send this request with Upgrade: websocket",
-                )
-            try:
-                request = wire.decode_request(op.request, ex.method, query, body)
-            except wire.BadRequest as exc:
-                raise Refusal(exc.code, exc.message) from None
-            ex.operation = op.audit(request)
-            target = self.gate.authorise(ex, request.target, op.scope, op.right(request))
-            if session is not None and not session.covers(target.host_id, target.cluster_id):
-                raise Refusal(
-                    "forbidden",
-                    f"{request.target} is not a node of this dashboard's cluster ({session.host})",
-                    detail=f"session-cluster: the session is for {session.host}",
-                )
+            with self.db.engine.connect() as conn:
+                # On SQLite a write transaction from its BEGIN (the nonce is written after a
+                # read: a deferred one could not always upgrade); on PostgreSQL a plain one.
+                conn.execution_options(flightdeck_write=True)
+                with conn.begin():
+                    try:
+                        admitted = self._admit(ex, headers, body, query, session, conn)
+                    except Exception as exc:
+                        return Done(self._refusal(ex, exc, headers), self.gate.audit(ex, conn))
+        except Exception:
+            ex.audited = False  # not committed: the caller writes it on its own
+            raise
+        keyid, op, request, target = admitted
+        try:
             outcome = op.serve(Call(request, keyid, target, self.db, self.tokens, self.jobs))
             if isinstance(outcome, Later):
                 return Pending(op, outcome)
             response = self._answered(ex, op, outcome)
-        except Refusal as exc:
-            self.gate.refused(ex, exc, headers)
-            response = _error(exc.code, exc.message, exc.status, exc.headers)
-        except FlightdeckError as exc:
-            refusal = failed(exc)
-            self.gate.refused(ex, refusal, headers)
-            response = _error(refusal.code, refusal.message, refusal.status)
         except Exception as exc:
-            bug = self.gate.bug(ex, exc)
-            response = _error(bug.code, bug.message, bug.status)
+            response = self._refusal(ex, exc, headers)
         return Done(response, self.gate.audit(ex))
+
+    def _admit(
+        self,
+        ex: Exchange,
+        headers: Mapping[str, str],
+        body: bytes,
+        query: str,
+        session: DashSession | None,
+        conn: Connection,
+    ) -> tuple[str, Operation[Any, Any], Any, Target]:
+        """Who asks (a signature, a token or a dashboard session), which operation, its
+        parameters, and its target resolved and authorised; or a `Refusal`."""
+        if session is None:
+            keyid = self.gate.admit(ex, headers, body, query, conn)
+            op = ROUTES.get((ex.method, ex.path))
+        else:
+            keyid = self.gate.admit_session(ex, session.keyid, session.id)
+            op = SESSION_ROUTES.get((ex.method, ex.path))
+        if op is None:
+            if ex.path in _PATHS and session is None:
+                raise Refusal("method-not-allowed", f"{ex.path} does not take {ex.method}")
+            raise Refusal("unknown-operation", "no such operation: see /openapi.json")
+        if isinstance(op, Stream):
+            raise Refusal(
+                "invalid-request",
+                "the console is a WebSocket: send this request with Upgrade: websocket",
+            )
+        try:
+            request = wire.decode_request(op.request, ex.method, query, body)
+        except wire.BadRequest as exc:
+            raise Refusal(exc.code, exc.message) from None
+        ex.operation = op.audit(request)
+        target = self.gate.authorise(ex, request.target, op.scope, op.right(request), conn)
+        if session is not None and not session.covers(target.host_id, target.cluster_id):
+            raise Refusal(
+                "forbidden",
+                f"{request.target} is not a node of this dashboard's cluster ({session.host})",
+                detail=f"session-cluster: the session is for {session.host}",
+            )
+        return keyid, op, request, target
+
+    def _refusal(self, ex: Exchange, exc: Exception, headers: Mapping[str, str]) -> Response:
+        """The answer to a request that ends with `exc` (noted on its audit row): a refusal,
+        a service's error, or a bug (`internal`, the traceback logged)."""
+        if isinstance(exc, FlightdeckError):
+            exc = failed(exc)
+        if isinstance(exc, Refusal):
+            self.gate.refused(ex, exc, headers)
+            return _error(exc.code, exc.message, exc.status, exc.headers)
+        bug = self.gate.bug(ex, exc)
+        return _error(bug.code, bug.message, bug.status)
 
 
 @dataclass(frozen=True)

@@ -27,19 +27,30 @@ never reaches past its key: the key's scope is applied first, exactly as for a s
 Every token decision's audit row names the token's id and its restrictions.
 
 `Exchange` is the audit row of one request, filled in as it goes. Every method here is
-synchronous and touches the database: the Airboss calls them from its database threads.
+synchronous and touches the database: the Airboss calls them from its database threads. Each
+takes the request's connection (`conn`): steps 1-4, and the audit row of a request refused
+there, are one transaction (`Airboss._front`); without one, a step opens its own.
+
+Replay protection in one transaction: the nonce is inserted only once the signature holds,
+and the transaction commits whatever the gate then decides (a refusal after step 2 still
+records the nonce with its audit row) and before the operation runs. A transaction that rolls
+back (the database failed) did nothing for the request: its copy, replayed, is served at
+most once, as its first copy would have been.
 `airboss.app` (HTTP) and `airboss.console` (WebSocket) are the gate's two users; a web console
 token replaces steps 1-2 with `admit_token` (the token was bought with a signed request).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import Connection
 
 from flightdeck.airboss.config import Settings
 from flightdeck.airboss.floods import FloodAudit
@@ -250,23 +261,40 @@ class Gate:
 
     # 1-3. Who: a signature (verified, not replayed) or a token; then the key's rate -------------
 
-    def admit(self, ex: Exchange, headers: Mapping[str, str], body: bytes, query: str) -> str:
+    @contextlib.contextmanager
+    def _on(self, conn: Connection | None) -> Iterator[Connection]:
+        """The request's connection, or a transaction of the step's own."""
+        if conn is not None:
+            yield conn
+            return
+        with self.db.engine.begin() as own:
+            yield own
+
+    def admit(
+        self,
+        ex: Exchange,
+        headers: Mapping[str, str],
+        body: bytes,
+        query: str,
+        conn: Connection | None = None,
+    ) -> str:
         """Verify the signature or the capability token (and refuse a replay), then count the
         key's rate; its key id (a token's: the key it is rooted in)."""
         if capability.presented(headers):
-            return self.admit_capability(ex, headers, body, query)
+            return self.admit_capability(ex, headers, body, query, conn)
         try:
-            verified = verify_request(
-                ex.method,
-                ex.path,
-                query,
-                headers,
-                body,
-                self.keys,
-                now=int(self.clock()),
-                max_skew=self.settings.max_skew,
-                seen_nonce=lambda k, n, until: nonces.record_nonce(self.db, k, n, until),
-            )
+            with self._on(conn) as c:
+                verified = verify_request(
+                    ex.method,
+                    ex.path,
+                    query,
+                    headers,
+                    body,
+                    lambda keyid: self.keys.in_transaction(c, keyid),
+                    now=int(self.clock()),
+                    max_skew=self.settings.max_skew,
+                    seen_nonce=lambda k, n, until: nonces.seen(c, k, n, until),
+                )
         except SignatureRejected as exc:
             raise Refusal(exc.reason, exc.message, status=401) from None
         ex.keyid = verified.keyid
@@ -275,22 +303,28 @@ class Gate:
         return verified.keyid
 
     def admit_capability(
-        self, ex: Exchange, headers: Mapping[str, str], body: bytes, query: str
+        self,
+        ex: Exchange,
+        headers: Mapping[str, str],
+        body: bytes,
+        query: str,
+        conn: Connection | None = None,
     ) -> str:
         """Steps 1-2 for a capability token; the authorisation of its checks comes in 4."""
         try:
-            token = capability.verify(
-                ex.method,
-                ex.path,
-                query,
-                headers,
-                body,
-                self.keys,
-                now=int(self.clock()),
-                max_skew=self.settings.max_skew,
-                revoked=lambda ids: revocations.first_revoked(self.db, ids),
-                seen_nonce=lambda k, n, until: nonces.record_nonce(self.db, k, n, until),
-            )
+            with self._on(conn) as c:
+                token = capability.verify(
+                    ex.method,
+                    ex.path,
+                    query,
+                    headers,
+                    body,
+                    lambda keyid: self.keys.in_transaction(c, keyid),
+                    now=int(self.clock()),
+                    max_skew=self.settings.max_skew,
+                    revoked=lambda ids: revocations.first_revoked_in(c, ids),
+                    seen_nonce=lambda k, n, until: nonces.seen(c, k, n, until),
+                )
         except capability.TokenRejected as exc:
             raise Refusal(exc.reason, exc.message, status=401, detail=exc.detail) from None
         ex.keyid, ex.verified, ex.token = token.keyid, True, token
@@ -315,26 +349,32 @@ class Gate:
     # 4. What: the target, resolved once ----------------------------------------------------------
 
     def authorise(
-        self, ex: Exchange, target: str | None, scope: Scope, right: str | None = None
+        self,
+        ex: Exchange,
+        target: str | None,
+        scope: Scope,
+        right: str | None = None,
+        conn: Connection | None = None,
     ) -> access.Target:
         """The VM `target` names, if the verified key may act on it under `scope`, and, for a
         capability token, if the token allows `right` on it (None: keys only)."""
         ex.target = target
         assert ex.keyid is not None and ex.verified, "authorise only a verified request"
-        try:
-            if scope is Scope.VM:
-                found = access.authorise(self.db, ex.keyid, check_target(target))
-            elif scope is Scope.KEY:
-                found = access.key_home(self.db, ex.keyid)
-            else:  # pragma: no cover
-                raise AssertionError(f"no rule for scope {scope}")
-        except InvalidTarget as exc:
-            raise Refusal("invalid-target", exc.message) from None
-        except access.Refused as exc:
-            raise failed(exc) from None
-        ex.chain = chain.chain_of(found.host_id, found.cluster_id)
-        if ex.token is not None:
-            self.authorise_token(ex, ex.token, found, right)
+        with self._on(conn) as c:
+            try:
+                if scope is Scope.VM:
+                    found = access.authorise_in(c, ex.keyid, check_target(target))
+                elif scope is Scope.KEY:
+                    found = access.key_home_in(c, ex.keyid)
+                else:  # pragma: no cover
+                    raise AssertionError(f"no rule for scope {scope}")
+            except InvalidTarget as exc:
+                raise Refusal("invalid-target", exc.message) from None
+            except access.Refused as exc:
+                raise failed(exc) from None
+            ex.chain = chain.chain_of(found.host_id, found.cluster_id)
+            if ex.token is not None:
+                self.authorise_token(ex, ex.token, found, right, c)
         return found
 
     def authorise_token(
@@ -343,6 +383,7 @@ class Gate:
         token: capability.VerifiedToken,
         found: access.Target,
         right: str | None,
+        conn: Connection,
     ) -> None:
         if right is None:
             raise Refusal(
@@ -350,7 +391,7 @@ class Gate:
                 "a capability token may not do this: sign the request with your key",
                 detail="token-denied: keys only",
             )
-        names = access.target_names(self.db, found)
+        names = access.target_names_in(conn, found)
         try:
             token.authorize(right, names, ex.client, self.clock())
         except capability.TokenRejected as exc:
@@ -362,16 +403,18 @@ class Gate:
 
     # 5. The record -------------------------------------------------------------------------------
 
-    def audit(self, ex: Exchange) -> int | None:
+    def audit(self, ex: Exchange, conn: Connection | None = None) -> int | None:
         """Its audit row's id; None when it is a refusal before verification folded into its
-        address's flood summary (`airboss.floods`)."""
+        address's flood summary (`airboss.floods`). On `conn`, the row is in the log once the
+        caller commits."""
         assert not ex.audited, "one audit row per request"
         if not ex.verified and not ex.accepted:
             code = (ex.reason or "refused").split(":", 1)[0]
             if not self.floods.own_row(ex.client, code):
                 ex.audited = True
                 return None
-        row = audit_log.audit(self.db, ex.record())
+        with self._on(conn) as c:
+            row = audit_log.audit_in(c, ex.record())
         ex.audited = True  # only once written: a failed write is tried again by the caller
         return row
 

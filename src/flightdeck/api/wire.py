@@ -307,17 +307,30 @@ def request_body(request: object) -> bytes:
 # Answers --------------------------------------------------------------------------------------
 
 
+#: Types sent as they are (the leaves of an answer: most of what `_plain` sees).
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 @functools.cache
-def _fields(cls: type[Any]) -> tuple[dataclasses.Field[Any], ...]:
-    return dataclasses.fields(cls)
+def _field_names(cls: Any) -> tuple[str, ...] | None:
+    """The field names of a dataclass type, in order; None for any other type."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in _fields(type(value))}
+    """`value` as JSON types: dataclasses as objects, lists as arrays, the rest as is. By exact
+    type first (a 64-node answer has ~300 values; asking `is_dataclass` of each cost ~0.5 ms)."""
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    return value
+    names = _field_names(kind)  # type: ignore[arg-type]
+    if names is None:
+        return value
+    return {name: _plain(getattr(value, name)) for name in names}
 
 
 def encode(answer: object) -> dict[str, Any]:

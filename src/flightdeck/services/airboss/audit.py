@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 
 from flightdeck.db.engine import Database
 from flightdeck.db.models import AuditEntry
@@ -61,6 +61,12 @@ def audit(db: Database, record: AuditRecord) -> int:
 
     A plain committed transaction (not the site-wide write lock), like the nonce insert.
     """
+    with db.engine.begin() as conn:
+        return audit_in(conn, record)
+
+
+def audit_in(conn: Connection, record: AuditRecord) -> int:
+    """`audit` inside the caller's transaction (it is in the log once that commits)."""
     values = {
         "at": record.at or dt.datetime.now(dt.UTC),
         "client": clip(record.client, LIMITS["client"]),
@@ -74,9 +80,8 @@ def audit(db: Database, record: AuditRecord) -> int:
     }
     from flightdeck.services.airboss import chain
 
-    with db.engine.begin() as conn:
-        chain.link(conn, values, record.chain or chain.SITE)
-        result = conn.execute(_INSERT, values)
+    chain.link(conn, values, record.chain or chain.SITE)
+    result = conn.execute(_INSERT, values)
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flightdeck.crypto import auditchain
@@ -36,27 +36,41 @@ def chain_of(host_id: int, cluster_id: int | None) -> str:
     return f"cluster:{cluster_id}" if cluster_id is not None else f"vm:{host_id}"
 
 
-def link(conn: Connection, values: dict[str, Any], chain: str) -> None:
-    """Give `values` (an audit row about to be inserted on `conn`) its place in `chain`."""
-    bumped = conn.execute(
-        update(AuditHead).where(AuditHead.chain == chain).values(seq=AuditHead.seq + 1)
+class _Q:
+    """The linking statements, built once (building one costs more than running it)."""
+
+    bump = (
+        update(AuditHead)
+        .where(AuditHead.chain == bindparam("c"))
+        .values(seq=AuditHead.seq + 1)
+        .returning(AuditHead.seq, AuditHead.hash)
     )
-    if bumped.rowcount == 0:
+    start = insert(AuditHead).values(chain=bindparam("c"), seq=1, hash=auditchain.GENESIS)
+    set_hash = (
+        update(AuditHead).where(AuditHead.chain == bindparam("c")).values(hash=bindparam("h"))
+    )
+
+
+def link(conn: Connection, values: dict[str, Any], chain: str) -> None:
+    """Give `values` (an audit row about to be inserted on `conn`) its place in `chain`.
+
+    Two statements on the head row: bump its `seq` and read it back (`RETURNING`), then store
+    the new hash; a chain's first row inserts the head instead (seq 1)."""
+    row = conn.execute(_Q.bump, {"c": chain}).first()
+    if row is not None:
+        seq, prev = row
+    else:
         try:
             with conn.begin_nested():
-                conn.execute(insert(AuditHead).values(chain=chain, seq=1, hash=auditchain.GENESIS))
+                conn.execute(_Q.start, {"c": chain})
+            seq, prev = 1, auditchain.GENESIS
         except IntegrityError:  # another writer made it first: bump theirs
-            conn.execute(
-                update(AuditHead).where(AuditHead.chain == chain).values(seq=AuditHead.seq + 1)
-            )
-    seq, prev = conn.execute(
-        select(AuditHead.seq, AuditHead.hash).where(AuditHead.chain == chain)
-    ).one()
+            seq, prev = conn.execute(_Q.bump, {"c": chain}).one()
     values.update(chain=chain, seq=seq, prev=prev)
     entry = {**values, "at": auditchain.moment(values["at"])}
     digest = auditchain.entry_hash(prev, entry)
     values["hash"] = digest
-    conn.execute(update(AuditHead).where(AuditHead.chain == chain).values(hash=digest))
+    conn.execute(_Q.set_hash, {"c": chain, "h": digest})
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,17 @@
 """The registered public keys of a key id: what signature verification reads first.
 
 Read afresh on every request (a key removed with `rocks remove host key` is refused from the
-next request on); only the parsing of a stored PEM is cached, per `PublicKeys` instance (one
-per Airboss gate), because it costs more than the query.
+next request on, by every replica); only the parsing of a stored PEM is cached, per
+`PublicKeys` instance (one per Airboss gate), because it costs more than the query. The read
+is one indexed SELECT inside the request's own transaction (`in_transaction`), so caching the
+rows themselves would save little and would need an invalidation every replica sees.
 """
 
 from __future__ import annotations
 
 import threading
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 
 from flightdeck.crypto import keys as ck
 from flightdeck.db.engine import Database
@@ -30,7 +32,11 @@ class PublicKeys:
 
     def __call__(self, keyid: str) -> list[ck.PublicKey]:
         with self.db.engine.connect() as conn, conn.begin():
-            pems = conn.scalars(_KEYS, {"keyid": keyid}).all()
+            return self.in_transaction(conn, keyid)
+
+    def in_transaction(self, conn: Connection, keyid: str) -> list[ck.PublicKey]:
+        """`keys(keyid)` read on `conn`, inside the caller's transaction."""
+        pems = conn.scalars(_KEYS, {"keyid": keyid}).all()
         return [k for k in (self._parse(p) for p in pems) if k is not None]
 
     def _parse(self, pem: str) -> ck.PublicKey | None:

@@ -6,30 +6,41 @@ database (several replicas behind a load balancer share it).
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, delete, text
 
 from flightdeck.db.engine import Database
 from flightdeck.db.models import Nonce
 
-_INSERT = insert(Nonce)
+#: An insert that does nothing when (keyid, nonce) is there already: the same SQL on SQLite
+#: (3.24 on) and PostgreSQL. As text, because SQLAlchemy's dialect-specific `on_conflict_do_
+#: nothing()` statements carry no cache key and were compiled anew on every request.
+_INSERT = text(
+    f"INSERT INTO {Nonce.__table__.name} (keyid, nonce, expires) "
+    "VALUES (:keyid, :nonce, :expires) ON CONFLICT DO NOTHING"
+)
+
+
+def seen(conn: Connection, keyid: str, nonce: str, keep_until: int) -> bool:
+    """Record a signature's nonce on `conn`; True when it was recorded before (a replay).
+
+    (keyid, nonce) is the primary key and the insert does nothing on a conflict: of two
+    concurrent copies of one request exactly one inserts a row (rowcount 1); the other, in
+    this process or another Airboss on the same database, finds it (on PostgreSQL it waits for
+    the first transaction to end, then inserts if that one rolled back). The database decides
+    the race. The caller commits, before anything the request asks for is done.
+    """
+    result = conn.execute(_INSERT, {"keyid": keyid, "nonce": nonce, "expires": keep_until})
+    return result.rowcount == 0
 
 
 def record_nonce(db: Database, keyid: str, nonce: str, keep_until: int) -> bool:
-    """Record a signature's nonce; True when it was recorded before (a replay).
+    """`seen` in a committed transaction of its own.
 
-    The insert is its own committed transaction and (keyid, nonce) is the primary key, so of
-    two concurrent copies of one request exactly one inserts and the other gets the integrity
-    error: the database decides the race, in this process or another Airboss on the same
-    database. It is a plain transaction, not `writing()`, on purpose: on PostgreSQL that takes
-    the site-wide write lock, and a long `rocks add cluster` must not stall every owner.
+    A plain transaction, not `writing()`, on purpose: on PostgreSQL that takes the site-wide
+    write lock, and a long `rocks add cluster` must not stall every owner.
     """
-    try:
-        with db.engine.begin() as conn:
-            conn.execute(_INSERT, {"keyid": keyid, "nonce": nonce, "expires": keep_until})
-    except IntegrityError:
-        return True
-    return False
+    with db.engine.begin() as conn:
+        return seen(conn, keyid, nonce, keep_until)
 
 
 def purge_nonces(db: Database, now: int) -> int:

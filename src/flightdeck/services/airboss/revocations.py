@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from flightdeck.db.engine import Database
@@ -37,10 +37,15 @@ _REVOKED = select(RevokedToken.token_id).where(
 
 def first_revoked(db: Database, ids: Sequence[str]) -> str | None:
     """The first of `ids` that was revoked, or None (one query; `ids` are a token's blocks)."""
+    with db.engine.connect() as conn, conn.begin():
+        return first_revoked_in(conn, ids)
+
+
+def first_revoked_in(conn: Connection, ids: Sequence[str]) -> str | None:
+    """`first_revoked` inside the caller's transaction."""
     if not ids:
         return None
-    with db.engine.connect() as conn, conn.begin():
-        found = set(conn.scalars(_REVOKED, {"ids": list(ids)}).all())
+    found = set(conn.scalars(_REVOKED, {"ids": list(ids)}).all())
     return next((i for i in ids if i in found), None)
 
 
