@@ -26,6 +26,7 @@ import pytest
 from flightdeck.db.engine import open_database
 from flightdeck.pxe.image import DEFAULT_CACHE, MARKER_BOOTED, Image
 from flightdeck.services import clusterpower as cp
+from flightdeck.virt import hypervisor as hv
 from flightdeck.virt.console import read_serial, wait_for_state
 
 pytestmark = [
@@ -37,26 +38,6 @@ pytestmark = [
 PHYSICAL = "frontend-0-0"
 BOOT_TIMEOUT = 120.0
 
-_EVENT_LOOP = threading.Lock()
-_event_loop_started = False
-
-
-def _run_event_loop() -> None:
-    """libvirt's default event loop, once per process, on a daemon thread."""
-    global _event_loop_started
-    with _EVENT_LOOP:
-        if _event_loop_started:
-            return
-        libvirt.virEventRegisterDefaultImpl()
-
-        def loop() -> None:
-            while True:
-                libvirt.virEventRunDefaultImpl()
-
-        threading.Thread(target=loop, name="libvirt-events", daemon=True).start()
-        _event_loop_started = True
-
-
 class Events:
     """(Unix time, domain, STARTED/STOPPED) of the lab's domains, as libvirt reports them."""
 
@@ -66,7 +47,7 @@ class Events:
     }
 
     def __init__(self, uri: str, names: set[str]) -> None:
-        _run_event_loop()
+        hv.event_loop()  # the process's one libvirt event loop (keepalive needs it too)
         self.names = names
         self.seen: list[tuple[float, str, str]] = []
         self.lock = threading.Lock()

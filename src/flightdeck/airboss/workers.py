@@ -1,17 +1,84 @@
 """The Airboss's threads: database work on one pool, libvirt work on another, bounded per
-container, so nothing blocks the event loop and a slow container holds up only its own VMs."""
+container, so nothing blocks the event loop and a slow container holds up only its own VMs.
+
+The libvirt pool's threads are daemons (`DaemonPool`): a call stuck on a container that
+stopped answering must not keep a stopping Airboss alive (Python joins the threads of a
+`ThreadPoolExecutor` at exit, whatever they are doing).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import queue
+import threading
 from collections.abc import Callable
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
 from flightdeck.airboss.config import Settings
 from flightdeck.airboss.gate import Refusal
 
 T = TypeVar("T")
+
+
+class DaemonPool(concurrent.futures.Executor):
+    """A fixed pool of `size` daemon threads, started with the first task; `shutdown` lets
+    idle threads end and waits (if asked) for the others at most `grace` seconds."""
+
+    def __init__(self, size: int, name: str, grace: float = 30.0) -> None:
+        self.size = size
+        self.name = name
+        self.grace = grace
+        self._tasks: queue.SimpleQueue[
+            tuple[concurrent.futures.Future[Any], Callable[[], Any]] | None
+        ] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self.name}: shut down")
+            if not self._threads:
+                for i in range(self.size):
+                    t = threading.Thread(target=self._run, name=f"{self.name}-{i}", daemon=True)
+                    t.start()
+                    self._threads.append(t)
+            self._tasks.put((future, partial(fn, *args, **kwargs)))
+        return future
+
+    def _run(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            future, fn = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        if cancel_futures:
+            while True:
+                try:
+                    task = self._tasks.get_nowait()
+                except queue.Empty:
+                    break
+                if task is not None:
+                    task[0].cancel()
+        for _ in threads:
+            self._tasks.put(None)
+        if wait:
+            for t in threads:
+                t.join(self.grace)
 
 
 class Workers:
@@ -22,9 +89,7 @@ class Workers:
         self.db_pool = concurrent.futures.ThreadPoolExecutor(
             settings.workers, thread_name_prefix="airboss-db"
         )
-        self.virt_pool = concurrent.futures.ThreadPoolExecutor(
-            settings.libvirt_workers, thread_name_prefix="airboss-virt"
-        )
+        self.virt_pool = DaemonPool(settings.libvirt_workers, "airboss-virt")
         self._per_container: dict[str, asyncio.Semaphore] = {}
 
     async def in_db(self, fn: Callable[[], T]) -> T:

@@ -5,13 +5,20 @@ error code (never by message text), into `DriverError`s that name the container 
 operation. Connections are cached per URI for the life of the process (the Airboss reuses
 them; a CLI run opens each container once) and opened with a timeout, so a container that does
 not answer costs at most that long.
+
+A container can also stop answering later, in the middle of a call (its libvirtd killed or
+frozen, its traffic dropped). Two things bound that: libvirt's keepalive on every remote
+connection (a probe every few seconds, driven by libvirt's default event loop on one daemon
+thread of ours; unanswered probes close the connection, and the blocked call fails), and
+`parallel`, which waits for each container's work at most its timeout and never for a thread
+still stuck after it (they are daemon threads: nothing waits for them, not even the exit).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import os
+import queue
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -92,13 +99,63 @@ _cache: dict[str, libvirt.virConnect] = {}
 #: under the GIL): VMs starting at once on one container would otherwise define the same pool
 #: twice, or refresh it while a volume is being created ("has asynchronous jobs running").
 _storage_locks: dict[str, threading.RLock] = {}
-_pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="libvirt")
+#: Unanswered keepalive probes after which libvirt closes a remote connection (see `connect`).
+KEEPALIVE_COUNT = 3
+_events_lock = threading.Lock()
+_events_started = False
 #: The domain type each URI's libvirt offers for x86_64 guests (see `offered_type`).
 _offered: dict[str, str | None] = {}
 
 
-def _open(uri: str) -> libvirt.virConnect:
-    return libvirt.open(uri)
+def event_loop() -> None:
+    """libvirt's default event loop, registered once per process and run by a daemon thread.
+
+    What keepalive (and domain events) need. Registered before the first connection opens:
+    a connection opened earlier gets no keepalive."""
+    global _events_started
+    with _events_lock:
+        if _events_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _events_started = True
+
+
+def within(fn: Callable[[], T], timeout: float) -> T:
+    """`fn()` on a daemon thread: its result or exception, or `TimeoutError` after `timeout`
+    seconds. A call still blocked then is left to end on its own; being a daemon thread, it
+    never holds up the process's exit (a pool's worker would: Python joins those)."""
+    box: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+
+    def run() -> None:
+        try:
+            box.put((True, fn()))
+        except BaseException as exc:
+            box.put((False, exc))
+
+    threading.Thread(target=run, name="libvirt-call", daemon=True).start()
+    try:
+        ok, value = box.get(timeout=timeout)
+    except queue.Empty:
+        raise TimeoutError(f"no answer within {timeout:g} s") from None
+    if ok:
+        return value  # type: ignore[no-any-return]
+    raise value
+
+
+def _open(uri: str, timeout: float) -> libvirt.virConnect:
+    """A new connection, with keepalive if it is remote: closed after about `timeout`
+    seconds of silence (a probe every timeout/(KEEPALIVE_COUNT+1) s, at least 1 s)."""
+    conn = libvirt.open(uri)
+    interval = max(1, int(timeout // (KEEPALIVE_COUNT + 1)))
+    with contextlib.suppress(libvirt.libvirtError):  # a local driver (test:///) has none
+        conn.setKeepAlive(interval, KEEPALIVE_COUNT)
+    return conn
 
 
 def connect(container: str, uri: str, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Hypervisor:
@@ -111,10 +168,11 @@ def connect(container: str, uri: str, timeout: float = DEFAULT_CONNECT_TIMEOUT) 
                 return Hypervisor(container, uri, conn)
         except libvirt.libvirtError:
             pass
-    future = _pool.submit(_open, uri)
+        forget(uri)  # closed by keepalive, or its daemon restarted: open a new one
+    event_loop()
     try:
-        conn = future.result(timeout=timeout)
-    except concurrent.futures.TimeoutError:
+        conn = within(partial(_open, uri, timeout), timeout)
+    except TimeoutError:
         raise DriverError(
             f"container {container} does not answer: no libvirt connection to "
             f"{uri} within {timeout:g} s"
@@ -139,19 +197,46 @@ def forget(uri: str) -> None:
 def parallel(
     jobs: Mapping[str, Callable[[], T]], timeout: float, workers: int = 16
 ) -> dict[str, T | BaseException]:
-    """Run one job per container at once; each result, or the exception it raised."""
+    """Run the jobs (one per container), at most `workers` at once; each result, or the
+    exception it raised, or a `DriverError` for a job not done `timeout` seconds after it
+    started. Returns by then whatever the others do: the workers are daemon threads, and one
+    stuck in a call to a dead container is left behind (keepalive ends that call later)."""
     out: dict[str, T | BaseException] = {}
-    if not jobs:
-        return out
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as ex:
-        futures = {key: ex.submit(fn) for key, fn in jobs.items()}
-        for key, fut in futures.items():
-            try:
-                out[key] = fut.result(timeout=timeout)
-            except concurrent.futures.TimeoutError:
-                out[key] = DriverError(f"container {key} did not answer within {timeout:g} s")
-            except BaseException as exc:
-                out[key] = exc
+    waiting = iter(list(jobs))
+    running: dict[str, float] = {}  # key -> when it started (time.monotonic)
+    done: queue.SimpleQueue[tuple[str, T | BaseException]] = queue.SimpleQueue()
+
+    def work(key: str) -> None:
+        try:
+            result: T | BaseException = jobs[key]()
+        except BaseException as exc:
+            result = exc
+        done.put((key, result))
+
+    def start_more() -> None:
+        while len(running) < workers:
+            key = next(waiting, None)
+            if key is None:
+                return
+            running[key] = time.monotonic()
+            threading.Thread(target=work, args=(key,), name=f"libvirt-{key}", daemon=True).start()
+
+    start_more()
+    while running:
+        deadline = min(running.values()) + timeout
+        try:
+            key, result = done.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:  # the oldest job is overdue: given up, its slot to the next
+            now = time.monotonic()
+            for key, began in list(running.items()):
+                if now >= began + timeout:
+                    del running[key]
+                    out[key] = DriverError(f"container {key} did not answer within {timeout:g} s")
+        else:
+            if key in running:  # (a job given up on may still answer, late: ignored)
+                del running[key]
+                out[key] = result
+        start_more()
     return out
 
 
