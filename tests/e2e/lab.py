@@ -65,13 +65,14 @@ START_TIMEOUT = 90.0
 _START = """\
 set -e
 root=$1
+shift
 for pair in run:/run/libvirt lib:/var/lib/libvirt cache:/var/cache/libvirt \\
             etc:/etc/libvirt log:/var/log/libvirt; do
     mkdir -p "${pair#*:}"
     mount --bind "$root/${pair%%:*}" "${pair#*:}"
 done
 export LIBVIRT_LOG_OUTPUTS="3:file:$root/libvirtd.log"
-exec libvirtd --pid-file "$root/libvirtd.pid"
+exec libvirtd --pid-file "$root/libvirtd.pid" "$@"
 """
 
 
@@ -96,6 +97,11 @@ def _stop(proc: subprocess.Popen[bytes], what: str, grace: float = 30.0) -> str 
     return None
 
 
+def conf_text(system_conf: Path) -> str:
+    """This machine's qemu.conf, or what scripts/lib/common.sh writes when it has none."""
+    return system_conf.read_text() if system_conf.exists() else QEMU_CONF
+
+
 @dataclass
 class PrivateLibvirtd:
     """A libvirtd of our own in `netns`, with its state under `root` (see the module doc)."""
@@ -116,15 +122,20 @@ class PrivateLibvirtd:
             return "(no libvirtd.log)"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
-    def start(self, timeout: float = START_TIMEOUT) -> float:
-        """Start the daemon and wait until it answers; the seconds it took."""
+    def start(
+        self, timeout: float = START_TIMEOUT, conf: str = "", args: tuple[str, ...] = ()
+    ) -> float:
+        """Start the daemon and wait until it answers; the seconds it took. `conf` is its
+        libvirtd.conf (default: none, libvirt's defaults), `args` more daemon arguments
+        (`--listen` for TLS)."""
         for sub in PRIVATE_DIRS:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         system_conf = Path("/etc/libvirt/qemu.conf")
-        conf = system_conf.read_text() if system_conf.exists() else QEMU_CONF
         (self.root / "etc" / "qemu.conf").write_text(
-            conf + '\n# the lab: no virtlogd\nstdio_handler = "file"\n'
+            conf_text(system_conf) + '\n# the lab: no virtlogd\nstdio_handler = "file"\n'
         )
+        if conf:
+            (self.root / "etc" / "libvirtd.conf").write_text(conf)
         # A copy of the system daemon's QEMU capabilities (read, never shared): libvirtd checks
         # it against the QEMU binary and itself and probes again (~8 s) if it is stale.
         caps = Path("/var/cache/libvirt/qemu/capabilities")
@@ -132,7 +143,7 @@ class PrivateLibvirtd:
             shutil.copytree(caps, self.root / "cache" / "qemu" / "capabilities")
         t0 = time.monotonic()
         argv = ["ip", "netns", "exec", self.netns, "unshare", "--mount", "--propagation",
-                "private", "sh", "-c", _START, "sh", str(self.root)]  # fmt: skip
+                "private", "sh", "-c", _START, "sh", str(self.root), *args]  # fmt: skip
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

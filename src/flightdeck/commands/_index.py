@@ -58,6 +58,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report airboss tunnel": ("flightdeck.commands.report.airboss.tunnel", "Print authorized_keys lines that let owners' keys open the guide's ssh tunnel only"),
     "report cluster": ("flightdeck.commands.report.cluster", "Print a virtual cluster as a spec (YAML or JSON) that 'rocks apply cluster' reads"),
     "report host dhcp": ("flightdeck.commands.report.host.dhcp", "Print dnsmasq's DHCP/TFTP configuration for the private network, from the database"),
+    "report host libvirt-tls": ("flightdeck.commands.report.host.libvirt_tls", "Print a script that installs a host's certificates for libvirt over TLS"),
     "report host network": ("flightdeck.commands.report.host.network", "Print the network files of VM containers: systemd-networkd units or RHEL ifcfg"),
     "report host vm config": ("flightdeck.commands.report.host.vm.config", "Print the libvirt domain XML of VMs, as the next start would define it"),
     "report job": ("flightdeck.commands.report.job", "Show a job of your virtual cluster: one line per node, its state, its summary"),

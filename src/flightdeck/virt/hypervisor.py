@@ -21,6 +21,7 @@ import os
 import queue
 import threading
 import time
+import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -148,10 +149,23 @@ def within(fn: Callable[[], T], timeout: float) -> T:
     raise value
 
 
+def batch_uri(uri: str) -> str:
+    """`uri`, with `no_tty=1` added to an ssh one that does not choose: libvirt then runs
+    `ssh -T -o BatchMode=yes`, so a missing key or an unknown host key is an error at once,
+    never a password or host-key prompt that waits for a terminal nobody watches."""
+    parts = urllib.parse.urlsplit(uri)
+    if not parts.scheme.endswith("+ssh"):
+        return uri
+    if any(k == "no_tty" for k, _v in urllib.parse.parse_qsl(parts.query, True)):
+        return uri
+    query = f"{parts.query}&no_tty=1" if parts.query else "no_tty=1"
+    return urllib.parse.urlunsplit(parts._replace(query=query))
+
+
 def _open(uri: str, timeout: float) -> libvirt.virConnect:
     """A new connection, with keepalive if it is remote: closed after about `timeout`
     seconds of silence (a probe every timeout/(KEEPALIVE_COUNT+1) s, at least 1 s)."""
-    conn = libvirt.open(uri)
+    conn = libvirt.open(batch_uri(uri))
     interval = max(1, int(timeout // (KEEPALIVE_COUNT + 1)))
     with contextlib.suppress(libvirt.libvirtError):  # a local driver (test:///) has none
         conn.setKeepAlive(interval, KEEPALIVE_COUNT)
