@@ -179,7 +179,7 @@ def test_containers_over_tls_and_ssh_and_their_failures(
         ssh_uri = f"qemu+ssh://root@{ips[SSH_BOX]}/system?keyfile={ssh / 'root_key'}"
         rocks.ok("set", "host", "attr", TLS_BOX, "libvirt_uri", tls_uri)
         rocks.ok("set", "host", "attr", SSH_BOX, "libvirt_uri", ssh_uri)
-        states, _took = listing()
+        states, good = listing()
         assert states == {TLS_BOX: "shutoff", SSH_BOX: "shutoff"}, (
             states, (ssh / "sshd.log").read_text()[-2000:], daemon.log_tail())  # fmt: skip
 
@@ -195,6 +195,7 @@ def test_containers_over_tls_and_ssh_and_their_failures(
         states, took = listing()
         assert states == {TLS_BOX: "nostate-error", SSH_BOX: "nostate-error"}, states
         assert took < BOUND, f"the listing took {took:.1f} s"
+        print(f"\nlisting over TLS and ssh: {good:.2f} s; with both refused: {took:.2f} s")
     finally:
         sshd.terminate()
         sshd.wait(timeout=30)
