@@ -334,7 +334,8 @@ class Airboss:
         session: DashSession | None = None,
     ) -> Done | Pending:
         """Steps 3-6 in one transaction (its nonce, and the audit row of a request refused
-        there, committed together), then the operation's database part after that commit."""
+        there, committed together), then the operation's database part after that commit; or,
+        for an operation that only reads, inside it, with its audit row."""
         try:
             with self.db.engine.connect() as conn:
                 # On SQLite a write transaction from its BEGIN (the nonce is written after a
@@ -342,21 +343,36 @@ class Airboss:
                 conn.execution_options(flightdeck_write=True)
                 with conn.begin():
                     try:
-                        admitted = self._admit(ex, headers, body, query, session, conn)
+                        keyid, op, request, target = self._admit(
+                            ex, headers, body, query, session, conn
+                        )
+                        call = Call(request, keyid, target, self.db, self.tokens, self.jobs)
+                        if op.reads_only:  # answered in this transaction, audit row included
+                            step = self._serve(ex, op, call, headers)
+                            if isinstance(step, Pending):
+                                return step
+                            return Done(step, self.gate.audit(ex, conn))
                     except Exception as exc:
                         return Done(self._refusal(ex, exc, headers), self.gate.audit(ex, conn))
         except Exception:
             ex.audited = False  # not committed: the caller writes it on its own
             raise
-        keyid, op, request, target = admitted
+        step = self._serve(ex, op, call, headers)
+        if isinstance(step, Pending):
+            return step
+        return Done(step, self.gate.audit(ex))
+
+    def _serve(
+        self, ex: Exchange, op: Operation[Any, Any], call: Call[Any], headers: Mapping[str, str]
+    ) -> Response | Pending:
+        """The operation's database part: its answer (or refusal), or the work it leaves."""
         try:
-            outcome = op.serve(Call(request, keyid, target, self.db, self.tokens, self.jobs))
+            outcome = op.serve(call)
             if isinstance(outcome, Later):
                 return Pending(op, outcome)
-            response = self._answered(ex, op, outcome)
+            return self._answered(ex, op, outcome)
         except Exception as exc:
-            response = self._refusal(ex, exc, headers)
-        return Done(response, self.gate.audit(ex))
+            return self._refusal(ex, exc, headers)
 
     def _admit(
         self,

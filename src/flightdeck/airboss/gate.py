@@ -263,12 +263,16 @@ class Gate:
 
     @contextlib.contextmanager
     def _on(self, conn: Connection | None) -> Iterator[Connection]:
-        """The request's connection, or a transaction of the step's own."""
+        """The request's connection, or a transaction of the step's own: a write one from its
+        BEGIN on SQLite (a step reads, then may write: a deferred transaction could not always
+        upgrade, SQLite refusing at once when another writer committed since its read)."""
         if conn is not None:
             yield conn
             return
-        with self.db.engine.begin() as own:
-            yield own
+        with self.db.engine.connect() as own:
+            own.execution_options(flightdeck_write=True)
+            with own.begin():
+                yield own
 
     def admit(
         self,

@@ -120,6 +120,11 @@ class Operation(Generic[Req, Ans]):
     #: What a capability token must allow for this request (`crypto.capability.OPERATIONS`);
     #: None: a token may not make it, only the key's signature.
     right: Callable[[Req], str | None] = keys_only
+    #: `serve` only reads the database (what it may leave for later, too): the Airboss runs it
+    #: inside the request's own transaction, so its audit row is committed with its nonce,
+    #: one transaction for the whole request. Never for one that writes: on SQLite its write
+    #: would wait for that transaction's lock.
+    reads_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,7 @@ MACS = Operation(
     reason=lambda a: f"{len(a.nodes)} node(s)",
     serve=_macs,
     right=lambda _r: "macs",
+    reads_only=True,
 )
 
 
@@ -608,6 +614,7 @@ AUDIT = Operation(
     reason=lambda a: f"{len(a.entries)} entries, head {a.head.seq}",
     serve=_audit_chain,
     right=lambda _r: "audit",
+    reads_only=True,
 )
 
 
@@ -710,6 +717,7 @@ JOBS = Operation(
     audit=lambda _r: "jobs",
     reason=lambda a: f"{len(a.jobs)} job(s)",
     serve=_list_jobs,
+    reads_only=True,
 )
 
 
@@ -759,6 +767,7 @@ JOB = Operation(
     audit=lambda r: f"job {r.job}",
     reason=lambda a: f"job {a.job.job} {a.job.state}",
     serve=_report_job,
+    reads_only=True,
 )
 
 
