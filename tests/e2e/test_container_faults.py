@@ -10,7 +10,6 @@ connect timeout).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -23,26 +22,11 @@ from typing import Any
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "flightdeck_tests_e2e_lab", Path(__file__).with_name("lab.py")
-)
-assert _spec is not None and _spec.loader is not None
-_lab = sys.modules.get(_spec.name) or importlib.util.module_from_spec(_spec)
-if _spec.name not in sys.modules:
-    sys.modules[_spec.name] = _lab  # dataclasses look their module up there
-    _spec.loader.exec_module(_lab)
-netns_lab = _lab.netns_lab
+from e2e.e2e_common import lab, on_libvirtd
+
+netns_lab = lab.netns_lab
 
 
-def on_libvirtd(test: Any) -> Any:
-    """The marks of a test on real libvirt daemons: slow, SQLite only."""
-    for mark in (
-        pytest.mark.libvirtd,
-        pytest.mark.slow,
-        pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
-    ):
-        test = mark(test)
-    return test
 
 FROZEN = "vm-container-0-0"
 HEALTHY = "vm-container-0-1"

@@ -29,10 +29,8 @@ VLAN VM's; only the tagging is missing. On a kernel with 802.1Q, `sync` makes th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -41,14 +39,10 @@ from typing import Any
 import libvirt
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "flightdeck_tests_e2e_lab", Path(__file__).with_name("lab.py")
-)
-assert _spec is not None and _spec.loader is not None
-_lab = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _lab  # dataclasses look their module up there
-_spec.loader.exec_module(_lab)
-netns_lab = _lab.netns_lab
+from e2e.e2e_common import lab
+
+_lab = lab
+netns_lab = lab.netns_lab
 
 C = "vm-container-0-0"
 #: vm-container-0-0's eth0 row in the espresso fixture (tests/conftest.py), IP 10.1.255.254.

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from e2e.e2e_common import on_libvirtd
 from flightdeck.pxe.dnsmasq import parse_ack
 from flightdeck.pxe.image import (
     DEFAULT_CACHE,
@@ -46,14 +47,6 @@ SERVER_IP = "10.1.1.1"
 INSTALL_TIMEOUT = float(os.environ.get("FD_PXE_TIMEOUT", "240"))
 
 
-def on_libvirtd(test: Any) -> Any:
-    for mark in (
-        pytest.mark.libvirtd,
-        pytest.mark.slow,
-        pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
-    ):
-        test = mark(test)
-    return test
 
 
 def _ours(console: str) -> str:

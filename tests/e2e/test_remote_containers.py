@@ -15,7 +15,6 @@ password prompt), never a hang.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -27,15 +26,9 @@ from typing import Any
 import libvirt
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "flightdeck_tests_e2e_lab", Path(__file__).with_name("lab.py")
-)
-assert _spec is not None and _spec.loader is not None
-_lab = sys.modules.get(_spec.name) or importlib.util.module_from_spec(_spec)
-if _spec.name not in sys.modules:
-    sys.modules[_spec.name] = _lab  # dataclasses look their module up there
-    _spec.loader.exec_module(_lab)
-netns_lab = _lab.netns_lab
+from e2e.e2e_common import lab, on_libvirtd
+
+netns_lab = lab.netns_lab
 
 SSHD = "/usr/sbin/sshd"
 TLS_BOX, SSH_BOX = "vm-container-0-0", "vm-container-0-1"
@@ -45,14 +38,6 @@ DOMAIN = """<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory
 <os><type arch='x86_64'>hvm</type></os></domain>"""
 
 
-def on_libvirtd(test: Any) -> Any:
-    for mark in (
-        pytest.mark.libvirtd,
-        pytest.mark.slow,
-        pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
-    ):
-        test = mark(test)
-    return test
 
 
 def _run(*argv: str, **kw: Any) -> subprocess.CompletedProcess[str]:

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from e2e.e2e_common import on_libvirtd as marks_of_libvirtd
 from flightdeck.pxe import frontend_image as fim
 from flightdeck.pxe.guest import READY
 from flightdeck.pxe.image import Image
@@ -42,14 +43,7 @@ READY_TIMEOUT = float(os.environ.get("FD_VF_TIMEOUT", "900"))
 
 
 def on_libvirtd(test: Any) -> Any:
-    for mark in (
-        pytest.mark.libvirtd,
-        pytest.mark.slow,
-        pytest.mark.timeout(int(READY_TIMEOUT) * 2),
-        pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
-    ):
-        test = mark(test)
-    return test
+    return marks_of_libvirtd(test, timeout=int(READY_TIMEOUT) * 2)
 
 
 def _ip(*args: str) -> None:

@@ -21,22 +21,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from e2e.e2e_common import on_libvirtd
 from flightdeck.pxe.image import DEFAULT_CACHE, MARKER_BOOTED, Image, stamp_bytes
 from flightdeck.virt.console import read_serial, wait_for_state
-
-
-def on_libvirtd(test: Any) -> Any:
-    """The marks of a test that runs VMs: on the real libvirtd, slow, SQLite only."""
-    for mark in (
-        pytest.mark.libvirtd,
-        pytest.mark.slow,
-        pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
-    ):
-        test = mark(test)
-    return test
-
 
 #: The physical frontend (this machine, as `rocks init frontend` registers it).
 PHYSICAL = "frontend-0-0"
