@@ -36,12 +36,13 @@ class Command(Base):
     writes = False
     examples = (
         Example(
-            "rocks report host libvirt-tls vm-container-0-0 | ssh vm-container-0-0 sh",
-            "The container's server certificate, installed where its libvirtd looks.",
+            "rocks report host libvirt-tls vm-container-0-0",
+            "The script that installs the container's server certificate where its libvirtd "
+            "looks: pipe it to the container ('| ssh vm-container-0-0 sh').",
         ),
         Example(
-            "rocks report host libvirt-tls frontend-0-0 role=client | sh",
-            "This frontend's client certificate, for qemu+tls:// connections.",
+            "rocks report host libvirt-tls frontend-0-0 role=client",
+            "This frontend's client certificate, for qemu+tls:// connections ('| sh').",
         ),
     )
 
