@@ -25,10 +25,6 @@ from typing import TypeAlias
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
-from cryptography.hazmat.primitives.asymmetric.types import (
-    PrivateKeyTypes,
-    PublicKeyTypes,
-)
 
 from flightdeck.errors import NotFound, UserError
 
@@ -185,12 +181,14 @@ def _read_key_file(path: str | os.PathLike[str], label: str) -> bytes:
         raise UserError(f"private key {label} cannot be read: {exc.strerror}") from None
 
 
-_Loader: TypeAlias = Callable[[bytes, bytes | None], PrivateKeyTypes]
+#: A cryptography loader. Its result is taken as `object`: each cryptography release may add key
+#: types to what its loaders return (51 added ML-DSA hybrids); `_accept_private_key` narrows it.
+_Loader: TypeAlias = Callable[[bytes, bytes | None], object]
 
 
 def _load_with(
     loader: _Loader, data: bytes, passphrase: bytes | None, label: str
-) -> PrivateKeyTypes:
+) -> object:
     """Run one cryptography loader and turn its assorted exceptions into one-line errors."""
     try:
         return loader(data, passphrase)
@@ -228,7 +226,7 @@ def _is_encrypted(loader: _Loader, data: bytes) -> bool:
     return False
 
 
-def _accept_private_key(key: PrivateKeyTypes, label: str) -> PrivateKey:
+def _accept_private_key(key: object, label: str) -> PrivateKey:
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key
     if isinstance(key, rsa.RSAPrivateKey):
@@ -366,7 +364,7 @@ def _parse_openssh_line(text: str, name: str) -> PublicKey:
     return _accept_public_key(key, name)
 
 
-def _accept_public_key(key: PublicKeyTypes, name: str) -> PublicKey:
+def _accept_public_key(key: object, name: str) -> PublicKey:
     if isinstance(key, ed25519.Ed25519PublicKey):
         return key
     if isinstance(key, rsa.RSAPublicKey):
@@ -385,7 +383,7 @@ def _check_rsa_size(bits: int, label: str) -> None:
         )
 
 
-def _kind_name(key: PrivateKeyTypes | PublicKeyTypes) -> str:
+def _kind_name(key: object) -> str:
     """'a DSA', 'an ECDSA (secp256r1)'...: for messages about refused keys."""
     if isinstance(key, dsa.DSAPrivateKey | dsa.DSAPublicKey):
         return "a DSA"
