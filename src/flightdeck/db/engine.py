@@ -110,13 +110,12 @@ def _sqlite_setup(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # On the driver's connection: through `exec_driver_sql` a BEGIN cost ~50 us of
         # SQLAlchemy's statement machinery, for a statement with no parameters and no result.
+        # Every connection is a `WriterConnection` (the engine's `factory`, set below).
         driver = conn.connection.driver_connection
-        if not conn.get_execution_options().get("flightdeck_write"):
-            driver.execute(_BEGIN_READ)
-        elif isinstance(driver, WriterConnection):
+        if conn.get_execution_options().get("flightdeck_write"):
             driver.begin_write()
-        else:  # a connection made elsewhere (a test's own creator)
-            driver.execute(_BEGIN_WRITE)
+        else:
+            driver.execute(_BEGIN_READ)
 
 
 class Database:

@@ -196,15 +196,9 @@ _HOME = (
 _NAMES = select(Interface.mac).where(Interface.host_id == bindparam("host"))
 
 
-def key_home(db: Database, keyid: str) -> Target:
-    """The VM the key is registered on (its first, if several): the target of an operation
-    that names none (`Scope.KEY`, revoking a token)."""
-    with read(db) as conn:
-        return key_home_in(conn, keyid)
-
-
 def key_home_in(conn: Connection, keyid: str) -> Target:
-    """`key_home` inside the caller's transaction."""
+    """The VM the key is registered on (its first, if several): the target of an operation
+    that names none (`Scope.KEY`, revoking a token). Inside the caller's transaction."""
     row = conn.execute(_HOME, {"keyid": keyid}).first()
     if row is None:
         raise not_yours("(your key)", "key-covers-nothing")
@@ -212,13 +206,8 @@ def key_home_in(conn: Connection, keyid: str) -> Target:
     return Target(hid, cluster_id, name, container, name, key_scope(conn, keyid))
 
 
-def target_names(db: Database, target: Target) -> list[str]:
-    """Every name a capability token may restrict the target by: its name and its MACs."""
-    with read(db) as conn:
-        return target_names_in(conn, target)
-
-
 def target_names_in(conn: Connection, target: Target) -> list[str]:
-    """`target_names` inside the caller's transaction."""
+    """Every name a capability token may restrict the target by: its name and its MACs.
+    Inside the caller's transaction."""
     macs = [m for m in conn.scalars(_NAMES, {"host": target.host_id}).all() if m]
     return [target.name, *macs]

@@ -33,16 +33,6 @@ def seen(conn: Connection, keyid: str, nonce: str, keep_until: int) -> bool:
     return result.rowcount == 0
 
 
-def record_nonce(db: Database, keyid: str, nonce: str, keep_until: int) -> bool:
-    """`seen` in a committed transaction of its own.
-
-    A plain transaction, not `writing()`, on purpose: on PostgreSQL that takes the site-wide
-    write lock, and a long `rocks add cluster` must not stall every owner.
-    """
-    with db.engine.begin() as conn:
-        return seen(conn, keyid, nonce, keep_until)
-
-
 def purge_nonces(db: Database, now: int) -> int:
     """Forget the nonces of signatures that can no longer be accepted; how many were dropped."""
     with db.engine.begin() as conn:
