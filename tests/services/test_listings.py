@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from flightdeck.services import attributes, inventory, listings
+from flightdeck.services import attributes, inventory, keys, listings
 
 VENV_BIN = Path(sys.executable).parent
 ORM = ("sqlalchemy.orm", "flightdeck.db.models")
@@ -65,6 +65,13 @@ def imported_by(url: str, *argv: str) -> tuple[set[str], str]:
         ("list", "cluster", "espresso.rocksclusters.org"),
         ("list", "host", "vm"),
         ("list", "host", "vm", "showdisks=y"),
+        ("list", "bootaction"),
+        ("list", "host", "boot"),
+        ("list", "host", "boot", "vm-container-0-1", "rack0"),
+        ("list", "appliance", "attr"),
+        ("list", "appliance", "attr", "Compute"),
+        ("list", "host", "key"),
+        ("list", "host", "key", "rack0"),
     ],
 )
 def test_read_only_listings_never_import_the_orm(espresso: Any, argv: tuple[str, ...]) -> None:
@@ -76,8 +83,8 @@ def test_read_only_listings_never_import_the_orm(espresso: Any, argv: tuple[str,
 
 
 def test_the_check_sees_the_orm_in_a_listing_that_still_uses_it(espresso: Any) -> None:
-    """`list bootaction` reads through the ORM session: the import check must say so."""
-    modules, _ = imported_by(espresso.url, "list", "bootaction")
+    """`list host vlan` reads through the ORM session: the import check must say so."""
+    modules, _ = imported_by(espresso.url, "list", "host", "vlan", "live=no")
     assert set(ORM) <= modules
 
 
@@ -95,3 +102,29 @@ def test_the_listings_are_still_found_where_they_were() -> None:
     assert inventory.InterfaceRow is listings.InterfaceRow
     assert inventory.NetworkRow is listings.NetworkRow
     assert attributes.list_global is listings.list_global
+    assert attributes.list_appliance is listings.list_appliance_attrs
+    assert inventory.list_boot is listings.list_boot
+    assert inventory.list_boot_actions is listings.list_boot_actions
+    assert keys.list_host_keys is listings.list_host_keys
+
+
+def test_host_keys_list_without_the_orm_and_parse_keys_only_for_their_type(
+    espresso: Any, tmp_path: Path
+) -> None:
+    """The plain key listing reads the stored PEM and fingerprint; fingerprint=yes names each
+    key's type, which needs `cryptography`, still without the ORM."""
+    espresso.ok("add", "cluster", "137.110.119.118", "1")
+    pub = espresso.ok("create", "keys", f"key={tmp_path / 'owner'}", "passphrase=no")
+    (tmp_path / "owner.pub").write_text(pub)
+    espresso.ok("add", "host", "key", "frontend-0-0-0", f"key={tmp_path / 'owner.pub'}",
+                "description=ann")  # fmt: skip
+    for argv, crypto in (
+        (("list", "host", "key"), False),
+        (("list", "host", "key", "frontend-0-0-0", "fingerprint=yes"), True),
+        (("list", "host", "key", "output-format=json", "fingerprint=yes"), True),
+    ):
+        modules, out = imported_by(espresso.url, *argv)
+        assert [m for m in ORM if m in modules] == []
+        assert ("cryptography" in modules) is crypto
+        assert out == espresso.ok(*argv)
+    assert '"type": "ED25519"' in out and '"description": "ann"' in out

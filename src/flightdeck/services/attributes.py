@@ -9,18 +9,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, delete
 
 from flightdeck.attrsubject import Subject
 from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import resolve_hosts
-from flightdeck.db.models import Appliance, ApplianceAttr, GlobalAttr, HostAttr
+from flightdeck.db.models import ApplianceAttr, GlobalAttr, HostAttr
 from flightdeck.errors import NotFound
-from flightdeck.services.base import reading, writing
+from flightdeck.services.base import writing
 from flightdeck.services.inventory import find_appliance
 
 # Read on Core in services.listings (no ORM import for `rocks list attr`); re-exported here.
+from flightdeck.services.listings import list_appliance_attrs as list_appliance  # noqa: F401
 from flightdeck.services.listings import list_global as list_global
 from flightdeck.services.listings import list_host_attrs
 
@@ -85,18 +86,6 @@ def set_appliance(db: Database, appliances: Sequence[str], name: str, value: str
             _check(name, value, Subject("appliance", found[0].name))
         for app in found:
             attrs.set_appliance(s, app.id, name, value)
-
-
-def list_appliance(db: Database, appliances: Sequence[str]) -> list[tuple[str, str, str]]:
-    with reading(db) as s:
-        q = (
-            select(Appliance.name, ApplianceAttr.name, ApplianceAttr.value)
-            .join(Appliance, Appliance.id == ApplianceAttr.appliance_id)
-            .order_by(Appliance.name, ApplianceAttr.name)
-        )
-        if appliances:
-            q = q.where(Appliance.id.in_([find_appliance(s, a).id for a in appliances]))
-        return list(s.execute(q).tuples().all())
 
 
 def remove_appliance(db: Database, appliances: Sequence[str], name: str) -> None:

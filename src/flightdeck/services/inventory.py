@@ -20,7 +20,6 @@ from flightdeck.db.hostexpr import check_plain_name, resolve_host, resolve_hosts
 from flightdeck.db.models import (
     VM,
     Appliance,
-    BootAction,
     Cluster,
     Host,
     HostBoot,
@@ -32,7 +31,7 @@ from flightdeck.planner.addresses import check_ip_in_network, network_of, next_f
 from flightdeck.planner.macs import normalize_mac
 from flightdeck.planner.names import validate_dns_zone, validate_host_name
 from flightdeck.planner.network import check_module, check_module_options
-from flightdeck.services.base import reading, writing
+from flightdeck.services.base import writing
 
 # The read-only listings live on Core in services.listings (no ORM import for `rocks list ...`);
 # re-exported here, where callers and tests have always found them.
@@ -40,6 +39,8 @@ from flightdeck.services.listings import HostRow as HostRow
 from flightdeck.services.listings import InterfaceRow as InterfaceRow
 from flightdeck.services.listings import NetworkRow as NetworkRow
 from flightdeck.services.listings import list_appliances as list_appliances
+from flightdeck.services.listings import list_boot as list_boot
+from flightdeck.services.listings import list_boot_actions as list_boot_actions
 from flightdeck.services.listings import list_hosts as list_hosts
 from flightdeck.services.listings import list_interfaces as list_interfaces
 from flightdeck.services.listings import list_networks as list_networks
@@ -402,24 +403,3 @@ def add_network(
         )
         s.add(row)
         return NetworkRow(row.name, row.subnet, row.netmask, row.mtu, row.dnszone)
-
-
-def list_boot(db: Database, exprs: Sequence[str]) -> list[tuple[str, str | None]]:
-    with reading(db) as s:
-        hosts = resolve_hosts(s, exprs)
-        actions = dict(
-            s.execute(
-                select(HostBoot.host_id, HostBoot.action).where(
-                    HostBoot.host_id.in_([h.id for h in hosts])
-                )
-            )
-            .tuples()
-            .all()
-        )
-        return [(h.name, actions.get(h.id)) for h in hosts]
-
-
-def list_boot_actions(db: Database) -> list[tuple[str, str | None, str | None, str | None]]:
-    with reading(db) as s:
-        query = select(BootAction.name, BootAction.kernel, BootAction.ramdisk, BootAction.args)
-        return list(s.execute(query.order_by(BootAction.name)).tuples().all())

@@ -19,34 +19,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flightdeck.crypto import keys as ck
 from flightdeck.db.engine import Database
-from flightdeck.db.hostexpr import host_order, resolve_host, resolve_hosts
+from flightdeck.db.hostexpr import resolve_host
 from flightdeck.db.models import VM, Cluster, Host, PublicKey
 from flightdeck.errors import Conflict, NotFound, UserError
-from flightdeck.services.base import reading, writing
+from flightdeck.services.base import writing
+from flightdeck.services.listings import KeyRow as KeyRow
+from flightdeck.services.listings import list_host_keys as list_host_keys
 
 #: Longest description kept (the column's size).
 MAX_DESCRIPTION = 4096
 #: A key file is small; anything larger is not read whole.
 _MAX_KEY_FILE = 64 * 1024
-
-
-@dataclass(frozen=True)
-class KeyRow:
-    """One registered key, for `rocks list host key`."""
-
-    host: str
-    id: int
-    description: str | None
-    fingerprint: str
-    kind: str
-    pem: str
 
 
 def read_key_argument(value: str) -> str:
@@ -117,24 +106,6 @@ def add_host_key(db: Database, host_expr: str, key: str, description: str | None
         s.add(row)
         s.flush()
         return KeyRow(host.name, row.id, description, fp, ck.describe_key(pub), pem)
-
-
-def list_host_keys(db: Database, exprs: Sequence[str]) -> list[KeyRow]:
-    """The keys of the named hosts (all hosts when none), in host order then key id."""
-    with reading(db) as s:
-        q = select(Host.name, PublicKey).join(Host, Host.id == PublicKey.host_id)
-        if exprs:
-            ids = [h.id for h in resolve_hosts(s, exprs, default_all=False)]
-            q = q.where(Host.id.in_(ids))
-        rows = s.execute(q.order_by(*host_order(), PublicKey.id)).tuples().all()
-        out = []
-        for name, k in rows:
-            try:
-                kind = ck.describe_key(ck.parse_public_key(k.public_key))
-            except UserError:
-                kind = "unusable"
-            out.append(KeyRow(name, k.id, k.description, k.fingerprint, kind, k.public_key))
-        return out
 
 
 def remove_host_key(db: Database, host_expr: str, key_id: int | None) -> KeyRow:

@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Connection, func, select
 
 from flightdeck.db import tables
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order, resolve_host_ids
-from flightdeck.errors import UserError
+from flightdeck.errors import NotFound, UserError
 from flightdeck.services.base import reading_core
 
 
@@ -297,3 +297,90 @@ def list_host_vms(db: Database, exprs: Sequence[str]) -> list[VMRow]:
               disks.get(vid, []), cdrom)
         for hid, name, vid, slice_, mem, cpus, cname, vt, cdrom in rows
     ]  # fmt: skip
+
+
+def list_boot(db: Database, exprs: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(host, next boot action or None) of the hosts `exprs` names (all if none), in the order
+    the expressions name them."""
+    h, b = tables.hosts.c, tables.host_boot.c
+    with reading_core(db) as conn:
+        ids = resolve_host_ids(conn, exprs)
+        query = select(h.id, h.name, b.action).outerjoin_from(
+            tables.hosts, tables.host_boot, b.host_id == h.id
+        )
+        if exprs and len(ids) <= _FEW_HOSTS:
+            query = query.where(h.id.in_(ids))
+        found = {hid: (name, action) for hid, name, action in conn.execute(query).tuples()}
+    return [found[hid] for hid in ids]
+
+
+def list_boot_actions(db: Database) -> list[tuple[str, str | None, str | None, str | None]]:
+    """(name, kernel, ramdisk, args) of every boot action, by name."""
+    a = tables.boot_actions.c
+    with reading_core(db) as conn:
+        query = select(a.name, a.kernel, a.ramdisk, a.args).order_by(a.name)
+        return list(conn.execute(query).tuples())
+
+
+def appliance_id(conn: Connection, name: str) -> int:
+    """An appliance's id by its name (`compute`) or membership (`Compute`), without case."""
+    a = tables.appliances.c
+    key = name.strip().lower()
+    found = conn.scalar(
+        select(a.id).where((func.lower(a.name) == key) | (func.lower(a.membership) == key))
+    )
+    if found is None:
+        known = ", ".join(repr(m) for m in conn.scalars(select(a.membership).order_by(a.id)))
+        raise NotFound(f"membership {name!r} is not valid: use one of {known}")
+    return int(found)
+
+
+def list_appliance_attrs(db: Database, appliances: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(appliance, attribute, value) set on the named appliances (all if none), by both names."""
+    a, aa = tables.appliances.c, tables.appliance_attributes.c
+    with reading_core(db) as conn:
+        query = (
+            select(a.name, aa.name, aa.value)
+            .join_from(tables.appliance_attributes, tables.appliances, a.id == aa.appliance_id)
+            .order_by(a.name, aa.name)
+        )
+        if appliances:
+            query = query.where(a.id.in_([appliance_id(conn, n) for n in appliances]))
+        return list(conn.execute(query).tuples())
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    """One registered key, for `rocks list host key`; `kind` is "" when not asked for."""
+
+    host: str
+    id: int
+    description: str | None
+    fingerprint: str
+    kind: str
+    pem: str
+
+
+def list_host_keys(db: Database, exprs: Sequence[str], *, kinds: bool = True) -> list[KeyRow]:
+    """The keys of the named hosts (all hosts when none), in host order then key id. `kinds`
+    parses each key to name its type (rsa-2048, ed25519...): it imports `cryptography`
+    (~40 ms), so the plain listing does without it."""
+    h, k = tables.hosts.c, tables.public_keys.c
+    with reading_core(db) as conn:
+        query = select(h.name, k.id, k.description, k.fingerprint, k.public_key).join_from(
+            tables.public_keys, tables.hosts, h.id == k.host_id
+        )
+        if exprs:
+            query = query.where(h.id.in_(resolve_host_ids(conn, exprs, default_all=False)))
+        rows = list(conn.execute(query.order_by(*host_order(), k.id)).tuples())
+    return [KeyRow(name, kid, desc, fp, _key_kind(pem) if kinds else "", pem)
+            for name, kid, desc, fp, pem in rows]  # fmt: skip
+
+
+def _key_kind(pem: str) -> str:
+    from flightdeck.crypto import keys as ck
+
+    try:
+        return ck.describe_key(ck.parse_public_key(pem))
+    except UserError:
+        return "unusable"

@@ -20,7 +20,7 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.inventory import list_boot_actions
+        from flightdeck.services.listings import list_boot_actions
 
         t = self.table(keep_owner=True)
         t.extend(list_boot_actions(self.ctx.db))

@@ -20,8 +20,8 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.attributes import list_appliance
+        from flightdeck.services.listings import list_appliance_attrs
 
         t = self.table(keep_owner=True)
-        t.extend(list_appliance(self.ctx.db, p.args))
+        t.extend(list_appliance_attrs(self.ctx.db, p.args))
         self.emit(t)

@@ -19,7 +19,7 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.inventory import list_boot
+        from flightdeck.services.listings import list_boot
 
         t = self.table(keep_owner=True)
         t.extend(list_boot(self.ctx.db, p.args))

@@ -38,10 +38,10 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.keys import list_host_keys
+        from flightdeck.services.listings import list_host_keys
 
         t = self.table(keep_owner=True, dash_empty=False)
-        for k in list_host_keys(self.ctx.db, p.args):
+        for k in list_host_keys(self.ctx.db, p.args, kinds=p["fingerprint"]):
             info = [k.fingerprint, k.kind] if p["fingerprint"] else []
             t.add(k.host, k.id, *info, k.pem.strip() + "\n", k.description)
         self.emit(t)
