@@ -58,16 +58,16 @@ def interleaved(
 
 
 def start_airboss(
-    home: Path, env: dict[str, str], *args: str, timeout: float = 30.0
+    home: Path, env: dict[str, str], *args: str, timeout: float = 30.0, name: str = "airboss"
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`airboss serve` on a free loopback port for a benchmark; the process and its address.
 
-    Its pid, state (`airboss.json`) and log files go to `home`; `args` are more `serve`
+    Its pid, state (`<name>.json`) and log files go to `home`; `args` are more `serve`
     arguments (e.g. `--rate 1000000`). The caller terminates the process.
     """
-    pid_file = home / "airboss.pid"
+    pid_file = home / f"{name}.pid"
     state = pid_file.with_suffix(".json")
-    log = home / "airboss.log"
+    log = home / f"{name}.log"
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "airboss"), "serve", "--listen", "127.0.0.1:0",
          "--pid-file", str(pid_file), *args],

@@ -8,6 +8,8 @@ One run, one machine, same database and the same libvirt test driver behind:
               Ed25519 by the pilot client library: signature, replay cache (database insert),
               rate limit, authorisation, the power operation, the audit row;
 * `signed macs`  - GET /v1/macs (no libvirt): the signed pipeline with a light operation;
+  `signed macs, threaded` the same on a second Airboss with `gate_on_loop=false` (the gate's
+  transaction in a database thread, as before issue 20), with each server's CPU per request;
 * `direct power` - `services.airboss.power.on/off` in this process, as many threads: the same
               operation with no HTTP and no signature;
 
@@ -226,11 +228,17 @@ def main() -> None:
         db = open_database(env.get("FLIGHTDECK_DB"))
         nodes = cluster_macs(db, "frontend-0-0-0")
         computes = [(macs[0], name) for macs, name in nodes[1:]]
-        proc, address = start_airboss(home, env, "--rate", "1000000", "--burst", "1000000",
-                                      "--set", "client_rate=1000000",
-                                      "--set", "client_burst=1000000")
+        unlimited = ("--rate", "1000000", "--burst", "1000000",
+                     "--set", "client_rate=1000000", "--set", "client_burst=1000000")
+        proc, address = start_airboss(home, env, *unlimited)
+        # The baseline of the gate on the event loop (SQLite): the same server with the gate's
+        # transaction handed to a database thread, as every request was before.
+        threaded, threaded_address = start_airboss(home, env, *unlimited,
+                                                   "--set", "gate_on_loop=false",
+                                                   name="airboss-threaded")
         try:
             client = AirbossClient(key, address)
+            threaded_client = AirbossClient(key, threaded_address)
             keyid = client.keyid
             from flightdeck.crypto import capability as cap
 
@@ -242,19 +250,30 @@ def main() -> None:
             tclient = AirbossClient(None, address, token=token)
             print(f"Airboss {address}, database {db.dialect}, {CONTAINERS} test:/// containers, "
                   f"{len(computes)} VMs, {a.seconds:g} s per figure")
-            print(f"{'':14}{'clients':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'n':>8}")
+            print(f"{'':22}{'clients':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'n':>8}"
+                  f"{'server CPU ms/req':>19}")
             results: dict[tuple[str, int], dict[str, float]] = {}
 
             def show(what: str, clients: int, r: dict[str, float]) -> None:
                 results[(what, clients)] = r
-                print(f"{what:14}{clients:>8}{r['rps']:>10.0f}{r['p50']:>10.2f}"
-                      f"{r['p99']:>10.2f}{r['n']:>8.0f}", flush=True)
+                cpu = f"{r['cpu_ms']:>19.2f}" if "cpu_ms" in r else ""
+                print(f"{what:22}{clients:>8}{r['rps']:>10.0f}{r['p50']:>10.2f}"
+                      f"{r['p99']:>10.2f}{r['n']:>8.0f}{cpu}", flush=True)
+
+            def on_server(pid: int, clients: int, work: Callable[[int, int], None]
+                          ) -> dict[str, float]:
+                """`measure`, with the server process's CPU (user + system) per request."""
+                before = process_cpu(pid)
+                r = measure(clients, a.seconds, work)
+                return {**r, "cpu_ms": 1000 * (process_cpu(pid) - before) / max(r["n"], 1)}
 
             for clients in levels:
                 show("health", clients, measure(clients, a.seconds,
                                                 lambda _n, _i: client.health()))
-                show("signed macs", clients, measure(
-                    clients, a.seconds, lambda _n, _i: client.macs(computes[0][0])))
+                show("signed macs", clients, on_server(
+                    proc.pid, clients, lambda _n, _i: client.macs(computes[0][0])))
+                show("signed macs, threaded", clients, on_server(
+                    threaded.pid, clients, lambda _n, _i: threaded_client.macs(computes[0][0])))
 
                 def remote(n: int, i: int) -> None:
                     client.power(computes[n][0], "on" if i % 2 == 0 else "off")
@@ -286,8 +305,9 @@ def main() -> None:
                       "(signature + replay + authorisation + audit + MAC query)")
             slurm_batch(tclient, [m for m, _n in computes[: a.slurm_nodes]])
         finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+            for p in (proc, threaded):
+                p.terminate()
+                p.wait(timeout=60)
             db.dispose()
     print("\nCPU per operation, this process (microseconds):")
     for what, micros in verification_cost().items():
@@ -295,6 +315,12 @@ def main() -> None:
     print("\nCPU per request, signature vs capability token, this process (microseconds):")
     for what, micros in token_cost().items():
         print(f"  {what:16} {micros:8.0f} us")
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) process `pid` has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def slurm_batch(tclient: Any, macs: list[str]) -> None:

@@ -124,6 +124,7 @@ class AsgiClient:
         if airboss is not None:
             airboss.db_pool.shutdown(wait=True)
             airboss.virt_pool.shutdown(wait=True)
+            airboss.close()  # and the event loop's own database connection
         self.loop.close()
 
 

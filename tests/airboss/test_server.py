@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -514,3 +515,48 @@ def test_expired_nonces_are_purged_by_the_running_airboss(site: Any, alice: Any)
     assert len(nonces()) == 1 and "old-nonce-0123456789" not in nonces()
     with site.db.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Nonce)).scalar_one() == 1
+
+
+def test_a_write_lock_held_elsewhere_neither_blocks_the_loop_nor_loses_a_request(
+    site: Any, alice: Any
+) -> None:
+    """SQLite: the gate's transaction runs on the event loop only if the write lock is free at
+    once. While another process (here a plain sqlite3 connection) holds it, signed requests
+    wait in database threads, the loop still answers, and each request is answered and
+    audited once the lock is free; a replay of one of them is still refused."""
+    if not site.url.startswith("sqlite"):
+        pytest.skip("the loop's first transaction is a SQLite path (PostgreSQL uses threads)")
+    srv = site.server()
+    c = client(site, srv, alice)
+    mac = site.mac(site.cluster_a[0])
+    assert len(c.macs(mac)) == 3  # on the loop: the lock is free
+    before = site.last().id
+    other = sqlite3.connect(site.url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            waiting = [pool.submit(c.macs, mac) for _ in range(3)]
+            time.sleep(0.5)  # let them reach the server and queue for the lock
+            assert not any(f.done() for f in waiting)
+            for _ in range(5):  # the loop is free: unsigned requests answered meanwhile
+                assert c.health().status == "ok"
+            assert not any(f.done() for f in waiting)
+            other.execute("COMMIT")
+            assert [len(f.result(timeout=60)) for f in waiting] == [3, 3, 3]
+    finally:
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        other.close()
+    rows = [r for r in site.audit(10) if r.id > before]
+    assert [(r.operation, r.accepted) for r in rows] == [("macs", True)] * 3
+    # A signed request accepted after the wait is as single-use as any other.
+    headers = alice.sign("GET", "/v1/macs", f"target={mac}")
+    host, port = srv.address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    for status in (200, 401):
+        conn.request("GET", f"/v1/macs?target={mac}", headers=headers)
+        answer = conn.getresponse()
+        answer.read()
+        assert answer.status == status
+    conn.close()
+    assert site.last().reason.startswith("replay: ")

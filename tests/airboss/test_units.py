@@ -126,3 +126,23 @@ def test_remote_iso_catalogue_through_libvirt_storage(tmp_path: Path,
     assert isos.is_local.__name__ == "<lambda>"
     monkeypatch.undo()
     assert isos.is_local("qemu:///system") and not isos.is_local("qemu+ssh://root@c/system")
+
+
+@pytest.mark.parametrize(("text", "value"), [("true", True), ("YES", True), ("0", False),
+                                             ("no", False), ("false", False)])  # fmt: skip
+def test_set_takes_a_flag_as_true_or_false(text: str, value: bool) -> None:
+    assert config.parse_assignments([f"gate_on_loop={text}"]) == {"gate_on_loop": value}
+
+
+@pytest.mark.parametrize("text", ["", "maybe", "2", "on-ish"])
+def test_set_refuses_a_flag_that_is_neither(text: str) -> None:
+    with pytest.raises(UserError, match="gate_on_loop takes true or false"):
+        config.parse_assignments([f"gate_on_loop={text}"])
+
+
+def test_a_flag_in_the_settings_file_must_be_a_boolean(tmp_path: Path) -> None:
+    (tmp_path / "airboss.toml").write_text('gate_on_loop = "no"\n')
+    with pytest.raises(UserError, match="gate_on_loop='no': give true or false"):
+        config.load(str(tmp_path / "airboss.toml"))
+    (tmp_path / "airboss.toml").write_text("gate_on_loop = false\n")
+    assert config.load(str(tmp_path / "airboss.toml")).gate_on_loop is False

@@ -13,6 +13,8 @@ The file is `<state dir>/airboss.toml` (`FLIGHTDECK_HOME`, default `/var/lib/fli
     max_header_bytes = 16384      # bytes, all request headers together
     max_headers = 64              # header lines
     workers = 8                   # threads verifying signatures and reading the database
+    gate_on_loop = true           # SQLite: a request's first transaction on the event loop
+                                  # when the write lock is free (else in a worker thread)
     libvirt_workers = 16          # threads talking to libvirt, all containers together
     per_container = 4             # libvirt operations at once on one container
     action_timeout = 300          # seconds before a libvirt operation is reported as timed out
@@ -64,6 +66,10 @@ class Settings:
     max_header_bytes: int = 16 * 1024
     max_headers: int = 64
     workers: int = 8
+    #: On SQLite, run a request's gate transaction on the event loop when the write lock is
+    #: free at once (no thread hand-off: ~0.5 ms of CPU less a request); else, and always on
+    #: PostgreSQL, in a database thread.
+    gate_on_loop: bool = True
     libvirt_workers: int = 16
     per_container: int = 4
     action_timeout: float = 300.0
@@ -106,6 +112,8 @@ class Settings:
         parse_listen(self.listen)
         if not 0 <= self.max_skew <= MAX_LIFETIME:
             raise UserError(f"max_skew={self.max_skew}: give 0 to {MAX_LIFETIME} seconds")
+        if not isinstance(self.gate_on_loop, bool):
+            raise UserError(f"gate_on_loop={self.gate_on_loop!r}: give true or false")
         if self.rate <= 0 or self.burst < 1:
             raise UserError("rate must be above 0 and burst at least 1")
         for name in (
@@ -192,6 +200,9 @@ def config_path(given: str | None = None) -> Path:
     return Path(given) if given else site.state_dir() / CONFIG_NAME
 
 
+_FLAGS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
 def parse_assignments(items: list[str]) -> dict[str, Any]:
     """`NAME=VALUE` overrides (`airboss serve --set`), each converted to its setting's type."""
     known = {f.name: f for f in dataclasses.fields(Settings)}
@@ -204,6 +215,12 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
                 f"--set {item!r}: give NAME=VALUE with a setting's name (known: {', '.join(known)})"
             )
         kind = str(known[name].type)
+        if kind == "bool":
+            flag = text.strip().lower()
+            if flag not in _FLAGS:
+                raise UserError(f"--set {item!r}: {name} takes true or false")
+            out[name] = _FLAGS[flag]
+            continue
         try:
             out[name] = int(text) if kind == "int" else float(text) if kind == "float" else text
         except ValueError:

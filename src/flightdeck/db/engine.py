@@ -53,21 +53,49 @@ _BEGIN_READ = "BEGIN DEFERRED"
 _WRITER = threading.Lock()
 
 
+class WriterBusy(Exception):
+    """A write transaction that was asked not to wait found the write lock taken (by a thread
+    of this process or by another process): nothing was done, try again where waiting is
+    allowed. The Airboss's event loop starts a request's first transaction this way and hands
+    it to a database thread only then (`airboss.app`)."""
+
+
 class WriterConnection(sqlite3.Connection):
     """A sqlite3 connection whose write transactions hold the process's writer lock from
     `BEGIN IMMEDIATE` to their commit or rollback (the lock is released after those)."""
 
     _holds = False
 
-    def begin_write(self) -> None:
-        if not _WRITER.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+    def begin_write(self, *, wait: bool = True) -> None:
+        """`BEGIN IMMEDIATE` behind the process's writer lock. `wait=False`: raise `WriterBusy`
+        at once rather than wait for either lock (SQLite's busy timeout is 0 for that BEGIN
+        only; once it succeeds, WAL mode has nothing left to wait for but a commit's rare
+        checkpoint, which gets the usual timeout back)."""
+        if not wait:
+            if not _WRITER.acquire(blocking=False):
+                raise WriterBusy("a writer of this process holds the write lock")
+        elif not _WRITER.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
             raise sqlite3.OperationalError("database is locked (by a writer of this process)")
         self._holds = True
         try:
-            self.execute(_BEGIN_WRITE)
+            if wait:
+                self.execute(_BEGIN_WRITE)
+            else:
+                self._begin_at_once()
         except BaseException:
             self._release()
             raise
+
+    def _begin_at_once(self) -> None:
+        self.execute("PRAGMA busy_timeout = 0")
+        try:
+            self.execute(_BEGIN_WRITE)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+            raise WriterBusy("another process holds the database's write lock") from None
+        finally:
+            self.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     def _release(self) -> None:
         if self._holds:
@@ -112,8 +140,9 @@ def _sqlite_setup(engine: Engine) -> None:
         # SQLAlchemy's statement machinery, for a statement with no parameters and no result.
         # Every connection is a `WriterConnection` (the engine's `factory`, set below).
         driver = conn.connection.driver_connection
-        if conn.get_execution_options().get("flightdeck_write"):
-            driver.begin_write()
+        options = conn.get_execution_options()
+        if options.get("flightdeck_write"):
+            driver.begin_write(wait=not options.get("flightdeck_nowait"))
         else:
             driver.execute(_BEGIN_READ)
 

@@ -132,7 +132,9 @@ KERNEL_BOOT_ACTIONS = (FRONTEND_INSTALL, FRONTEND_IMAGE_INSTALL)
 def frontend_install_due(s: Session, host: Host) -> bool:
     boot = s.get(HostBoot, host.id)
     return (
-        host.install_action in KERNEL_BOOT_ACTIONS and boot is not None and boot.action == "install"
+        host.install_action in KERNEL_BOOT_ACTIONS
+        and boot is not None
+        and boot.action == "install"
     )
 
 

@@ -97,17 +97,14 @@ def libvirt_tls(
         is_frontend = host.appliance.name == "frontend"
         is_container = is_frontend or host.appliance.name == "vm-container"
         domains = {
-            name: dns for name, dns in s.execute(select(Network.name, Network.dnszone)).tuples()
+            name: dns
+            for name, dns in s.execute(select(Network.name, Network.dnszone)).tuples()
         }
-        rows = (
-            s.execute(
-                select(Interface.ip, Network.name)
-                .outerjoin(Network, Network.id == Interface.network_id)
-                .where(Interface.host_id == host.id, Interface.ip.is_not(None))
-            )
-            .tuples()
-            .all()
-        )
+        rows = s.execute(
+            select(Interface.ip, Network.name)
+            .outerjoin(Network, Network.id == Interface.network_id)
+            .where(Interface.host_id == host.id, Interface.ip.is_not(None))
+        ).tuples().all()
         public = attrs.global_value(s, "Kickstart_PublicHostname") if is_frontend else None
         name = host.name
     chosen = _role(role, is_container, is_frontend)
@@ -120,7 +117,9 @@ def libvirt_tls(
         names.append(public)
     addresses = sorted({ip for ip, _net in rows if ip})
     ca, ca_key, new_ca = site_ca(ca_dir or DEFAULT_DIR)
-    where = {k: f"{pkipath.rstrip('/')}/{v}" for k, v in FLAT.items()} if pkipath else STANDARD
+    where = (
+        {k: f"{pkipath.rstrip('/')}/{v}" for k, v in FLAT.items()} if pkipath else STANDARD
+    )
     files = [PkiFile(where["ca"], 0o644, ca.public_bytes(serialization.Encoding.PEM).decode())]
     if chosen in ("server", "both"):
         cert, key = leaf(ca, ca_key, names, addresses, [ExtendedKeyUsageOID.SERVER_AUTH])
@@ -160,7 +159,7 @@ def script(setup: TlsSetup) -> str:
     if setup.role in ("server", "both"):
         lines += [
             "# libvirtd listens for TLS (port 16514) when started with --listen (Debian:",
-            '# LIBVIRTD_ARGS="--listen" in /etc/default/libvirtd) or by libvirtd-tls.socket;',
+            "# LIBVIRTD_ARGS=\"--listen\" in /etc/default/libvirtd) or by libvirtd-tls.socket;",
             "# its frontend then reaches it as qemu+tls://<name>/system.",
         ]
     return "\n".join(lines) + "\n"
