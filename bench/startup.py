@@ -4,11 +4,12 @@
 read-only listings on a small database (`rocks init frontend` only) with
 `python -c 'import sqlalchemy'` (what any command that reads the database must pay). The
 listings read Core tables and never import `sqlalchemy.orm` (`list host interface`, `list host
-attr`, `list cluster`, `list host vm`, `list bootaction`, `list host boot`, `list appliance attr`
-and `list host key` too since issue 20); `rocks list host vlan live=no`, which still reads
-through the ORM, is timed against the same floor for comparison. Each command
-alternates with its floor run by run, after one warm-up each (`_harness.interleaved`), so both
-share the machine's noise. Prints median and minimum wall clock and CPU of N runs, in ms.
+attr`, `list cluster`, `list host vm`, `list bootaction`, `list host boot`, `list appliance attr`,
+`list host key`, `list host token` and `list airboss log` too since issue 20); `rocks list host
+vlan live=no`, which still reads through the ORM, is timed against the same floor for
+comparison. Each command alternates with its floor run by run, after one warm-up each
+(`_harness.interleaved`), so both share the machine's noise. Prints median and minimum wall
+clock and CPU of N runs, in ms.
 
     .venv/bin/python bench/startup.py [--runs 20]
 """
@@ -68,6 +69,8 @@ def main() -> None:
             "list host boot",
             "list appliance attr",
             "list host key",
+            "list host token",
+            "list airboss log",
             "list host vlan live=no",
         ):
             pairs.append((f"rocks {words}", [ROCKS, *words.split()], *sqlalchemy_floor))

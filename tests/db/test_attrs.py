@@ -124,6 +124,52 @@ def test_resolve_all_lists_sources(db: Database) -> None:
     assert "kvm" not in rows
 
 
+def test_a_cached_block_answers_as_the_database_does_and_reads_each_level_once(
+    db: Database,
+) -> None:
+    """`attrs.cached`: every answer equals the uncached one, for every host and name (own,
+    appliance's, global, empty, unset), with three reads for all the hosts together."""
+    from sqlalchemy import event
+
+    attributes.set_global(db, "cpu_note", "global")
+    attributes.set_global(db, "kvm_device_0", "<disk/>")
+    attributes.set_appliance(db, ["compute"], "cpu_note", "appliance")
+    attributes.set_host(db, ["compute-0-0"], "cpu_note", "host")
+    attributes.set_host(db, ["compute-0-1"], "kvm_device_0", "")
+    names = ["cpu_note", "kvm_device_0", "kvm", "managed", "never_set", "airboss"]
+    with db.transaction() as s:
+        hosts = list(s.scalars(select(Host).order_by(Host.name)))
+        plain = (
+            {n: attrs.resolve_many(s, hosts, n) for n in names},
+            {h.id: attrs.resolve_all(s, h) for h in hosts},
+            {n: attrs.global_value(s, n) for n in names},
+        )
+    statements: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    with db.transaction() as s, attrs.cached(s):
+        hosts = list(s.scalars(select(Host).order_by(Host.name)))
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            with attrs.cached(s):  # nested: the same cache
+                cached = (
+                    {n: attrs.resolve_many(s, hosts, n) for n in names},
+                    {h.id: attrs.resolve_all(s, h) for h in hosts},
+                    {n: attrs.global_value(s, n) for n in names},
+                )
+            one = {n: attrs.resolve(s, hosts[0], n) for n in names}
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        assert len(statements) == 3, statements  # global, appliance and host rows, once
+    assert cached == plain
+    assert one == {n: plain[0][n].get(hosts[0].id) for n in names}
+    assert plain[0]["kvm_device_0"][hosts[1].id] == ""  # compute-0-1's empty value wins
+    with db.transaction() as s:  # the block is over: reads go to the database again
+        assert "flightdeck.attrs" not in s.info
+
+
 def test_is_true() -> None:
     for word in ("true", "TRUE", "yes", "y", "on", "1", " true "):
         assert attrs.is_true(word)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from flightdeck.services import attributes, inventory, keys, listings
+from flightdeck.services.airboss import audit, revocations
 
 VENV_BIN = Path(sys.executable).parent
 ORM = ("sqlalchemy.orm", "flightdeck.db.models")
@@ -72,6 +73,10 @@ def imported_by(url: str, *argv: str) -> tuple[set[str], str]:
         ("list", "appliance", "attr", "Compute"),
         ("list", "host", "key"),
         ("list", "host", "key", "rack0"),
+        ("list", "airboss", "log"),
+        ("list", "airboss", "log", "limit=5"),
+        ("list", "host", "token"),
+        ("list", "host", "token", "vm-container-0-0"),
     ],
 )
 def test_read_only_listings_never_import_the_orm(espresso: Any, argv: tuple[str, ...]) -> None:
@@ -106,6 +111,9 @@ def test_the_listings_are_still_found_where_they_were() -> None:
     assert inventory.list_boot is listings.list_boot
     assert inventory.list_boot_actions is listings.list_boot_actions
     assert keys.list_host_keys is listings.list_host_keys
+    assert audit.list_audit is listings.list_audit
+    assert audit.AuditRow is listings.AuditRow
+    assert revocations.list_revoked is listings.list_revoked
 
 
 def test_host_keys_list_without_the_orm_and_parse_keys_only_for_their_type(

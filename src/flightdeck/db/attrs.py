@@ -7,9 +7,10 @@ escaped on the way in.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,6 +43,72 @@ class Resolved:
     source: str
 
 
+#: `Session.info` key of the attribute cache of a `cached` block.
+_CACHE = "flightdeck.attrs"
+
+
+@dataclass
+class _Levels:
+    """Every attribute of the hosts and appliances read so far, and every global one."""
+
+    globals: dict[str, str] | None = None
+    by_app: dict[int, dict[str, str]] = field(default_factory=dict)
+    by_host: dict[int, dict[str, str]] = field(default_factory=dict)
+
+    def load(self, session: Session, hosts: list[Host]) -> None:
+        """Read what is missing for `hosts`: at most three queries, whatever the count."""
+        if self.globals is None:
+            found = session.execute(select(GlobalAttr.name, GlobalAttr.value)).tuples().all()
+            self.globals = dict(found)
+        hids = sorted({h.id for h in hosts} - self.by_host.keys())
+        aids = sorted({h.appliance_id for h in hosts} - self.by_app.keys())
+        for levels, ids, model, key in (
+            (self.by_host, hids, HostAttr, HostAttr.host_id),
+            (self.by_app, aids, ApplianceAttr, ApplianceAttr.appliance_id),
+        ):
+            if not ids:
+                continue
+            for i in ids:
+                levels[i] = {}
+            rows = session.execute(select(key, model.name, model.value).where(key.in_(ids)))
+            for owner, n, v in rows.tuples():
+                levels[owner][n] = v
+
+    def value(self, host: Host, name: str) -> str | None:
+        assert self.globals is not None
+        own = self.by_host[host.id]
+        if name in own:
+            return own[name]
+        app = self.by_app[host.appliance_id]
+        return app[name] if name in app else self.globals.get(name)
+
+
+@contextlib.contextmanager
+def cached(session: Session) -> Iterator[None]:
+    """Within the block, `resolve`, `resolve_many`, `resolve_all` and `global_value` read each
+    host's attributes once (every name at once), then answer from memory: starting a VM
+    resolved ~9 attributes of the VM and its container at three queries each.
+
+    Only for a block that writes no attribute (a read transaction): nothing here sees a write
+    made inside the block. Nested blocks share the outer one's cache.
+    """
+    if _CACHE in session.info:
+        yield
+        return
+    session.info[_CACHE] = _Levels()
+    try:
+        yield
+    finally:
+        del session.info[_CACHE]
+
+
+def _cache(session: Session, hosts: list[Host]) -> _Levels | None:
+    levels: _Levels | None = session.info.get(_CACHE)
+    if levels is not None:
+        levels.load(session, hosts)
+    return levels
+
+
 def resolve(session: Session, host: Host, name: str) -> str | None:
     """The value of `name` for `host`, or None when no level sets it."""
     return resolve_many(session, [host], name).get(host.id)
@@ -52,6 +119,10 @@ def resolve_many(session: Session, hosts: Iterable[Host], name: str) -> dict[int
     hosts = list(hosts)
     if not hosts:
         return {}
+    levels = _cache(session, hosts)
+    if levels is not None:
+        found = {h.id: levels.value(h, name) for h in hosts}
+        return {hid: v for hid, v in found.items() if v is not None}
     ids = [h.id for h in hosts]
     own = dict(
         session.execute(
@@ -83,6 +154,16 @@ def resolve_many(session: Session, hosts: Iterable[Host], name: str) -> dict[int
 def resolve_all(session: Session, host: Host) -> list[Resolved]:
     """Every attribute that applies to `host`, with its source, sorted by name."""
     merged: dict[str, Resolved] = {}
+    levels = _cache(session, [host])
+    if levels is not None:
+        assert levels.globals is not None
+        for source, values in (
+            ("G", levels.globals),
+            ("A", levels.by_app[host.appliance_id]),
+            ("H", levels.by_host[host.id]),
+        ):
+            merged.update({n: Resolved(n, v, source) for n, v in values.items()})
+        return [merged[k] for k in sorted(merged, key=str.lower)]
     for n, v in session.execute(select(GlobalAttr.name, GlobalAttr.value)).tuples():
         merged[n] = Resolved(n, v, "G")
     for n, v in session.execute(
@@ -99,6 +180,11 @@ def resolve_all(session: Session, host: Host) -> list[Resolved]:
 
 
 def global_value(session: Session, name: str) -> str | None:
+    levels: _Levels | None = session.info.get(_CACHE)
+    if levels is not None:
+        levels.load(session, [])
+        assert levels.globals is not None
+        return levels.globals.get(name)
     return session.scalar(select(GlobalAttr.value).where(GlobalAttr.name == name))
 
 

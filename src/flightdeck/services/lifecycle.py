@@ -149,7 +149,7 @@ class _Found:
 
 
 def _find(db: Database, exprs: Hosts) -> _Found:
-    with reading(db) as s:
+    with reading(db) as s, attrs.cached(s):
         hosts = _vm_hosts(s, exprs)
         where = {h.name: placement(s, h) for h in hosts}
         timeout = max((_timeout(s, h) for h in hosts), default=hv.DEFAULT_CONNECT_TIMEOUT)
@@ -206,7 +206,7 @@ def _offered(conn: hv.Hypervisor, spec: VMSpec) -> tuple[VMSpec, str | None]:
 
 def _start_one(db: Database, host_id: int, vm: str, plugins: list[Any]) -> Done:
     _allocate(db, host_id, vm, plugins)
-    with reading(db) as s:
+    with reading(db) as s, attrs.cached(s):  # writes nothing: each attribute read once
         host = resolve_host(s, HostIds.of(host_id))
         spec, where = vm_spec(s, host)
         timeout = _timeout(s, host)

@@ -12,6 +12,7 @@ that know them there keep working.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -384,3 +385,57 @@ def _key_kind(pem: str) -> str:
         return ck.describe_key(ck.parse_public_key(pem))
     except UserError:
         return "unusable"
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One Airboss decision, as `rocks list airboss log` and the `audit` operation show it."""
+
+    id: int
+    at: dt.datetime
+    client: str | None
+    keyid: str | None
+    operation: str | None
+    target: str | None
+    accepted: bool
+    reason: str | None
+    token_id: str | None = None
+    restrictions: str | None = None
+
+
+def list_audit(db: Database, limit: int | None = 100) -> list[AuditRow]:
+    """The last `limit` decisions (all with None), oldest first."""
+    if limit is not None and limit < 1:
+        raise UserError(f"limit={limit} must be at least 1")
+    a = tables.audit_log.c
+    query = select(a.id, a.at, a.client, a.keyid, a.operation, a.target, a.accepted, a.reason,
+                   a.token_id, a.restrictions).order_by(a.id.desc())  # fmt: skip
+    if limit is not None:
+        query = query.limit(limit)
+    with reading_core(db) as conn:
+        rows = list(conn.execute(query).tuples())
+    return [AuditRow(*row) for row in reversed(rows)]
+
+
+@dataclass(frozen=True)
+class RevokedRow:
+    """One revoked capability token, for `rocks list host token`."""
+
+    host: str
+    token_id: str
+    keyid: str | None
+    revoked_by: str
+    revoked_at: dt.datetime
+
+
+def list_revoked(db: Database, exprs: Sequence[str]) -> list[RevokedRow]:
+    """The revoked token ids of the named hosts (all when none), host order then time."""
+    h, r = tables.hosts.c, tables.revoked_tokens.c
+    query = select(h.name, r.token_id, r.keyid, r.revoked_by, r.revoked_at).join_from(
+        tables.revoked_tokens, tables.hosts, h.id == r.host_id
+    )
+    with reading_core(db) as conn:
+        if exprs:
+            query = query.where(h.id.in_(resolve_host_ids(conn, exprs, default_all=False)))
+        rows = list(conn.execute(query.order_by(*host_order(), r.id)).tuples())
+    return [RevokedRow(*row) for row in rows]

@@ -417,7 +417,7 @@ def ensure_vm_links(db: Database, vm: str | HostIds) -> list[str]:
     """
     from flightdeck.services.domains import vm_row
 
-    with reading(db) as s:
+    with reading(db) as s, attrs.cached(s):
         host = resolve_host(s, vm)
         name = host.name
         row = vm_row(s, host)

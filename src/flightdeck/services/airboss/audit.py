@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert
 
 from flightdeck.db.engine import Database
 from flightdeck.db.models import AuditEntry
-from flightdeck.errors import UserError
-from flightdeck.services.base import reading
+from flightdeck.services.listings import AuditRow as AuditRow
+from flightdeck.services.listings import list_audit as list_audit
 
 #: Characters kept of each column (the schema's sizes).
 LIMITS = {
@@ -85,41 +85,3 @@ def audit_in(conn: Connection, record: AuditRecord) -> int:
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
-@dataclass(frozen=True)
-class AuditRow:
-    id: int
-    at: dt.datetime
-    client: str | None
-    keyid: str | None
-    operation: str | None
-    target: str | None
-    accepted: bool
-    reason: str | None
-    token_id: str | None = None
-    restrictions: str | None = None
-
-
-def list_audit(db: Database, limit: int | None = 100) -> list[AuditRow]:
-    """The last `limit` decisions (all with None), oldest first."""
-    if limit is not None and limit < 1:
-        raise UserError(f"limit={limit} must be at least 1")
-    with reading(db) as s:
-        q = select(AuditEntry).order_by(AuditEntry.id.desc())
-        if limit is not None:
-            q = q.limit(limit)
-        rows = list(s.scalars(q))
-    return [
-        AuditRow(
-            r.id,
-            r.at,
-            r.client,
-            r.keyid,
-            r.operation,
-            r.target,
-            r.accepted,
-            r.reason,
-            r.token_id,
-            r.restrictions,
-        )
-        for r in reversed(rows)
-    ]

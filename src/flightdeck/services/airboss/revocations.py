@@ -17,16 +17,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from flightdeck.db.engine import Database
-from flightdeck.db.hostexpr import host_order, resolve_host, resolve_hosts
-from flightdeck.db.models import Host, PublicKey, RevokedToken
+from flightdeck.db.hostexpr import resolve_host
+from flightdeck.db.models import PublicKey, RevokedToken
 from flightdeck.errors import Conflict, UserError
 from flightdeck.services.base import reading
+from flightdeck.services.listings import RevokedRow as RevokedRow
+from flightdeck.services.listings import list_revoked as list_revoked
 
 #: A Biscuit revocation id: an Ed25519 signature, in hex.
 TOKEN_ID = re.compile(r"[0-9a-f]{128}")
@@ -114,23 +115,3 @@ def revoke_by_admin(db: Database, frontend: str, token_id: str | None, user: str
     return name
 
 
-@dataclass(frozen=True)
-class RevokedRow:
-    host: str
-    token_id: str
-    keyid: str | None
-    revoked_by: str
-    revoked_at: dt.datetime
-
-
-def list_revoked(db: Database, exprs: Sequence[str]) -> list[RevokedRow]:
-    """The revoked token ids of the named hosts (all when none), host order then time."""
-    with reading(db) as s:
-        q = select(Host.name, RevokedToken).join(Host, Host.id == RevokedToken.host_id)
-        if exprs:
-            ids = [h.id for h in resolve_hosts(s, exprs, default_all=False)]
-            q = q.where(Host.id.in_(ids))
-        rows = s.execute(q.order_by(*host_order(), RevokedToken.id)).tuples().all()
-        return [
-            RevokedRow(name, r.token_id, r.keyid, r.revoked_by, r.revoked_at) for name, r in rows
-        ]

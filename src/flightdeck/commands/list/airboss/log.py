@@ -48,7 +48,7 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.airboss.audit import list_audit
+        from flightdeck.services.listings import list_audit
 
         t = self.table(owner=False)
         for r in list_audit(self.ctx.db, p["limit"]):

@@ -29,7 +29,7 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.airboss.revocations import list_revoked
+        from flightdeck.services.listings import list_revoked
 
         t = self.table()
         for r in list_revoked(self.ctx.db, p.args):
