@@ -118,14 +118,14 @@ class Airboss:
         #: Cluster power jobs: their own threads, outliving the requests that started them.
         self.jobs = Jobs()
         self.in_db = self.workers.in_db
-        self.gate_on_loop = settings.gate_on_loop and db.dialect == "sqlite"
-        #: The event loop's own connection (`gate_on_loop`): never waited for in the pool,
-        #: which the database and libvirt threads may have drained.
-        self._loop_conn: Connection | None = None
         self.in_libvirt = self.workers.in_libvirt
         #: The pools (the tests shut them down themselves when they call the app directly).
         self.db_pool = self.workers.db_pool
         self.virt_pool = self.workers.virt_pool
+        self.gate_on_loop = settings.gate_on_loop and db.dialect == "sqlite"
+        #: The event loop's own connection (`gate_on_loop`): never waited for in the pool,
+        #: which the database and libvirt threads may have drained.
+        self._loop_conn: Connection | None = None
         self._purger: asyncio.Task[None] | None = None
         self._audit_key: dict[str, str] | None = None
         self.openapi = json.dumps(openapi.document()).encode()
@@ -356,16 +356,16 @@ class Airboss:
         operation's own writes, its audit row) always runs in a thread. On PostgreSQL every
         statement is a round trip: all of it runs in a thread.
         """
-        if not self.gate_on_loop:
-            return await self.in_db(lambda: self._front(ex, headers, body, query, session))
-        try:
-            first = self._first(ex, headers, body, query, session, wait=False)
-        except WriterBusy:
-            return await self.in_db(lambda: self._front(ex, headers, body, query, session))
-        if isinstance(first, Admitted):
-            admitted = first
-            return await self.in_db(lambda: self._rest(ex, admitted, headers))
-        return first
+        if self.gate_on_loop:
+            try:
+                first = self._first(ex, headers, body, query, session, wait=False)
+            except WriterBusy:
+                pass  # nothing done yet: all of it in a database thread, below
+            else:
+                if not isinstance(first, Admitted):
+                    return first
+                return await self.in_db(lambda: self._rest(ex, first, headers))
+        return await self.in_db(lambda: self._front(ex, headers, body, query, session))
 
     def _front(
         self,

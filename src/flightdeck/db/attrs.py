@@ -152,30 +152,20 @@ def resolve_many(session: Session, hosts: Iterable[Host], name: str) -> dict[int
 
 
 def resolve_all(session: Session, host: Host) -> list[Resolved]:
-    """Every attribute that applies to `host`, with its source, sorted by name."""
-    merged: dict[str, Resolved] = {}
+    """Every attribute that applies to `host`, with its source, sorted by name (three queries,
+    or none inside a `cached` block that has read them)."""
     levels = _cache(session, [host])
-    if levels is not None:
-        assert levels.globals is not None
-        for source, values in (
-            ("G", levels.globals),
-            ("A", levels.by_app[host.appliance_id]),
-            ("H", levels.by_host[host.id]),
-        ):
-            merged.update({n: Resolved(n, v, source) for n, v in values.items()})
-        return [merged[k] for k in sorted(merged, key=str.lower)]
-    for n, v in session.execute(select(GlobalAttr.name, GlobalAttr.value)).tuples():
-        merged[n] = Resolved(n, v, "G")
-    for n, v in session.execute(
-        select(ApplianceAttr.name, ApplianceAttr.value).where(
-            ApplianceAttr.appliance_id == host.appliance_id
-        )
-    ).tuples():
-        merged[n] = Resolved(n, v, "A")
-    for n, v in session.execute(
-        select(HostAttr.name, HostAttr.value).where(HostAttr.host_id == host.id)
-    ).tuples():
-        merged[n] = Resolved(n, v, "H")
+    if levels is None:
+        levels = _Levels()
+        levels.load(session, [host])
+    assert levels.globals is not None
+    merged: dict[str, Resolved] = {}
+    for source, values in (
+        ("G", levels.globals),
+        ("A", levels.by_app[host.appliance_id]),
+        ("H", levels.by_host[host.id]),
+    ):
+        merged.update({n: Resolved(n, v, source) for n, v in values.items()})
     return [merged[k] for k in sorted(merged, key=str.lower)]
 
 
