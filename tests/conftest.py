@@ -14,34 +14,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-#: Seconds the interpreter may take to exit after the summary before the exit guard fires.
-EXIT_GRACE = 120
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """Name what could keep the interpreter from exiting, and never let it hang CI.
-
-    Python joins every non-daemon thread (thread-pool workers included) and every
-    multiprocessing child at exit; one of them stuck in a blocking call would hang the run after
-    its summary until CI's own limit, saying nothing. So: list them now, and if the process is
-    still alive `EXIT_GRACE` seconds later, print every thread's stack and exit with status 1.
-    """
-    import faulthandler
-    import multiprocessing
-    import threading
-
-    main = threading.main_thread()
-    lingering = [t for t in threading.enumerate() if t is not main and not t.daemon]
-    children = multiprocessing.active_children()
-    if lingering or children:
-        names = ", ".join([t.name for t in lingering] + [f"process {p.pid}" for p in children])
-        print(f"\nexit guard: still alive at exit (joined by Python): {names}", file=sys.stderr)
-    global _guard_stream
-    _guard_stream = os.fdopen(os.dup(2), "w")
-    faulthandler.dump_traceback_later(EXIT_GRACE, exit=True, file=_guard_stream)
-
-
-_guard_stream: io.TextIOWrapper | None = None
+# The exit guard (tests/exit_guard.py): a run that hangs after its summary says what hung and
+# exits 1 instead of hanging CI. Its hooks, imported here, are pytest's for this conftest.
+from exit_guard import pytest_configure, pytest_sessionfinish  # noqa: E402, F401
 
 
 @pytest.fixture
