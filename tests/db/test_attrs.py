@@ -170,6 +170,33 @@ def test_a_cached_block_answers_as_the_database_does_and_reads_each_level_once(
         assert "flightdeck.attrs" not in s.info
 
 
+def test_preload_reads_every_host_at_once_and_only_in_a_cached_block(db: Database) -> None:
+    """`attrs.preload`: three statements for all the hosts, none for the answers after it;
+    outside a cached block it reads nothing (and the answers go to the database as before)."""
+    from sqlalchemy import event
+
+    attributes.set_host(db, ["compute-0-1"], "cpu_note", "mine")
+    statements: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    with db.transaction() as s:
+        hosts = list(s.scalars(select(Host).order_by(Host.name)))
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            attrs.preload(s, hosts)
+            assert statements == []  # not cached: nothing to fill
+            with attrs.cached(s):
+                attrs.preload(s, hosts)
+                assert len(statements) == 3, statements
+                values = {h.name: attrs.resolve(s, h, "cpu_note") for h in hosts}
+                assert len(statements) == 3, statements  # answered from memory
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+    assert values["compute-0-1"] == "mine" and values["compute-0-0"] is None
+
+
 def test_is_true() -> None:
     for word in ("true", "TRUE", "yes", "y", "on", "1", " true "):
         assert attrs.is_true(word)

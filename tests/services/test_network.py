@@ -173,19 +173,23 @@ def test_starting_a_vm_makes_sure_of_its_vlan_first(
     cluster.ok("set", "attr", "kvm_domain_type", "qemu")
     cluster.ok("set", "attr", "kvm_disk_dir", str(tmp_path / "disks"))
     calls: list[str] = []
-    real = net.ensure_vm_links
+    real = net.vm_links
 
-    def spy(db: Any, vm: Any) -> list[str]:
-        calls.append(vm)
-        assert real(db, vm) == []  # test driver: nothing to do
-        raise DriverError("no VLAN for hosted-vm-0-0-0 today")
+    class Failing:
+        def ensure(self) -> list[str]:
+            raise DriverError("no VLAN for hosted-vm-0-0-0 today")
 
-    monkeypatch.setattr(net, "ensure_vm_links", spy)
+    def spy(s: Any, host: Any) -> Any:
+        calls.append(host.name)
+        assert real(s, host) is None  # test driver: nothing to do
+        return Failing()
+
+    monkeypatch.setattr(net, "vm_links", spy)
     r = cluster("start", "host", "vm", "hosted-vm-0-0-0")
-    assert len(calls) == 1  # the VM by its id (HostIds), resolved once by the start
+    assert calls == ["hosted-vm-0-0-0"]  # read with the VM's spec, made before its domain
     assert r.code == 1 and "no VLAN for hosted-vm-0-0-0 today" in r.err
     status = cluster.ok("list", "host", "vm", "hosted-vm-0-0-0", "status=y")
     assert "nostate" in status or "shutoff" in status  # never defined, never started
-    monkeypatch.setattr(net, "ensure_vm_links", real)
+    monkeypatch.setattr(net, "vm_links", real)
     assert "started hosted-vm-0-0-0" in cluster.ok("start", "host", "vm", "hosted-vm-0-0-0")
     cluster.ok("stop", "host", "vm", "hosted-vm-0-0-0")

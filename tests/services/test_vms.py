@@ -434,3 +434,28 @@ def test_next_mac_is_max_plus_one_in_the_space(espresso: Any, db: Database) -> N
     # Freed MACs below the maximum are not reused.
     assert nics(db, "compute-0-1-0")[0][1] == "76:77:6e:40:01:01"
     assert next_mac(db) == "76:77:6e:40:01:02"
+
+
+def test_the_vm_row_follows_inserts_and_deletes_made_in_the_same_transaction(
+    db: Database,
+) -> None:
+    """`domains.vm_row` answers from the host's `vm` relationship once loaded; a row inserted
+    by Core after a miss, or deleted since, is still seen as it is."""
+    from sqlalchemy import insert
+
+    from flightdeck.services import domains
+
+    (name,) = add(db, C0)
+    with db.transaction() as s:
+        h = s.scalars(select(Host).where(Host.name == name)).one()
+        row = domains.vm_row(s, h)
+        assert domains.vm_row(s, h) is row
+        values = {c: getattr(row, c) for c in ("container_id", "cluster_id", "mem_mb", "slice")}
+        s.delete(row)
+        s.flush()
+        with pytest.raises(UserError, match=f"host {name} is not a virtual host"):
+            domains.vm_row(s, h)
+        s.execute(insert(VM).values(host_id=h.id, **values))  # a writer's Core insert
+        again = domains.vm_row(s, h)
+        assert again is not row and again.mem_mb == values["mem_mb"]
+        s.rollback()  # nothing of it stays

@@ -102,6 +102,13 @@ def cached(session: Session) -> Iterator[None]:
         del session.info[_CACHE]
 
 
+def preload(session: Session, hosts: Iterable[Host]) -> None:
+    """In a `cached` block, read the attributes of all `hosts` now: three queries for all of
+    them, where asking host by host costs two more for each host not yet read. Elsewhere,
+    nothing."""
+    _cache(session, list(hosts))
+
+
 def _cache(session: Session, hosts: list[Host]) -> _Levels | None:
     levels: _Levels | None = session.info.get(_CACHE)
     if levels is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from flightdeck.db import attrs
@@ -46,7 +46,15 @@ def container_uris(s: Session, containers: list[Host]) -> dict[int, str]:
 
 
 def vm_row(s: Session, host: Host) -> VM:
-    vm = s.scalar(select(VM).where(VM.host_id == host.id))
+    """The VM row of `host` (a `UserError` if it is not a virtual host).
+
+    Through the `Host.vm` relationship, loaded once per session: starting a VM asked for it
+    five times, a query each. A row not there when first asked (or deleted since, in this
+    session) is looked up again: a writer may have inserted it by Core meanwhile.
+    """
+    vm = host.vm
+    if vm is None or inspect(vm).was_deleted:
+        vm = s.scalar(select(VM).where(VM.host_id == host.id))
     if vm is None:
         raise UserError(f"host {host.name} is not a virtual host")
     return vm

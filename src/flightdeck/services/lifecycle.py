@@ -151,6 +151,7 @@ class _Found:
 def _find(db: Database, exprs: Hosts) -> _Found:
     with reading(db) as s, attrs.cached(s):
         hosts = _vm_hosts(s, exprs)
+        attrs.preload(s, [*hosts, *(c for h in hosts if (c := vm_row(s, h).container))])
         where = {h.name: placement(s, h) for h in hosts}
         timeout = max((_timeout(s, h) for h in hosts), default=hv.DEFAULT_CONNECT_TIMEOUT)
     return _Found(where, {h.name: h.id for h in hosts}, timeout)
@@ -205,9 +206,12 @@ def _offered(conn: hv.Hypervisor, spec: VMSpec) -> tuple[VMSpec, str | None]:
 
 
 def _start_one(db: Database, host_id: int, vm: str, plugins: list[Any]) -> Done:
+    from flightdeck.services.network import vm_links
+
     _allocate(db, host_id, vm, plugins)
     with reading(db) as s, attrs.cached(s):  # writes nothing: each attribute read once
         host = resolve_host(s, HostIds.of(host_id))
+        attrs.preload(s, [host, *filter(None, [vm_row(s, host).container])])
         spec, where = vm_spec(s, host)
         timeout = _timeout(s, host)
         autostart = attrs.is_true(attrs.resolve(s, host, "kvm_autostart"))
@@ -220,6 +224,7 @@ def _start_one(db: Database, host_id: int, vm: str, plugins: list[Any]) -> Done:
             vfid.snapshot_identity(s, host)
         disks = [(d.path, d.format, d.block) for d in spec.disks]
         sizes = {f"{d.prefix}/{d.name}": d.size_gb for d in vm_row(s, host).disks}
+        links = vm_links(s, host)  # its VLAN devices (reference §8.2), made below
     design(spec)  # a bad attribute is refused before the container is contacted
     conn = hv.connect(where.container, where.uri, timeout)
     spec, warning = _offered(conn, spec)
@@ -231,9 +236,8 @@ def _start_one(db: Database, host_id: int, vm: str, plugins: list[Any]) -> Done:
         raise Conflict(f"the host {vm} is already running on {where.container}")
     if state == "paused":
         raise Conflict(f"the host {vm} is paused: resume it with 'rocks resume host vm {vm}'")
-    from flightdeck.services.network import ensure_vm_links  # its VLAN devices (reference §8.2)
-
-    ensure_vm_links(db, HostIds.of(host_id))
+    if links is not None:
+        links.ensure()
     if conn.has_managed_save(vm):
         dom = conn.require(vm)
         conn.start(dom)

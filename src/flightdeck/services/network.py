@@ -409,38 +409,59 @@ def list_vlans(
 def ensure_vm_links(db: Database, vm: str | HostIds) -> list[str]:
     """Make sure the cluster VLAN devices `vm` attaches to exist and are up on its container.
 
-    Called when a VM starts (and resumes from a saved state), before its domain is defined.
-    Returns what was changed; warnings (a bridge-mode VLAN without its uplink) are logged,
-    unless every container of those VLANs is this machine: then no uplink is needed.
-    Raises DriverError when a device the VM's NICs need cannot be made (nothing the VM does
-    not need is changed, and nothing is ever removed here).
+    Called when a VM resumes from a saved state or is restored (a start reads `vm_links` in
+    its own transaction), before its domain is defined. Returns what was changed; warnings (a
+    bridge-mode VLAN without its uplink) are logged, unless every container of those VLANs is
+    this machine: then no uplink is needed. Raises DriverError when a device the VM's NICs
+    need cannot be made (nothing the VM does not need is changed, and nothing is ever removed
+    here).
     """
+    with reading(db) as s, attrs.cached(s):
+        links = vm_links(s, resolve_host(s, vm))
+    return links.ensure() if links is not None else []
+
+
+@dataclass(frozen=True)
+class VMLinks:
+    """The VLAN devices one VM needs on its container, as read from the database: `ensure`
+    makes them (the part that touches the container, outside any transaction)."""
+
+    plan: HostNetwork
+    vlans: list[int]
+    reach: Reach
+    vm: str
+    local: bool
+
+    def ensure(self) -> list[str]:
+        """Make the devices that are missing; what was changed (see `ensure_vm_links`)."""
+        return _ensure(self.plan, self.vlans, self.reach, self.vm, quiet_uplinks=self.local)
+
+
+def vm_links(s: Session, host: Host) -> VMLinks | None:
+    """What `host` (a VM) needs of its container's VLAN devices, or None when nothing: no
+    container, no cluster VLAN, VLAN sync off for the container, or a container whose
+    network is not ours to change."""
     from flightdeck.services.domains import vm_row
 
-    with reading(db) as s, attrs.cached(s):
-        host = resolve_host(s, vm)
-        name = host.name
-        row = vm_row(s, host)
-        container = row.container
-        if container is None:
-            return []
-        vlans = sorted(
-            {
-                i.vlan
-                for i in host.interfaces
-                if i.vlan is not None and i.vlan >= 2 and i.mac and not i.disable_kvm
-            }
-        )
-        if not vlans:
-            return []
-        if not attrs.is_true(attrs.resolve(s, container, ATTR_VLAN_SYNC) or "yes"):
-            return []
-        reach = reach_of(s, container)
-        if reach.where == "none":
-            return []
-        plan = plan_for(s, container, vm_host_ids=[host.id])
-        local = vlans_stay_on(s, reach, vlans)
-    return _ensure(plan, vlans, reach, name, quiet_uplinks=local)
+    container = vm_row(s, host).container
+    if container is None:
+        return None
+    vlans = sorted(
+        {
+            i.vlan
+            for i in host.interfaces
+            if i.vlan is not None and i.vlan >= 2 and i.mac and not i.disable_kvm
+        }
+    )
+    if not vlans:
+        return None
+    if not attrs.is_true(attrs.resolve(s, container, ATTR_VLAN_SYNC) or "yes"):
+        return None
+    reach = reach_of(s, container)
+    if reach.where == "none":
+        return None
+    plan = plan_for(s, container, vm_host_ids=[host.id])
+    return VMLinks(plan, vlans, reach, host.name, vlans_stay_on(s, reach, vlans))
 
 
 def _machine(reach: Reach) -> tuple[str, str, str]:
