@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _harness import report, timed
+from _harness import add_pyc_option, child_env, pyc_line, report, timed
 
 VENV_BIN = Path(sys.executable).parent
 ROCKS = str(VENV_BIN / "rocks")
@@ -164,11 +164,7 @@ def fresh(template: Path, work: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument(
-        "--no-pyc",
-        action="store_true",
-        help="keep PYTHONDONTWRITEBYTECODE (every run recompiles flightdeck; an install does not)",
-    )
+    add_pyc_option(ap)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--computes", type=int, default=1000)
     a = ap.parse_args()
@@ -179,9 +175,7 @@ def main() -> None:
         rocks_cmd = [ROCKS, "add", "cluster", PUBLIC, str(a.computes)]
         env = dict(os.environ, FLIGHTDECK_DB=f"sqlite:///{work}")
         env.pop("FLIGHTDECK_DEBUG", None)
-        if not a.no_pyc:
-            # An installed rocks has its bytecode compiled; let the warm-up write it.
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env = child_env(env, a.no_pyc)  # an installed rocks has its bytecode
         base_cmd = [PY, "-c", BASELINE, str(work), str(a.computes), PUBLIC]
         wall: dict[str, list[float]] = {"rocks": [], "baseline": []}
         cpu: dict[str, list[float]] = {"rocks": [], "baseline": []}
@@ -202,7 +196,7 @@ def main() -> None:
                 assert got == expected, (name, got, expected)
         assert expected is not None
         print(f"rows written per run: {expected}")
-        print(f"bytecode cache: {'off (--no-pyc)' if a.no_pyc else 'on'}; {a.runs} runs each")
+        print(f"{pyc_line(a.no_pyc)}; {a.runs} runs each")
         report(f"add cluster {a.computes}", "rocks add cluster", wall, cpu)
         rm = statistics.median(wall["rocks"])
         verdict = "met" if rm < 2000 else "MISSED"

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import interleaved, report
+from _harness import add_pyc_option, child_env, interleaved, pyc_line, report
 
 VENV_BIN = Path(sys.executable).parent
 ROCKS = str(VENV_BIN / "rocks")
@@ -100,11 +100,7 @@ def build(home: Path, clusters: int, nodes: int) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument(
-        "--no-pyc",
-        action="store_true",
-        help="keep PYTHONDONTWRITEBYTECODE (every run recompiles flightdeck; an install does not)",
-    )
+    add_pyc_option(ap)
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--clusters", type=int, default=100)
     ap.add_argument("--nodes", type=int, default=32)
@@ -115,15 +111,13 @@ def main() -> None:
         print(f"built {a.clusters} clusters of {a.nodes} in {time.perf_counter() - t0:.1f} s")
         env = dict(os.environ, FLIGHTDECK_DB=f"sqlite:///{path}")
         env.pop("FLIGHTDECK_DEBUG", None)
-        if not a.no_pyc:
-            # An installed rocks has its bytecode compiled; let the warm-up write it.
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env = child_env(env, a.no_pyc)  # an installed rocks has its bytecode
         cmds = {"rocks": [ROCKS, "list", "cluster"], "baseline": [PY, "-c", BASELINE, str(path)]}
         wall, cpu, outputs = interleaved(cmds, env, a.runs)
         assert outputs["rocks"] == outputs["baseline"], "the two listings differ"
         lines = outputs["rocks"].count("\n")
         print(f"both print the same {lines} lines")
-        print(f"bytecode cache: {'off (--no-pyc)' if a.no_pyc else 'on'}; {a.runs} runs each")
+        print(f"{pyc_line(a.no_pyc)}; {a.runs} runs each")
         report(f"list cluster ({a.clusters} x {a.nodes})", "rocks list cluster", wall, cpu)
         rm = statistics.median(wall["rocks"])
         verdict = "met" if rm < 1000 else "MISSED"

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import interleaved, report
+from _harness import add_pyc_option, child_env, interleaved, pyc_line, report
 
 VENV_BIN = Path(sys.executable).parent
 ROCKS = str(VENV_BIN / "rocks")
@@ -142,11 +142,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--hosts", type=int, default=10_000)
     ap.add_argument("--profile", action="store_true", help="also show imports and cProfile")
-    ap.add_argument(
-        "--no-pyc",
-        action="store_true",
-        help="keep PYTHONDONTWRITEBYTECODE (every run recompiles flightdeck; an install does not)",
-    )
+    add_pyc_option(ap)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "flightdeck.db"
@@ -155,15 +151,14 @@ def main() -> None:
         print(f"built {a.hosts} hosts with one interface each in {time.perf_counter() - t0:.1f} s")
         env = dict(os.environ, FLIGHTDECK_DB=f"sqlite:///{path}")
         env.pop("FLIGHTDECK_DEBUG", None)
-        if not a.no_pyc:
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env = child_env(env, a.no_pyc)  # an installed rocks has its bytecode
         cmds = {"rocks": [ROCKS, "list", "host"], "baseline": [PY, "-c", BASELINE, str(path)]}
         wall, cpu, outputs = interleaved(cmds, env, a.runs)
         assert outputs["rocks"] == outputs["baseline"], "the two listings differ"
         lines = outputs["rocks"].count("\n")
         assert lines == a.hosts + 2, lines  # header, the frontend, the computes
         print(f"both print the same {lines} lines")
-        print(f"bytecode cache: {'off (--no-pyc)' if a.no_pyc else 'on'}; {a.runs} runs each")
+        print(f"{pyc_line(a.no_pyc)}; {a.runs} runs each")
         report(f"list host ({a.hosts} hosts)", "rocks list host", wall, cpu)
         rm = statistics.median(wall["rocks"])
         verdict = "met" if rm < 1000 else "MISSED"

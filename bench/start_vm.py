@@ -20,12 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from _harness import add_pyc_option, child_env, pyc_line
+
 VENV_BIN = Path(sys.executable).parent
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
+    add_pyc_option(ap)
     a = ap.parse_args()
     rocks = str(VENV_BIN / "rocks")
     bridge = f"fdb{secrets.token_hex(3)}"
@@ -34,7 +37,7 @@ def main() -> None:
     vm = f"fdbench-{secrets.token_hex(3)}"
     try:
         with tempfile.TemporaryDirectory() as home:
-            env = dict(os.environ, FLIGHTDECK_HOME=home)
+            env = child_env(dict(os.environ, FLIGHTDECK_HOME=home), a.no_pyc)
             env.pop("FLIGHTDECK_DB", None)
 
             def run(*args: str) -> str:
@@ -86,7 +89,7 @@ def main() -> None:
                 )
             run("remove", "host", "vm", vm)
         m_ours, m_theirs = statistics.median(ours), statistics.median(theirs)
-        print(f"{a.runs} runs each, real libvirtd, TCG, 128 MB guest")
+        print(f"{a.runs} runs each, real libvirtd, TCG, 128 MB guest; {pyc_line(a.no_pyc)}")
         print(
             f"rocks start host vm   median {m_ours * 1000:7.1f} ms  min {min(ours) * 1000:7.1f} ms"
         )

@@ -9,7 +9,8 @@ attr`, `list cluster`, `list host vm`, `list bootaction`, `list host boot`, `lis
 vlan live=no`, which still reads through the ORM, is timed against the same floor for
 comparison. Each command alternates with its floor run by run, after one warm-up each
 (`_harness.interleaved`), so both share the machine's noise. Prints median and minimum wall
-clock and CPU of N runs, in ms.
+clock and CPU of N runs, in ms. The children load flightdeck from its bytecode cache, as an
+installed copy does (`--no-pyc` keeps PYTHONDONTWRITEBYTECODE: every run then compiles it).
 
     .venv/bin/python bench/startup.py [--runs 20]
 """
@@ -24,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _harness import interleaved
+from _harness import add_pyc_option, child_env, interleaved, pyc_line
 
 VENV_BIN = Path(sys.executable).parent
 ROCKS = str(VENV_BIN / "rocks")
@@ -34,9 +35,10 @@ PY = sys.executable
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
+    add_pyc_option(ap)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as home:
-        env = dict(os.environ, FLIGHTDECK_HOME=home)
+        env = child_env(dict(os.environ, FLIGHTDECK_HOME=home), a.no_pyc)
         env.pop("FLIGHTDECK_DB", None)
         subprocess.run(
             [
@@ -74,6 +76,7 @@ def main() -> None:
             "list host vlan live=no",
         ):
             pairs.append((f"rocks {words}", [ROCKS, *words.split()], *sqlalchemy_floor))
+        print(f"{pyc_line(a.no_pyc)}; {a.runs} runs each")
         print(f"{'command':<32} {'wall median':>11} {'min':>7} {'cpu median':>11} {'min':>7}"
               "  (ms)  ratio (wall median)")  # fmt: skip
         for name, cmd, floor_name, floor in pairs:
