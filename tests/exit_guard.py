@@ -6,12 +6,13 @@ thread (thread-pool workers included) and multiprocessing child, and collects ga
 One finalizer or thread blocked there hangs the run until CI's own limit, saying nothing: it
 happened twice, each time after every test had passed.
 
-So the guard is armed as soon as the summary is printed, before anything else runs: if the
-process is still alive `grace()` seconds later, faulthandler (a C thread: it needs neither the
-GIL nor the interpreter) prints every thread's stack and exits with status 1. Arming allocates
-nothing (the stream is opened at configure time): an allocation can start a garbage collection,
-and a collection is exactly what may hang. The hooks are imported by tests/conftest.py, and by
-the guard's own test, which runs a session with a finalizer that never returns.
+So the guard is armed when the last test is over, and again as soon as the summary is
+printed: if the process is still alive `grace()` seconds after the summary, faulthandler (a C
+thread: it needs neither the GIL nor the interpreter) prints every thread's stack and exits
+with status 1. Arming allocates nothing (the stream is opened at configure time): an
+allocation can start a garbage collection, and a collection is exactly what may hang. The hooks
+are imported by tests/conftest.py, and by the guard's own test, which runs a session with a
+finalizer that never returns.
 """
 
 from __future__ import annotations
@@ -48,11 +49,18 @@ def pytest_configure(config: pytest.Config) -> None:
     _stream = os.fdopen(os.dup(2), "w")
 
 
+#: Seconds the end of the session may take before the summary (the session's fixtures are torn
+#: down then: the lab's daemons, the PostgreSQL schemas), on top of the exit's grace.
+TEARDOWN = 600.0
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> Generator[None, None, None]:
-    """Outermost wrapper: what follows the `yield` runs after the summary, before any
-    `pytest_unconfigure`."""
+    """Armed once the last test is over (for the session's teardown and the other plugins'
+    end, which pytest-timeout does not cover), and again, with the exit's grace, after the
+    summary: this is the outermost wrapper, so what follows its `yield` runs last."""
     del session
+    faulthandler.dump_traceback_later(TEARDOWN + grace(), exit=True, file=_stream or sys.stderr)
     try:
         return (yield)
     finally:
