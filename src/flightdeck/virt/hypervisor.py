@@ -537,7 +537,13 @@ class Hypervisor:
         return pool
 
     def volume(self, path: str) -> libvirt.virStorageVol | None:
+        """The volume at `path`, or None. One libvirt already knows, whose file is still there,
+        is answered without its pool: finding the pool reads every pool's XML, and a refresh
+        probes every file of the directory (two refreshes a start, where a VM's disk exists)."""
         with self._storage():
+            known = self._known_volume(path)
+            if known is not None:
+                return known
             pool = self.pool_for(os.path.dirname(path))
             self._call("refreshing pool", lambda: pool.refresh(0))
             try:
@@ -546,6 +552,17 @@ class Hypervisor:
                 if _code(exc) == libvirt.VIR_ERR_NO_STORAGE_VOL:
                     return None
                 raise translate(exc, self.container, f"looking up volume {path}") from None
+
+    def _known_volume(self, path: str) -> libvirt.virStorageVol | None:
+        """The volume libvirt holds at `path`, if its file is still there: reading its info
+        refreshes that one volume from the disk, and fails for a file removed behind
+        libvirt's back (then the caller refreshes the whole pool)."""
+        try:
+            vol = self.conn.storageVolLookupByPath(path)
+            vol.info()
+        except libvirt.libvirtError:
+            return None
+        return vol
 
     def create_volume(self, path: str, size_gb: int, fmt: str) -> bool:
         """Create the volume at `path` unless it exists; True when it was created."""
