@@ -19,10 +19,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _harness import add_pyc_option, child_env, pyc_line
+from _harness import add_pyc_option, child_env, pyc_line, timed
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -77,24 +76,20 @@ def main() -> None:
             persistent = [*virsh, f"define {xml_path}; start {vm}"]
             times: dict[str, list[float]] = {"rocks": [], "create": [], "define+start": []}
 
-            def timed(key: str, cmd: list[str]) -> None:
-                t0 = time.perf_counter()
-                subprocess.run(cmd, env=env, check=True, capture_output=True)
-                times[key].append(time.perf_counter() - t0)
+            def sample(key: str, cmd: list[str]) -> None:
+                times[key].append(timed(cmd, env)[0] / 1000)  # _harness.timed: wall ms
 
-            run("start", "host", "vm", vm)  # warm-up: makes the disk volume
-            run("stop", "host", "vm", vm)
             for i in range(a.runs):
                 order = ["rocks", "create", "define+start"]
                 for key in order[i % 3 :] + order[: i % 3]:  # each goes first in turn
                     if key == "rocks":
-                        timed(key, [rocks, "start", "host", "vm", vm])
+                        sample(key, [rocks, "start", "host", "vm", vm])
                         run("stop", "host", "vm", vm)
                     elif key == "create":
-                        timed(key, [*virsh, "create", str(xml_path)])
+                        sample(key, [*virsh, "create", str(xml_path)])
                         subprocess.run([*virsh, "destroy", vm], check=True, capture_output=True)
                     else:
-                        timed(key, persistent)
+                        sample(key, persistent)
                         subprocess.run([*virsh, f"destroy {vm}; undefine {vm}"], check=True,
                                        capture_output=True)  # fmt: skip
             run("remove", "host", "vm", vm)
