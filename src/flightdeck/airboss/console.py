@@ -194,7 +194,11 @@ class ConsoleRelay:
             self.per_key[reserved] -= 1
             if not self.per_key[reserved]:
                 del self.per_key[reserved]
+        # On record before the viewer hears of it: whoever sees the close can read its row.
         await self._closed(session, ex, why, code)
+        if code is not None:
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": code, "reason": why[:120]})
 
     # Admission -------------------------------------------------------------------------------
 
@@ -386,9 +390,6 @@ class ConsoleRelay:
             for t in tasks:
                 with contextlib.suppress(BaseException):
                     await t
-        if code is not None:
-            with contextlib.suppress(Exception):
-                await send({"type": "websocket.close", "code": code, "reason": why[:120]})
         return why, code
 
     def _revoked(self, session: Session) -> str | None:
