@@ -5,9 +5,8 @@ read-only listings on a small database (`rocks init frontend` only) with
 `python -c 'import sqlalchemy'` (what any command that reads the database must pay). The
 listings read Core tables and never import `sqlalchemy.orm` (`list host interface`, `list host
 attr`, `list cluster`, `list host vm`, `list bootaction`, `list host boot`, `list appliance attr`,
-`list host key`, `list host token` and `list airboss log` too since issue 20); `rocks list host
-vlan live=no`, which still reads through the ORM, is timed against the same floor for
-comparison. Each command alternates with its floor run by run, after one warm-up each
+`list host key`, `list host token`, `list airboss log` and `list host vlan live=no` too since
+issue 20). Each command alternates with its floor run by run, after one warm-up each
 (`_harness.interleaved`), so both share the machine's noise. Prints median and minimum wall
 clock and CPU of N runs, in ms. The children load flightdeck from its bytecode cache, as an
 installed copy does (`--no-pyc` keeps PYTHONDONTWRITEBYTECODE: every run then compiles it).

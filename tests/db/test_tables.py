@@ -66,6 +66,8 @@ CORE_MODULES = (
     "flightdeck.db.hostexpr",
     "flightdeck.services.base",
     "flightdeck.services.listings",
+    "flightdeck.services.network_read",
+    "flightdeck.db.attrcore",
 )
 
 

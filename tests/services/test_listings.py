@@ -87,9 +87,28 @@ def test_read_only_listings_never_import_the_orm(espresso: Any, argv: tuple[str,
     assert out == espresso.ok(*argv)
 
 
-def test_the_check_sees_the_orm_in_a_listing_that_still_uses_it(espresso: Any) -> None:
-    """`list host vlan` reads through the ORM session: the import check must say so."""
-    modules, _ = imported_by(espresso.url, "list", "host", "vlan", "live=no")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("list", "host", "vlan", "live=no"),
+        ("list", "host", "vlan", "vm-container-0-1", "live=no"),
+        ("list", "host", "vlan", "live=no", "output-format=json"),
+    ],
+)
+def test_the_vlan_listing_never_imports_the_orm(espresso: Any, argv: tuple[str, ...]) -> None:
+    """`list host vlan` plans each container's network from Core reads (issue 20: it was
+    2.03x `import sqlalchemy` on the ORM); the same rows as in process."""
+    espresso.ok("add", "cluster", "137.110.119.118", "2")  # a VLAN on each container
+    modules, out = imported_by(espresso.url, *argv)
+    assert "flightdeck.services.network_read" in modules
+    assert [m for m in ORM if m in modules] == []
+    assert out == espresso.ok(*argv)
+    assert "vm-container-0-1" in out  # rows, not an empty table
+
+
+def test_the_check_sees_the_orm_in_a_command_that_uses_it(espresso: Any) -> None:
+    """`report host network` reads through the ORM session: the import check must say so."""
+    modules, _ = imported_by(espresso.url, "report", "host", "network", "vm-container-0-1")
     assert set(ORM) <= modules
 
 

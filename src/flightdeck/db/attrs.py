@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+# Its home is db.attrcore (no ORM); callers know it here too.
+from flightdeck.db.attrcore import is_true as is_true
 from flightdeck.db.models import ApplianceAttr, GlobalAttr, Host, HostAttr
 from flightdeck.errors import UserError
 
 ATTR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
-TRUE_VALUES = frozenset({"true", "yes", "y", "on", "1"})
 
 
 def check_attr_name(name: str) -> str:
@@ -29,10 +30,6 @@ def check_attr_name(name: str) -> str:
             "starting with a letter or '_' (at most 128 characters)"
         )
     return name
-
-
-def is_true(value: str | None) -> bool:
-    return value is not None and value.strip().lower() in TRUE_VALUES
 
 
 @dataclass(frozen=True)

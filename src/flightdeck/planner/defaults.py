@@ -12,3 +12,7 @@ DISK_GB = 36
 MEM_MB = 1024
 #: A new VM's vCPUs.
 CPUS = 1
+
+#: How a VM container's libvirt is reached unless its attribute `libvirt_uri` says otherwise
+#: (attribute `libvirt_uri_template`, set by `rocks init frontend`; `{host}` is its name).
+DEFAULT_LIBVIRT_URI_TEMPLATE = "qemu+ssh://root@{host}/system"

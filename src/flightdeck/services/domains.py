@@ -16,8 +16,8 @@ from flightdeck.db import attrs
 from flightdeck.db.models import VM, BootAction, Cluster, Host, HostBoot, Interface, Network, Route
 from flightdeck.errors import NotFound, UserError
 from flightdeck.planner.disks import DiskSpec as DBDisk
-from flightdeck.services.frontend import DEFAULT_LIBVIRT_URI_TEMPLATE
 from flightdeck.services.frontend_identity import FRONTEND_IMAGE_INSTALL, install_args
+from flightdeck.services.network_read import container_uri
 from flightdeck.virt.designer import DiskSpec, DomainType, KernelBoot, Labels, NicSpec, VMSpec
 
 FRONTEND_INSTALL = "install vm frontend"
@@ -33,16 +33,13 @@ class Placement:
 
 
 def container_uris(s: Session, containers: list[Host]) -> dict[int, str]:
-    """The libvirt URI of each container: `libvirt_uri`, else the template with its name."""
-    own = attrs.resolve_many(s, containers, "libvirt_uri")
-    template = attrs.resolve_many(s, containers, "libvirt_uri_template")
-    out = {}
-    for c in containers:
-        uri = own.get(c.id) or template.get(c.id, DEFAULT_LIBVIRT_URI_TEMPLATE).replace(
-            "{host}", c.name
-        )
-        out[c.id] = uri
-    return out
+    """The libvirt URI of each container (`network_read.container_uri`)."""
+    names = ("libvirt_uri", "libvirt_uri_template")
+    named = {n: attrs.resolve_many(s, containers, n) for n in names}
+    return {
+        c.id: container_uri(c.name, {n: by[c.id] for n, by in named.items() if c.id in by})
+        for c in containers
+    }
 
 
 def vm_row(s: Session, host: Host) -> VM:

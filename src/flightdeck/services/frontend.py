@@ -18,6 +18,7 @@ from flightdeck.db.engine import Database, open_database
 from flightdeck.db.models import Appliance, BootAction, Host, HostBoot, Interface, Network
 from flightdeck.errors import Conflict
 from flightdeck.planner.addresses import check_ip_in_network, network_of
+from flightdeck.planner.defaults import DEFAULT_LIBVIRT_URI_TEMPLATE
 from flightdeck.planner.macs import DEFAULT_MAC_MASK, mac_base_from_ip, normalize_mac
 from flightdeck.planner.names import validate_host_name
 from flightdeck.services.base import writing
@@ -30,7 +31,6 @@ DEFAULT_APPLIANCES: tuple[tuple[str, str, bool, dict[str, str]], ...] = (
     ("compute", "Compute", True, {}),
 )
 
-DEFAULT_LIBVIRT_URI_TEMPLATE = "qemu+ssh://root@{host}/system"
 LOCAL_LIBVIRT_URI = "qemu:///system"
 DEFAULT_DISK_DIR = "/var/lib/flightdeck/disks"
 DEFAULT_ISO_DIR = "/var/lib/flightdeck/isos"

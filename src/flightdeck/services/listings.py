@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
-from flightdeck.db import tables
+from flightdeck.db import attrcore, tables
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order, resolve_host_ids
 from flightdeck.errors import NotFound, UserError
@@ -123,11 +123,6 @@ def list_global(db: Database, name: str | None = None) -> list[tuple[str, str]]:
         return [(n, v) for n, v in conn.execute(query).tuples()]
 
 
-#: Hosts up to which a listing of some hosts' attributes reads only theirs (an `IN` list);
-#: beyond, every host attribute is read and filtered here (SQLite's bound-parameter cap).
-_FEW_HOSTS = 500
-
-
 def list_host_attrs(
     db: Database, exprs: Sequence[str], name: str | None = None
 ) -> list[tuple[str, str, str, str]]:
@@ -135,36 +130,12 @@ def list_host_attrs(
     `exprs` (every host if none): host (H) over appliance (A) over global (G), by name without
     case per host, the hosts in the order given. Four reads in all, whatever the host count
     (the ORM version read three per host)."""
-    h, g = tables.hosts.c, tables.global_attributes.c
-    aa, ha = tables.appliance_attributes.c, tables.host_attributes.c
     with reading_core(db) as conn:
         ids = resolve_host_ids(conn, exprs)
-        few = bool(exprs) and len(ids) <= _FEW_HOSTS
-        hosts_q = select(h.id, h.name, h.appliance_id)
-        host_attrs_q = select(ha.host_id, ha.name, ha.value)
-        if few:
-            hosts_q = hosts_q.where(h.id.in_(ids))
-            host_attrs_q = host_attrs_q.where(ha.host_id.in_(ids))
-        globals_q = select(g.name, g.value)
-        apps_q = select(aa.appliance_id, aa.name, aa.value)
-        if name is not None:
-            globals_q = globals_q.where(g.name == name)
-            apps_q = apps_q.where(aa.name == name)
-            host_attrs_q = host_attrs_q.where(ha.name == name)
-        info = {hid: (hname, app) for hid, hname, app in conn.execute(hosts_q).tuples()}
-        shared = list(conn.execute(globals_q).tuples())
-        by_app: dict[int, list[tuple[str, str]]] = {}
-        for app, n, v in conn.execute(apps_q).tuples():
-            by_app.setdefault(app, []).append((n, v))
-        by_host: dict[int, list[tuple[str, str]]] = {}
-        for hid, n, v in conn.execute(host_attrs_q).tuples():
-            by_host.setdefault(hid, []).append((n, v))
+        resolved = attrcore.resolve_hosts(conn, ids, name)
     out: list[tuple[str, str, str, str]] = []
     for hid in ids:
-        hname, app = info[hid]
-        merged: dict[str, tuple[str, str]] = {n: (v, "G") for n, v in shared}
-        merged.update({n: (v, "A") for n, v in by_app.get(app, [])})
-        merged.update({n: (v, "H") for n, v in by_host.get(hid, [])})
+        hname, merged = resolved[hid]
         out.extend((hname, n, *merged[n]) for n in sorted(merged, key=str.lower))
     return out
 
@@ -309,7 +280,7 @@ def list_boot(db: Database, exprs: Sequence[str]) -> list[tuple[str, str | None]
         query = select(h.id, h.name, b.action).outerjoin_from(
             tables.hosts, tables.host_boot, b.host_id == h.id
         )
-        if exprs and len(ids) <= _FEW_HOSTS:
+        if exprs and len(ids) <= attrcore.FEW_HOSTS:
             query = query.where(h.id.in_(ids))
         found = {hid: (name, action) for hid, name, action in conn.execute(query).tuples()}
     return [found[hid] for hid in ids]

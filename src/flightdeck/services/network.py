@@ -1,4 +1,6 @@
-"""The network of VM containers: report, sync (files and live), VLAN listing and lifecycle.
+"""The network of VM containers: report, sync (files and live), VLAN lifecycle. What the
+database says of a container's network, and `rocks list host vlan`, are read in `network_read`
+(Core, no ORM).
 
 The database is read in one transaction into the planner's plain inputs (a handful of queries
 whatever the number of VMs); the plan is rendered (`net.render`) and applied (`net.apply`)
@@ -21,8 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,28 +31,21 @@ from flightdeck.attrsubject import Subject, subject
 from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import HostIds, resolve_host, resolve_hosts
-from flightdeck.db.models import VM, Cluster, Host, Interface, Network, Route
+from flightdeck.db.models import VM, Cluster, Host, Interface
 from flightdeck.errors import DriverError, FlightdeckError, UsageError, UserError
 from flightdeck.planner.network import (
-    GuestNic,
-    HostInterface,
     HostNetwork,
     HostNetworkInput,
-    NetworkDef,
-    RouteDef,
-    Settings,
     plan_host_network,
     vlan_devices,
 )
+from flightdeck.services import network_read
 from flightdeck.services.base import reading
+from flightdeck.services.network_read import Reach
 
 #: Attribute names (host > appliance > global).
 ATTR_FORMAT = "kvm_network_format"
-ATTR_NETNS = "kvm_netns"
 ATTR_VLAN_SYNC = "kvm_vlan_sync"
-SETTING_ATTRS = ("kvm_vlan_mode", "bridge_stp_forward_delay", "bridge_hello_time", "tx_offload")
-
-Where = Literal["local", "remote", "none"]
 
 
 # From the database to the planner -------------------------------------------------------------
@@ -71,87 +64,10 @@ def _require_container(s: Session, hosts: Sequence[Host]) -> None:
 def network_input(
     s: Session, host: Host, *, vm_host_ids: Sequence[int] | None = None
 ) -> HostNetworkInput:
-    """The planner's input for `host`: its interfaces, the networks, its VMs' NICs (all of
-    them, or only those of the VM hosts given), its routes and attributes."""
-    nets = {n.id: n for n in s.scalars(select(Network).order_by(Network.id))}
-    ifaces = list(
-        s.scalars(select(Interface).where(Interface.host_id == host.id).order_by(Interface.id))
-    )
-    clusters = {
-        cid: (vlan, net_id, fe)
-        for cid, vlan, net_id, fe in s.execute(
-            select(Cluster.id, Cluster.vlan, Cluster.network_id, Host.name).join(
-                Host, Host.id == Cluster.frontend_id
-            )
-        ).tuples()
-    }
-    by_vlan = {vlan: fe for vlan, _n, fe in clusters.values()}
-    private = next((n.id for n in nets.values() if n.name == "private"), None)
-    q = (
-        select(
-            Host.name,
-            Interface.device,
-            Interface.mac,
-            Interface.vlan,
-            Interface.network_id,
-            Interface.disable_kvm,
-            VM.cluster_id,
-        )
-        .join(VM, VM.host_id == Host.id)
-        .join(Interface, Interface.host_id == Host.id)
-        .where(VM.container_id == host.id)
-        .order_by(Host.name, Interface.device)
-    )
-    if vm_host_ids is not None:
-        q = q.where(Host.id.in_(list(vm_host_ids)))
-    guests = []
-    for vm, device, mac, vlan, net_id, disabled, cluster_id in s.execute(q).tuples():
-        if disabled or not mac:
-            continue
-        cluster = clusters.get(cluster_id) if cluster_id is not None else None
-        if vlan is not None and vlan >= 2:
-            net = (cluster[1] if cluster else None) or net_id or private
-            label = cluster[2] if cluster else by_vlan.get(vlan)
-        else:
-            # No network and no VLAN (a Hosted VM added without vlan=, a second NIC): the
-            # physical private network, untagged, as services/domains.py attaches it.
-            net, label = net_id or private, cluster[2] if cluster else None
-        guests.append(
-            GuestNic(vm, device, mac, nets[net].name if net in nets else None, vlan, label)
-        )
-    resolved = {r.name: r.value for r in attrs.resolve_all(s, host)}
-    values = {n: resolved.get(n) for n in SETTING_ATTRS}
-    primary = resolved.get("primary_net") or "private"
-    zone = next((n.dnszone for n in nets.values() if n.name == primary), None)
-    routes = [
-        RouteDef(r.destination, r.netmask, r.gateway)
-        for r in s.scalars(select(Route).where(Route.host_id == host.id).order_by(Route.id))
-    ]
-    return HostNetworkInput(
-        host=host.name,
-        interfaces=[
-            HostInterface(
-                i.device,
-                i.mac,
-                i.ip,
-                nets[i.network_id].name if i.network_id in nets else None,
-                i.vlan,
-                i.module,
-                i.options,
-            )
-            for i in ifaces
-        ],
-        networks=[NetworkDef(n.name, n.subnet, n.netmask, n.mtu) for n in nets.values()],
-        guests=guests,
-        routes=routes,
-        settings=Settings(
-            vlan_mode=values["kvm_vlan_mode"],
-            stp_forward_delay=values["bridge_stp_forward_delay"],
-            hello_time=values["bridge_hello_time"],
-            tx_offload=values["tx_offload"],
-        ),
-        fqdn=f"{host.name}.{zone}" if zone else host.name,
-    )
+    """The planner's input for `host` (`network_read.network_input`, in this session)."""
+    s.flush()  # the Core statements there do not autoflush
+    values = {r.name: r.value for r in attrs.resolve_all(s, host)}
+    return network_read.network_input(s, host.id, host.name, values, vm_host_ids=vm_host_ids)
 
 
 def plan_for(s: Session, host: Host, *, vm_host_ids: Sequence[int] | None = None) -> HostNetwork:
@@ -183,28 +99,9 @@ def _format(s: Session, host: Host, given: str | None) -> str:
 # Where a container's network is reached ------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Reach:
-    """How to reach a container's network: in-process, over ssh, or not at all."""
-
-    where: Where
-    host: str
-    ssh_target: str | None = None
-    netns: str | None = None
-
-
 def reach_of(s: Session, host: Host) -> Reach:
-    """From the container's libvirt URI: no host part is this machine, `test:` is nowhere."""
-    from flightdeck.services.domains import container_uris
-
-    uri = container_uris(s, [host])[host.id]
-    parts = urlsplit(uri)
-    netns = attrs.resolve(s, host, ATTR_NETNS) or None
-    if parts.scheme.split("+")[0] == "test":
-        return Reach("none", host.name)
-    if not parts.hostname or parts.hostname in ("localhost", "127.0.0.1", "::1"):
-        return Reach("local", host.name, netns=netns)
-    return Reach("remote", host.name, ssh_target=f"{parts.username or 'root'}@{parts.hostname}")
+    """From the container's libvirt URI (`network_read.reach`)."""
+    return network_read.reach(host.name, {r.name: r.value for r in attrs.resolve_all(s, host)})
 
 
 def _ssh_reach(s: Session, host: Host) -> Reach:
@@ -213,17 +110,6 @@ def _ssh_reach(s: Session, host: Host) -> Reach:
     if reach.where == "remote":
         return reach
     return Reach("remote", host.name, ssh_target=f"root@{host.name}")
-
-
-def _target(reach: Reach):  # type: ignore[no-untyped-def]  # -> flightdeck.net.apply.Target
-    if reach.where == "local":
-        from flightdeck.net.netlink import NetlinkHost
-
-        return NetlinkHost(reach.host, reach.netns)
-    from flightdeck.net.shell import ShellHost, SshRunner
-
-    assert reach.ssh_target is not None
-    return ShellHost(reach.host, SshRunner(reach.host, reach.ssh_target))
 
 
 # report host network --------------------------------------------------------------------------
@@ -298,7 +184,7 @@ def sync_network(
         out = SyncOutcome(plan.host, warnings=list(plan.problems))
         backup: Backup = {}
         try:
-            target = _target(reach) if (apply or reach.where == "remote") else None
+            target = network_read.target(reach) if (apply or reach.where == "remote") else None
             try:
                 if isinstance(target, ShellHost):
                     out.changes += target.write(rendering, root or "/")
@@ -329,78 +215,6 @@ def sync_network(
 
     with ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
         return list(pool.map(lambda j: one(*j), jobs))
-
-
-# list host vlan -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VlanRow:
-    host: str
-    vlan: int
-    device: str
-    interface: str
-    clusters: tuple[str, ...]
-    vms: int
-    #: "yes", "no", "down", or None when the live state was not looked at or is unknown.
-    present: str | None
-
-
-def list_vlans(
-    db: Database, exprs: Sequence[str], *, live: bool = True, netns: str | None = None
-) -> tuple[list[VlanRow], list[str]]:
-    """The cluster VLANs each container carries, and whether their devices exist live."""
-    with reading(db) as s:
-        hosts = resolve_hosts(s, exprs, default_all=True)
-        kvm = attrs.resolve_many(s, hosts, "kvm")
-        hosts = [h for h in hosts if attrs.is_true(kvm.get(h.id))]
-        work = []
-        for h in hosts:
-            plan = plan_for(s, h)
-            reach = Reach("local", h.name, netns=netns) if netns else reach_of(s, h)
-            work.append((plan, reach))
-
-    def look(plan: HostNetwork, reach: Reach) -> dict[str, str] | str | None:
-        """The state of each attach device, an error message, or None (not looked at)."""
-        if not (live and plan.vlans and reach.where != "none"):
-            return None
-        try:
-            target = _target(reach)
-            try:
-                snapshot = target.observe()
-            finally:
-                target.close()
-        except FlightdeckError as exc:
-            return exc.message
-        states = {}
-        for use in plan.vlans:
-            link = snapshot.link(use.attach)
-            states[use.attach] = "no" if link is None else "yes" if link.up else "down"
-        return states
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(work)))) as pool:
-        looked = list(pool.map(lambda w: look(*w), work))
-    rows: list[VlanRow] = []
-    notes: list[str] = []
-    for (plan, _reach), states in zip(work, looked, strict=True):
-        if isinstance(states, str):
-            notes.append(f"{plan.host}: live state unknown: {states}")
-            states = None
-        for use in plan.vlans:
-            rows.append(
-                VlanRow(
-                    plan.host,
-                    use.vlan,
-                    use.attach,
-                    use.interface,
-                    use.clusters,
-                    len(use.vms),
-                    states.get(use.attach) if states is not None else None,
-                )
-            )
-    return rows, notes
 
 
 # VLAN lifecycle -------------------------------------------------------------------------------
@@ -497,7 +311,7 @@ def _ensure(
     if missing:
         why = "; ".join(plan.problems) or "it is not in the container's plan"
         raise DriverError(f"{vm} needs {', '.join(missing)} on {plan.host}: {why}")
-    target = _target(reach)
+    target = network_read.target(reach)
     try:
         result = converge(plan, target, only=required, remove=False)
         lacking = [name for name in required if name in result.skipped]
@@ -567,7 +381,7 @@ def release_cluster_links(db: Database, vlan: int, containers: Sequence[str]) ->
             continue
         names = [f"p{dev}.{vlan}" for dev in plan.managed] + [f"vlan{vlan}"]
         try:
-            target = _target(reach)
+            target = network_read.target(reach)
             try:
                 changes = diff_removals(plan, target.observe(), names)
                 done = target.apply(changes.steps) if changes.steps else []

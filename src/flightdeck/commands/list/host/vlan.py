@@ -43,7 +43,7 @@ class Command(Base):
     )
 
     def run(self, p: Parsed) -> None:
-        from flightdeck.services.network import list_vlans
+        from flightdeck.services.network_read import list_vlans
 
         rows, notes = list_vlans(self.ctx.db, p.args, live=p["live"], netns=p["netns"])
         t = self.table(keep_owner=True)
