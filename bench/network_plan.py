@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 VENV_BIN = Path(sys.executable).parent
 ROCKS = str(VENV_BIN / "rocks")
@@ -68,7 +69,11 @@ def build(path: Path, vms: int, vlans: int) -> None:
                 ]
             )  # fmt: skip
             first = (s.scalar(select(Host.id).order_by(Host.id.desc()).limit(1)) or 0) + 1
-            hosts, ifaces, vm_rows, clusters, boots = [], [], [], [], []
+            hosts: list[dict[str, Any]] = []
+            ifaces: list[dict[str, Any]] = []
+            vm_rows: list[dict[str, Any]] = []
+            clusters: list[dict[str, Any]] = []
+            boots: list[dict[str, Any]] = []
             computes = vms - vlans
             public = [f"137.110.119.{i}" for i in range(2, 254) if i != 117]
             assert vlans <= len(public), "one public IP per virtual frontend"

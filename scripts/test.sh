@@ -4,7 +4,7 @@
 # 1. installs the system packages (apt; skipped when all are installed) and the venv (pip; skipped
 #    when pyproject.toml is unchanged),
 # 2. starts libvirtd (unless qemu:///system already answers) and a private PostgreSQL 15 server,
-# 3. runs ruff, mypy and pytest (extra arguments go to pytest) with
+# 3. runs ruff, mypy (the package, then bench/) and pytest (extra arguments go to pytest) with
 #      FLIGHTDECK_TEST_LIBVIRT=qemu:///system
 #      FLIGHTDECK_TEST_PG_URL=postgresql+psycopg://flightdeck:<pw>@127.0.0.1:<port>/flightdeck_test
 # 4. stops what it started (also on failure or Ctrl-C) and exits non-zero if any check failed.
@@ -67,6 +67,8 @@ done
 
 run_check ruff "$FD_VENV/bin/ruff" check "${lint_paths[@]}"
 run_check mypy "$FD_VENV/bin/mypy"
+# The benchmarks too (they import the tests' helpers: vcluster, chromium, libvirt_purge).
+[[ -d bench ]] && run_check mypy-bench env MYPYPATH=tests "$FD_VENV/bin/mypy" bench
 run_check pytest "$FD_VENV/bin/pytest" "$@"
 
 fd_banner "summary"
