@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from flightdeck.services import attributes, inventory, keys, listings
+from flightdeck.services import attributes, clusters, inventory, keys, listings
 from flightdeck.services.airboss import audit, revocations
 
 VENV_BIN = Path(sys.executable).parent
@@ -88,22 +88,35 @@ def test_read_only_listings_never_import_the_orm(espresso: Any, argv: tuple[str,
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "module", "row"),
     [
-        ("list", "host", "vlan", "live=no"),
-        ("list", "host", "vlan", "vm-container-0-1", "live=no"),
-        ("list", "host", "vlan", "live=no", "output-format=json"),
+        (("list", "host", "vlan", "live=no"), "network_read", "vm-container-0-1"),
+        (("list", "host", "vlan", "vm-container-0-1", "live=no"), "network_read", "peth0.2"),
+        (("list", "host", "vlan", "live=no", "output-format=json"), "network_read", '"vlan": 2'),
+        (("list", "host", "macs", "frontend-0-0-0"), "listings", "76:77:6e:40:00:00"),
+        (("list", "host", "macs", "137.110.119.118", "names=yes"), "listings", "hosted-vm-0-1-0"),
     ],
 )
-def test_the_vlan_listing_never_imports_the_orm(espresso: Any, argv: tuple[str, ...]) -> None:
+def test_the_cluster_listings_never_import_the_orm(
+    espresso: Any, argv: tuple[str, ...], module: str, row: str
+) -> None:
     """`list host vlan` plans each container's network from Core reads (issue 20: it was
-    2.03x `import sqlalchemy` on the ORM); the same rows as in process."""
+    2.03x `import sqlalchemy` on the ORM), `list host macs` reads a cluster's MACs on Core;
+    the same rows as in process."""
     espresso.ok("add", "cluster", "137.110.119.118", "2")  # a VLAN on each container
     modules, out = imported_by(espresso.url, *argv)
-    assert "flightdeck.services.network_read" in modules
+    assert f"flightdeck.services.{module}" in modules
     assert [m for m in ORM if m in modules] == []
     assert out == espresso.ok(*argv)
-    assert "vm-container-0-1" in out  # rows, not an empty table
+    assert row in out  # rows, not an empty table
+
+
+def test_list_host_macs_names_one_frontend(espresso: Any) -> None:
+    espresso.ok("add", "cluster", "137.110.119.118", "1")
+    two = "'vm-container-0-*' names 2 hosts (vm-container-0-0, vm-container-0-1...)"
+    espresso.refused("list", "host", "macs", "vm-container-0-*", says=two)
+    alone = "host vm-container-0-0 is not a virtual frontend"
+    espresso.refused("list", "host", "macs", "vm-container-0-0", says=alone)
 
 
 def test_the_check_sees_the_orm_in_a_command_that_uses_it(espresso: Any) -> None:
@@ -130,6 +143,7 @@ def test_the_listings_are_still_found_where_they_were() -> None:
     assert inventory.list_boot is listings.list_boot
     assert inventory.list_boot_actions is listings.list_boot_actions
     assert keys.list_host_keys is listings.list_host_keys
+    assert clusters.cluster_macs is listings.cluster_macs
     assert audit.list_audit is listings.list_audit
     assert audit.AuditRow is listings.AuditRow
     assert revocations.list_revoked is listings.list_revoked

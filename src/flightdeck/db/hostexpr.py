@@ -21,7 +21,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from sqlalchemy import Column, ColumnElement, Connection, select
 
@@ -217,9 +217,22 @@ def resolve_host(session: Session, expr: str | HostIds) -> Host:
     """Exactly one host: an expression matching several is an error naming them."""
     hosts = resolve_hosts(session, expr if isinstance(expr, HostIds) else [expr], default_all=False)
     if len(hosts) != 1:
-        names = ", ".join(h.name for h in hosts[:5])
-        raise UserError(f"{expr!r} names {len(hosts)} hosts ({names}...): name exactly one host")
+        _not_one(expr, [h.name for h in hosts[:5]], len(hosts))
     return hosts[0]
+
+
+def resolve_host_id(conn: Connection, expr: str) -> tuple[int, str]:
+    """`resolve_host` on a Core connection: exactly one host, as (id, name)."""
+    ids = resolve_host_ids(conn, [expr], default_all=False)
+    named = select(hosts.c.id, hosts.c.name).where(hosts.c.id.in_(ids[:5]))
+    found = dict(conn.execute(named).tuples().all())
+    if len(ids) != 1:
+        _not_one(expr, [found[i] for i in ids[:5]], len(ids))
+    return ids[0], found[ids[0]]
+
+
+def _not_one(expr: str | HostIds, names: list[str], count: int) -> NoReturn:
+    raise UserError(f"{expr!r} names {count} hosts ({', '.join(names)}...): name exactly one host")
 
 
 def host_names(hosts: Iterable[Host]) -> list[str]:

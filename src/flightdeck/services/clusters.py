@@ -37,10 +37,12 @@ from flightdeck.planner.cluster import (
 from flightdeck.planner.cluster import ClusterRequest as ClusterRequest  # the service's input
 from flightdeck.planner.cluster import Network as PlanNetwork
 from flightdeck.planner.names import check_fqdn
-from flightdeck.services.base import reading, writing
+from flightdeck.services.base import writing
 
-# `rocks list cluster` reads Core tables (services.listings); re-exported here for callers.
+# `rocks list cluster` and `list host macs` read Core tables (services.listings); re-exported
+# here for callers.
 from flightdeck.services.listings import ClusterListing as ClusterListing
+from flightdeck.services.listings import cluster_macs as cluster_macs
 from flightdeck.services.listings import list_clusters as list_clusters
 
 if TYPE_CHECKING:
@@ -327,31 +329,6 @@ def remove_clusters(
             if line.startswith("warning"):
                 warn(line)
     return removed
-
-
-def cluster_macs(db: Database, expr: str) -> list[tuple[list[str], str]]:
-    """The MACs of each node of a virtual cluster on its VLAN, frontend first: (macs, name)."""
-    with reading(db) as s:
-        fe = resolve_host(s, expr)
-        c = _cluster_of(s, fe)
-        nodes = [
-            fe,
-            *s.scalars(
-                select(Host)
-                .join(VM, VM.host_id == Host.id)
-                .where(VM.cluster_id == c.id, Host.id != fe.id)
-                .order_by(*host_order())
-            ),
-        ]
-        macs: dict[int, list[str]] = {}
-        for hid, mac in s.execute(
-            select(Interface.host_id, Interface.mac)
-            .where(Interface.host_id.in_([n.id for n in nodes]), Interface.vlan == c.vlan)
-            .order_by(Interface.device)
-        ).tuples():
-            if mac:
-                macs.setdefault(hid, []).append(mac)
-        return [(macs.get(n.id, []), n.name) for n in nodes]
 
 
 def frontend_vlan(s: Session, fe: Host) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, func, select
 
 from flightdeck.db import attrcore, tables
 from flightdeck.db.engine import Database
-from flightdeck.db.hostexpr import host_order, resolve_host_ids
+from flightdeck.db.hostexpr import host_order, resolve_host_id, resolve_host_ids
 from flightdeck.errors import NotFound, UserError
 from flightdeck.services.base import reading_core
 
@@ -410,3 +410,30 @@ def list_revoked(db: Database, exprs: Sequence[str]) -> list[RevokedRow]:
             query = query.where(h.id.in_(resolve_host_ids(conn, exprs, default_all=False)))
         rows = list(conn.execute(query.order_by(*host_order(), r.id)).tuples())
     return [RevokedRow(*row) for row in rows]
+
+
+def cluster_macs(db: Database, expr: str) -> list[tuple[list[str], str]]:
+    """The MACs of each node of a virtual cluster on its VLAN, frontend first: (macs, name).
+    `expr` names the frontend (its name, public name, MAC...)."""
+    h, v, c, i = tables.hosts.c, tables.vms.c, tables.clusters.c, tables.interfaces.c
+    with reading_core(db) as conn:
+        fe, fe_name = resolve_host_id(conn, expr)
+        cluster = conn.execute(select(c.id, c.vlan).where(c.frontend_id == fe)).first()
+        if cluster is None:
+            raise UserError(f"host {fe_name} is not a virtual frontend")
+        members = conn.execute(
+            select(h.id, h.name)
+            .join_from(tables.hosts, tables.vms, v.host_id == h.id)
+            .where(v.cluster_id == cluster.id, h.id != fe)
+            .order_by(*host_order())
+        ).tuples()
+        nodes = [(fe, fe_name), *members]
+        macs: dict[int, list[str]] = {}
+        for hid, mac in conn.execute(
+            select(i.host_id, i.mac)
+            .where(i.host_id.in_([n for n, _name in nodes]), i.vlan == cluster.vlan)
+            .order_by(i.device)
+        ).tuples():
+            if mac:
+                macs.setdefault(hid, []).append(mac)
+    return [(macs.get(n, []), name) for n, name in nodes]

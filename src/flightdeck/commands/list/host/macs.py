@@ -60,7 +60,7 @@ class Command(Base):
             rows = [(n.macs, n.status, n.host) for n in nodes]
             self.emit(macs_table(rows, status, p["names"]))
             return
-        from flightdeck.services.clusters import cluster_macs
+        from flightdeck.services.listings import cluster_macs
 
         listed = cluster_macs(self.ctx.db, p.args[0])
         states: dict[str, str] = {}
