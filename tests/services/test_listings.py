@@ -95,14 +95,19 @@ def test_read_only_listings_never_import_the_orm(espresso: Any, argv: tuple[str,
         (("list", "host", "vlan", "live=no", "output-format=json"), "network_read", '"vlan": 2'),
         (("list", "host", "macs", "frontend-0-0-0"), "listings", "76:77:6e:40:00:00"),
         (("list", "host", "macs", "137.110.119.118", "names=yes"), "listings", "hosted-vm-0-1-0"),
+        # Live states: libvirt asked, the database read on Core all the same.
+        (("list", "host", "vm", "status=y"), "vm_status", "nostate"),
+        (("list", "host", "vm", "hosted-vm-0-0-0", "status=y"), "vm_status", "nostate"),
+        (("list", "cluster", "status=y"), "vm_status", "nostate"),
+        (("list", "host", "macs", "frontend-0-0-0", "status=yes"), "vm_status", "nostate"),
     ],
 )
 def test_the_cluster_listings_never_import_the_orm(
     espresso: Any, argv: tuple[str, ...], module: str, row: str
 ) -> None:
     """`list host vlan` plans each container's network from Core reads (issue 20: it was
-    2.03x `import sqlalchemy` on the ORM), `list host macs` reads a cluster's MACs on Core;
-    the same rows as in process."""
+    2.03x `import sqlalchemy` on the ORM), `list host macs` reads a cluster's MACs on Core, and
+    the live states (`status=`) read where each VM runs on Core; the same rows as in process."""
     espresso.ok("add", "cluster", "137.110.119.118", "2")  # a VLAN on each container
     modules, out = imported_by(espresso.url, *argv)
     assert f"flightdeck.services.{module}" in modules

@@ -44,7 +44,7 @@ from flightdeck.services import lifecycle
 from flightdeck.services.base import reading
 from flightdeck.services.bootactions import set_host_boot
 from flightdeck.services.domains import container_uris
-from flightdeck.services.lifecycle import check_connect_timeout
+from flightdeck.services.vm_status import check_connect_timeout
 from flightdeck.virt import hypervisor as hv
 
 ACTIONS = ("on", "off", "install")

@@ -35,7 +35,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from flightdeck.attrsubject import Subject, subject
 from flightdeck.db import attrs
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import HostIds, Hosts, resolve_host, resolve_hosts
@@ -53,8 +52,11 @@ from flightdeck.services.domains import (
     vm_row,
     vm_spec,
 )
-from flightdeck.services.frontend_identity import frontends
 from flightdeck.services.reverter import Reverter
+
+# Read on Core (no ORM) for the status listings; known here too.
+from flightdeck.services.vm_status import check_connect_timeout as check_connect_timeout
+from flightdeck.services.vm_status import statuses as statuses
 from flightdeck.virt import hypervisor as hv
 from flightdeck.virt.designer import VMSpec, check_domain_type, design
 
@@ -72,21 +74,6 @@ class Outcome:
     message: str
     #: Said once per command (the first VM that met it carries it), on stderr.
     warning: str | None = None
-
-
-def check_connect_timeout(value: str | None, who: str | Subject) -> float:
-    """`kvm_connect_timeout`: seconds to wait for a container's libvirt (default 10)."""
-    if value is None or not value.strip():
-        return hv.DEFAULT_CONNECT_TIMEOUT
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = float("nan")
-    if not seconds > 0 or seconds == float("inf"):
-        raise UserError(
-            f"{subject(who).attr('kvm_connect_timeout')} is {value!r}: give seconds, e.g. 10"
-        )
-    return seconds
 
 
 def _timeout(s: Session, host: Host) -> float:
@@ -403,58 +390,6 @@ def restore_vms(db: Database, exprs: Hosts, file: str | None = None) -> list[Out
 
 
 # Status -------------------------------------------------------------------------------------------
-
-
-def statuses(db: Database, names: Sequence[str] | None = None) -> dict[str, str]:
-    """Live status of the VMs named exactly (all VMs when None): one listing per container,
-    containers in parallel; a container that does not answer gives `nostate-error`."""
-    with reading(db) as s:
-        q = select(Host, VM).join(VM, VM.host_id == Host.id)
-        wanted = None if names is None else set(names)
-        if wanted is not None and len(wanted) <= 5000:  # keep under SQLite's bound-parameter cap
-            q = q.where(Host.name.in_(sorted(wanted)))
-        rows = [
-            (h, vm) for h, vm in s.execute(q).tuples().all() if wanted is None or h.name in wanted
-        ]
-        containers = {vm.container_id: vm.container for _h, vm in rows if vm.container is not None}
-        uris = container_uris(s, [c for c in containers.values() if c is not None])
-        timeouts = {cid: _timeout(s, c) for cid, c in containers.items() if c is not None}
-        by_container: dict[int, list[str]] = {}
-        result: dict[str, str] = {}
-        for h, vm in rows:
-            if vm.container_id is None:
-                result[h.name] = hv.STATUS_ERROR
-            else:
-                by_container.setdefault(vm.container_id, []).append(h.name)
-        cnames = {cid: c.name for cid, c in containers.items() if c is not None}
-        # Virtual frontends: `installing` while the installer runs, `ready` once the guest
-        # agent answers (their image starts it last); name -> boot action is install.
-        fronts = frontends(s, [h.name for h, _vm in rows])
-
-    def listing(cid: int) -> Callable[[], dict[str, str]]:
-        def states() -> dict[str, str]:
-            conn = hv.connect(cnames[cid], uris[cid], timeouts[cid])
-            found = conn.states()
-            for name in by_container[cid]:
-                if name in fronts and found.get(name) == "active":
-                    if fronts[name]:
-                        found[name] = "installing"
-                    elif conn.agent_answers(name):
-                        found[name] = "ready"
-            return found
-
-        return states
-
-    timeout = max(timeouts.values(), default=hv.DEFAULT_CONNECT_TIMEOUT) + 5
-    jobs = {str(cid): listing(cid) for cid in by_container}
-    for key, states in hv.parallel(jobs, timeout=timeout, workers=32).items():
-        for name in by_container[int(key)]:
-            result[name] = (
-                hv.STATUS_ERROR
-                if isinstance(states, BaseException)
-                else states.get(name, "nostate")
-            )
-    return result
 
 
 def live_info(db: Database, names: Sequence[str]) -> tuple[dict[str, hv.Live], list[str]]:

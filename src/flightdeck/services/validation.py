@@ -36,7 +36,7 @@ CHECKS: dict[str, tuple[str, str]] = {
     "bridge_hello_time": (_NETWORK, "check_hello_time"),
     "tx_offload": (_NETWORK, "check_tx_offload"),
     "kvm_network_format": ("flightdeck.services.network", "check_network_format"),
-    "kvm_connect_timeout": ("flightdeck.services.lifecycle", "check_connect_timeout"),
+    "kvm_connect_timeout": ("flightdeck.services.vm_status", "check_connect_timeout"),
     "kvm_mem_mb": ("flightdeck.services.allocation", "check_mem_mb"),
     "kvm_mem_overcommit": ("flightdeck.services.allocation", "check_overcommit"),
     "kvm_power_parallel": ("flightdeck.services.clusterpower", "check_power_parallel"),

@@ -44,7 +44,7 @@ class Command(Base):
         blocks = list_clusters(self.ctx.db, p.args)
         live: dict[str, str] = {}
         if p["status"]:
-            from flightdeck.services.lifecycle import statuses
+            from flightdeck.services.vm_status import statuses
 
             vms = [b.frontend for b in blocks if b.kind == "VM"]
             vms += [n for b in blocks for n, kind in b.nodes if kind == "VM"]

@@ -88,7 +88,7 @@ def cluster_nodes(db: Database, target: Target) -> list[Node]:
 
 def with_states(db: Database, nodes: list[Node]) -> list[Node]:
     """The same nodes with their live state (one libvirt listing per container, in parallel)."""
-    from flightdeck.services.lifecycle import statuses
+    from flightdeck.services.vm_status import statuses
 
     states = statuses(db, [n.name for n in nodes])
     return [dataclasses.replace(n, status=states.get(n.name, "nostate")) for n in nodes]

@@ -65,7 +65,7 @@ class Command(Base):
         listed = cluster_macs(self.ctx.db, p.args[0])
         states: dict[str, str] = {}
         if status:
-            from flightdeck.services.lifecycle import statuses
+            from flightdeck.services.vm_status import statuses
 
             states = statuses(self.ctx.db, [name for _macs, name in listed])
         self.emit(macs_table([(m, states.get(n), n) for m, n in listed], status, p["names"]))

@@ -52,7 +52,7 @@ class Command(Base):
         vms = list_host_vms(self.ctx.db, p.args)
         live: dict[str, str] = {}
         if p["status"]:
-            from flightdeck.services.lifecycle import statuses
+            from flightdeck.services.vm_status import statuses
 
             live = statuses(self.ctx.db, [v.name for v in vms]) if vms else {}
         for vm in vms:
