@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from flightdeck import config
 from flightdeck.db import attrs
-from flightdeck.db.models import VM, Cluster, Host, HostBoot, Interface, Route
+from flightdeck.db.models import Cluster, Host, HostBoot, Interface, Route
 from flightdeck.db.models import PublicKey as KeyRow
 from flightdeck.errors import NotFound, UserError
 from flightdeck.planner.cluster import FRONTEND_INSTALL
@@ -235,18 +235,3 @@ def check_ready_to_install(s: Session, host: Host) -> None:
             f"{host.name} installs from the boot server on the public address {ip}, which is not "
             "running: rocks start service dhcp (on the frontend, with its public address)"
         )
-
-
-# Status -------------------------------------------------------------------------------------------
-
-
-def frontends(s: Session, names: list[str]) -> dict[str, bool]:
-    """Of `names`, the virtual frontends, each with whether its boot action is `install`."""
-    rows = s.execute(
-        select(Host.name, HostBoot.action)
-        .join(Cluster, Cluster.frontend_id == Host.id)
-        .join(VM, VM.host_id == Host.id)
-        .outerjoin(HostBoot, HostBoot.host_id == Host.id)
-        .where(Host.name.in_(names))
-    ).tuples()
-    return {str(name): action == "install" for name, action in rows}
