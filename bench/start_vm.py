@@ -5,7 +5,10 @@ bridge this script creates (address-less, removed at the end); the disk volume i
 warm-up `rocks start`, then every side starts the same XML from the same disk. Each sample is one
 start (timed) followed by a stop (not timed); the three take turns going first. The second
 baseline, `virsh define; start` in one virsh process, is what rocks asks of libvirt (a persistent
-domain, as the original's), where `virsh create` starts a transient one.
+domain, as the original's), where `virsh create` starts a transient one. `rocks` is timed twice:
+on its own (FLIGHTDECK_RESIDENT=no: it imports everything itself) and served by a `rocksd` this
+script starts (cli/resident_server.py: the same command in a child of a process that has it all
+imported).
 
     .venv/bin/python bench/start_vm.py [--runs 5]
 """
@@ -13,12 +16,14 @@ domain, as the original's), where `virsh create` starts a transient one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from _harness import add_pyc_option, child_env, pyc_line, timed
@@ -37,14 +42,24 @@ def main() -> None:
     subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
     vm = f"fdbench-{secrets.token_hex(3)}"
     try:
-        with tempfile.TemporaryDirectory() as home:
+        with tempfile.TemporaryDirectory() as home, contextlib.ExitStack() as stack:
             env = child_env(dict(os.environ, FLIGHTDECK_HOME=home), a.no_pyc)
             env.pop("FLIGHTDECK_DB", None)
+            env["FLIGHTDECK_RESIDENT"] = "no"
+            sock = f"{home}/run/rocks.sock"
+            served = dict(env, FLIGHTDECK_RESIDENT_SOCKET=sock)
+            served.pop("FLIGHTDECK_RESIDENT")
+            server = subprocess.Popen(
+                [str(VENV_BIN / "rocksd"), "--socket", sock], env=env, stderr=subprocess.DEVNULL
+            )
+            stack.callback(server.wait)
+            stack.callback(server.terminate)
 
             def run(*args: str) -> str:
-                return subprocess.run(
-                    [rocks, *args], env=env, check=True, capture_output=True, text=True
-                ).stdout
+                done = subprocess.run([rocks, *args], env=env, capture_output=True, text=True)
+                if done.returncode:
+                    raise SystemExit(f"rocks {' '.join(args)}: {done.stderr.strip()}")
+                return done.stdout
 
             run(
                 "init",
@@ -74,18 +89,25 @@ def main() -> None:
             # What rocks asks of libvirt (a persistent domain: define, then start), in one
             # virsh process: the second baseline, for where the time goes.
             persistent = [*virsh, f"define {xml_path}; start {vm}"]
-            times: dict[str, list[float]] = {"rocks": [], "create": [], "define+start": []}
+            times: dict[str, list[float]] = {
+                "rocks": [], "rocksd": [], "create": [], "define+start": []
+            }  # fmt: skip
 
-            def sample(key: str, cmd: list[str]) -> None:
-                times[key].append(timed(cmd, env)[0] / 1000)  # _harness.timed: wall ms
+            def sample(key: str, cmd: list[str], with_env: dict[str, str] = env) -> None:
+                times[key].append(timed(cmd, with_env)[0] / 1000)  # _harness.timed: wall ms
 
             run("start", "host", "vm", vm)  # warm-up: makes the disk volume
             run("stop", "host", "vm", vm)
+            while not os.path.exists(sock):  # rocksd imports for ~1-2 s, then listens
+                if server.poll() is not None:
+                    raise SystemExit("rocksd did not start")
+                time.sleep(0.05)
             for i in range(a.runs):
-                order = ["rocks", "create", "define+start"]
-                for key in order[i % 3 :] + order[: i % 3]:  # each goes first in turn
-                    if key == "rocks":
-                        sample(key, [rocks, "start", "host", "vm", vm])
+                order = ["rocks", "rocksd", "create", "define+start"]
+                for key in order[i % 4 :] + order[: i % 4]:  # each goes first in turn
+                    if key in ("rocks", "rocksd"):
+                        start = [rocks, "start", "host", "vm", vm]
+                        sample(key, start, served if key == "rocksd" else env)
                         run("stop", "host", "vm", vm)
                     elif key == "create":
                         sample(key, [*virsh, "create", str(xml_path)])
@@ -97,7 +119,8 @@ def main() -> None:
             run("remove", "host", "vm", vm)
         print(f"{a.runs} runs each, real libvirtd, TCG, 128 MB guest; {pyc_line(a.no_pyc)}")
         base = statistics.median(times["create"])
-        for key, label in (("rocks", "rocks start host vm"), ("create", "virsh create"),
+        for key, label in (("rocks", "rocks start host vm"), ("rocksd", "  served by rocksd"),
+                           ("create", "virsh create"),
                            ("define+start", "virsh define; start")):  # fmt: skip
             m = statistics.median(times[key])
             print(f"{label:<22}median {m * 1000:7.1f} ms  min {min(times[key]) * 1000:7.1f} ms"
