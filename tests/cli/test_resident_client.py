@@ -79,3 +79,43 @@ def test_the_request_carries_what_the_server_must_match() -> None:
     assert fields[:4] == [resident_client.PROTOCOL, exe, pkg, version]
     assert fields[4:] == [b"22", b"2", b"a", b"b", b"K=v"]
     assert Path(os.fsdecode(pkg)) == Path(resident_client.__file__).resolve().parents[1]
+
+
+STRANGER = """
+import os, socket, sys
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+os.chmod(path, 0o777)
+os.setgid(65534)
+os.setuid(65534)
+s.listen(1)  # the kernel records nobody as the listener
+print("listening", flush=True)
+conn, _ = s.accept()
+conn.settimeout(10)
+data = conn.recv(65536)
+print("got", len(data), flush=True)
+"""
+
+
+def test_a_server_run_by_someone_else_is_given_nothing(
+    home_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A socket another user listens on (here: nobody's, in a world-writable directory): the
+    client sends neither its descriptors nor its environment, says why, and runs the command."""
+    path = tmp_path / "s.sock"
+    stranger = subprocess.Popen(
+        [sys.executable, "-c", STRANGER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert stranger.stdout is not None and stranger.stdout.readline() == "listening\n"
+        env = dict(home_env, FLIGHTDECK_RESIDENT_SOCKET=str(path), FLIGHTDECK_SECRET="s3cret")
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60
+        )
+        out, _ = stranger.communicate(timeout=30)
+    finally:
+        stranger.kill()
+    assert done.stdout.strip() == "None True"
+    assert "is served by uid 65534, not root or you; running here" in done.stderr
+    assert out == "got 0\n"  # the connection closed with nothing sent

@@ -8,8 +8,11 @@ changes: the child runs `cli.main.run` with this process's arguments, environmen
 directory, umask and standard streams (the descriptors themselves, passed over the socket, so a
 terminal stays a terminal and a pipe a pipe), and its exit status becomes this process's.
 
+Before it sends anything it asks the kernel who listens (SO_PEERCRED): only a server run by root
+or by this user is given this process's descriptors and environment.
+
 When nothing answers (no `rocksd`, a stale socket, a server started from other code or another
-Python, one that is full) the command runs here as it always did: `served` returns None and the
+Python, one that is full, a stranger's) the command runs here as it always did: `served` returns None and the
 caller imports `cli.main`. Once the server has said which process runs the command, it is never
 run a second time here, whatever happens after.
 
@@ -118,6 +121,8 @@ def _ask(
     cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
     try:
         sock.connect(path)
+        if not _trusted(sock):
+            return None
         socket.send_fds(sock, [len(payload).to_bytes(4, "big")], [0, 1, 2, cwd])
         sock.sendall(payload)
         reader = sock.makefile("rb")
@@ -135,6 +140,23 @@ def _ask(
     except ValueError:
         return None
     return _wait(sock, reader, pid, unblock)
+
+
+def _trusted(sock: socket.socket) -> bool:
+    """The server is root or this user (the kernel says, SO_PEERCRED): anyone else listening
+    on the path (a socket in a world-writable directory, FLIGHTDECK_RESIDENT_SOCKET set by
+    mistake) gets neither this process's descriptors nor its environment."""
+    import socket
+    import struct
+
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    if uid in (0, os.geteuid()):
+        return True
+    sys.stderr.write(
+        f"rocks: {socket_path()} is served by uid {uid}, not root or you; running here\n"
+    )
+    return False
 
 
 def _wait(sock: socket.socket, reader: BinaryIO, pid: int, unblock: Callable[[], object]) -> int:

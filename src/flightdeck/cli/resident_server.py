@@ -26,7 +26,10 @@ Bounds: a request is at most `MAX_REQUEST` bytes and must arrive within `REQUEST
 seconds; at most `MAX_CHILDREN` commands run at once (more are refused and run in their clients).
 Every decision is one line on standard error, with client-chosen text escaped.
 
-    rocksd [--socket PATH] [--request-timeout S] [--max-children N]
+    rocksd [--socket PATH] [--pid-file PATH] [--request-timeout S] [--max-children N]
+
+`rocks start|stop|report service rocksd` run it as a daemon where there is no systemd
+(`cli/resident_daemon.py`); a virtual frontend's image starts it with a unit.
 
 The socket defaults to FLIGHTDECK_RESIDENT_SOCKET, else /run/flightdeck/rocks.sock.
 """
@@ -53,6 +56,7 @@ from typing import TextIO
 import flightdeck
 from flightdeck.cli import resident_client as wire
 from flightdeck.logsafe import escape
+from flightdeck.process.daemon import read_pid, write_pid
 
 #: Largest request in bytes (arguments and environment); a root shell's is ~3 KB.
 MAX_REQUEST = 1 << 20
@@ -396,6 +400,7 @@ def _reopen_std_streams() -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="rocksd", description=__doc__.split("\n\n")[0])
     ap.add_argument("--socket", default=wire.socket_path(), help="where to listen")
+    ap.add_argument("--pid-file", help="write the pid here once listening (removed at exit)")
     ap.add_argument(
         "--request-timeout",
         type=float,
@@ -422,10 +427,14 @@ def main(argv: list[str] | None = None) -> None:
     server = Server(a.socket, log, a.request_timeout, a.max_children)
     server.bind()
     log(f"{count} modules imported in {time.monotonic() - started:.2f} s")
+    if a.pid_file:
+        write_pid(Path(a.pid_file), os.getpid())
     try:
         server.serve()
     finally:
         server.close()
+        if a.pid_file and read_pid(Path(a.pid_file)) == os.getpid():
+            Path(a.pid_file).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
