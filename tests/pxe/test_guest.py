@@ -44,6 +44,18 @@ def test_units_parse_and_order_the_boot() -> None:
         assert unit in guest.ENABLED
 
 
+def test_rocksd_starts_after_ready_and_again_after_an_upgrade() -> None:
+    """Its imports (~30 s of TCG CPU) must not delay the ready line; it exits when its code
+    changes on disk, so it must be restarted whatever its exit status."""
+    unit = _unit(guest.ROCKSD_UNIT)
+    assert unit["Unit"]["After"] == "flightdeck-ready.service"
+    assert unit["Service"]["ExecStart"] == f"{guest.VENV}/bin/rocksd"
+    assert unit["Service"]["Restart"] == "always"
+    assert int(unit["Service"]["Nice"]) > 0
+    assert "flightdeck-rocksd.service" in guest.ENABLED
+    assert "/etc/systemd/system/flightdeck-rocksd.service" in guest.files()
+
+
 IDENT = ident.Identity(
     fqdn="vi-1.example.org",
     vm="frontend-0-0-0",
