@@ -11,17 +11,22 @@ issue 20). Each command alternates with its floor run by run, after one warm-up 
 clock and CPU of N runs, in ms. The children load flightdeck from its bytecode cache, as an
 installed copy does (`--no-pyc` keeps PYTHONDONTWRITEBYTECODE: every run then compiles it).
 
-    .venv/bin/python bench/startup.py [--runs 20]
+`--rocksd` starts a `rocksd` first and times each command served by it (cli/resident_server.py)
+against the same floors; CPU is then the client's alone (the served child is rocksd's).
+
+    .venv/bin/python bench/startup.py [--runs 20] [--rocksd]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from _harness import add_pyc_option, child_env, interleaved, pyc_line
@@ -34,11 +39,25 @@ PY = sys.executable
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--rocksd", action="store_true", help="time the commands served by rocksd")
     add_pyc_option(ap)
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as home:
+    with tempfile.TemporaryDirectory() as home, contextlib.ExitStack() as stack:
         env = child_env(dict(os.environ, FLIGHTDECK_HOME=home), a.no_pyc)
         env.pop("FLIGHTDECK_DB", None)
+        env["FLIGHTDECK_RESIDENT"] = "no"
+        if a.rocksd:
+            env.pop("FLIGHTDECK_RESIDENT")
+            env["FLIGHTDECK_RESIDENT_SOCKET"] = sock = f"{home}/run/rocks.sock"
+            server = subprocess.Popen(
+                [str(VENV_BIN / "rocksd"), "--socket", sock], env=env, stderr=subprocess.DEVNULL
+            )
+            stack.callback(server.wait)
+            stack.callback(server.terminate)
+            while not os.path.exists(sock):
+                if server.poll() is not None:
+                    raise SystemExit("rocksd did not start")
+                time.sleep(0.05)
         subprocess.run(
             [
                 ROCKS,
@@ -75,7 +94,8 @@ def main() -> None:
             "list host vlan live=no",
         ):
             pairs.append((f"rocks {words}", [ROCKS, *words.split()], *sqlalchemy_floor))
-        print(f"{pyc_line(a.no_pyc)}; {a.runs} runs each")
+        served = "; served by rocksd (cpu: the client's)" if a.rocksd else ""
+        print(f"{pyc_line(a.no_pyc)}; {a.runs} runs each{served}")
         print(f"{'command':<32} {'wall median':>11} {'min':>7} {'cpu median':>11} {'min':>7}"
               "  (ms)  ratio (wall median)")  # fmt: skip
         for name, cmd, floor_name, floor in pairs:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -43,6 +44,18 @@ def base_env(home: Path) -> dict[str, str]:
     for name in ("FLIGHTDECK_DB", "FLIGHTDECK_DEBUG"):
         env.pop(name, None)
     return env
+
+
+def reading_stdin(env: dict[str, str], **kw: Any) -> subprocess.Popen[Any]:
+    """`rocks apply cluster file=-`: a command that waits for its stdin until given it."""
+    return subprocess.Popen(
+        [str(VENV_BIN / "rocks"), "apply", "cluster", "file=-"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -92,16 +105,7 @@ def test_stdin_umask_streams_and_the_users_signal_reach_the_command(
     with rocksd(site) as server:
         fed = rocks(("apply", "cluster", "file=-"), server.env(site), input="not: [a spec\n")
         assert fed.returncode != 0 and "error - " in fed.stderr
-        client = subprocess.Popen(
-            [str(VENV_BIN / "rocks"), "apply", "cluster", "file=-"],
-            env=server.env(site),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-            umask=0o027,
-        )
+        client = reading_stdin(server.env(site), text=True, cwd=tmp_path, umask=0o027)
         log = server.wait_log("running rocks apply cluster file=- as pid", timeout=30, count=2)
         child = int(log.rsplit("running rocks apply cluster file=- as pid ", 1)[1].split()[0])
         # The server logs the fork; the child then takes on the client's surroundings and
@@ -126,13 +130,7 @@ def test_stdin_umask_streams_and_the_users_signal_reach_the_command(
 def test_a_command_outlives_a_killed_server(site: dict[str, str]) -> None:
     """The child owns the connection: SIGKILL to rocksd mid-command loses nothing."""
     with rocksd(site) as server:
-        client = subprocess.Popen(
-            [str(VENV_BIN / "rocks"), "apply", "cluster", "file=-"],
-            env=server.env(site),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        client = reading_stdin(server.env(site))
         server.wait_log("running rocks apply cluster file=- as pid")
         server.proc.kill()
         server.proc.wait()
@@ -251,13 +249,7 @@ def test_requests_are_bounded_and_malformed_ones_refused(site: dict[str, str]) -
 
 def test_a_full_server_hands_commands_back(site: dict[str, str]) -> None:
     with rocksd(site, "--max-children", "1") as server:
-        busy = subprocess.Popen(
-            [str(VENV_BIN / "rocks"), "apply", "cluster", "file=-"],
-            env=server.env(site),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        busy = reading_stdin(server.env(site))
         server.wait_log("running rocks apply cluster file=-")
         second = rocks(("list", "host"), server.env(site))
         log = server.wait_log("1 commands already running")

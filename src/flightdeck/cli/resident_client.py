@@ -12,9 +12,9 @@ Before it sends anything it asks the kernel who listens (SO_PEERCRED): only a se
 or by this user is given this process's descriptors and environment.
 
 When nothing answers (no `rocksd`, a stale socket, a server started from other code or another
-Python, one that is full, a stranger's) the command runs here as it always did: `served` returns None and the
-caller imports `cli.main`. Once the server has said which process runs the command, it is never
-run a second time here, whatever happens after.
+Python, one that is full, a stranger's) the command runs here as it always did: `served` returns
+None and the caller imports `cli.main`. Once the server has said which process runs the command,
+it is never run a second time here, whatever happens after.
 
 Standard library only, and cheap: `os.stat` of the socket first, so a machine without `rocksd`
 pays one system call. `FLIGHTDECK_RESIDENT=no` runs every command here; so does any `-X` option

@@ -173,6 +173,11 @@ def resolve_all(session: Session, host: Host) -> list[Resolved]:
     return [merged[k] for k in sorted(merged, key=str.lower)]
 
 
+def values_of(session: Session, host: Host) -> dict[str, str]:
+    """name -> value of every attribute that applies to `host` (what a plan or a spec reads)."""
+    return {r.name: r.value for r in resolve_all(session, host)}
+
+
 def global_value(session: Session, name: str) -> str | None:
     levels: _Levels | None = session.info.get(_CACHE)
     if levels is not None:

@@ -203,7 +203,7 @@ def vm_spec(
     where = placement(s, host)
     vm = vm_row(s, host)
     assert vm.container is not None
-    values = {r.name: r.value for r in attrs.resolve_all(s, host)}
+    values = attrs.values_of(s, host)
     vlan_mode = (attrs.resolve(s, vm.container, "kvm_vlan_mode") or "macvtap").lower()
     boot = s.get(HostBoot, host.id)
     is_frontend = s.scalar(select(Cluster.id).where(Cluster.frontend_id == host.id)) is not None

@@ -66,7 +66,7 @@ def network_input(
 ) -> HostNetworkInput:
     """The planner's input for `host` (`network_read.network_input`, in this session)."""
     s.flush()  # the Core statements there do not autoflush
-    values = {r.name: r.value for r in attrs.resolve_all(s, host)}
+    values = attrs.values_of(s, host)
     return network_read.network_input(s, host.id, host.name, values, vm_host_ids=vm_host_ids)
 
 
@@ -101,7 +101,7 @@ def _format(s: Session, host: Host, given: str | None) -> str:
 
 def reach_of(s: Session, host: Host) -> Reach:
     """From the container's libvirt URI (`network_read.reach`)."""
-    return network_read.reach(host.name, {r.name: r.value for r in attrs.resolve_all(s, host)})
+    return network_read.reach(host.name, attrs.values_of(s, host))
 
 
 def _ssh_reach(s: Session, host: Host) -> Reach:
