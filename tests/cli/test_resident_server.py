@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,35 @@ def test_stdin_umask_streams_and_the_users_signal_reach_the_command(
         _out, err = client.communicate(timeout=30)
     assert client.returncode == 130, err
     assert err.strip().splitlines() == ["error - interrupted"]
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
+def _until(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_ctrl_z_stops_the_command_with_the_client_and_fg_continues_both(
+    site: dict[str, str],
+) -> None:
+    """SIGTSTP on the client (the terminal's Ctrl-Z) stops the served process too, the client
+    last; SIGCONT (the shell's fg) continues both; the command then ends as it would."""
+    with rocksd(site) as server:
+        client = reading_stdin(server.env(site))
+        log = server.wait_log("running rocks apply cluster file=- as pid")
+        child = int(log.rsplit("as pid ", 1)[1].split()[0])
+        _until("the child waits on stdin", lambda: _state(child) == "S")
+        client.send_signal(signal.SIGTSTP)
+        _until("both stopped", lambda: _state(client.pid) == _state(child) == "T")
+        client.send_signal(signal.SIGCONT)
+        _until("both going again", lambda: "T" not in (_state(client.pid), _state(child)))
+        _out, err = client.communicate(b"{}\n", timeout=60)
+    assert client.returncode not in (0, wire.EXIT_LOST) and err.startswith(b"error - ")
 
 
 def test_a_command_outlives_a_killed_server(site: dict[str, str]) -> None:

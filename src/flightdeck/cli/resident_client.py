@@ -52,6 +52,9 @@ ANSWER_TIMEOUT = 5.0
 MAX_LINE = 512
 #: Signals a user sends to "the command" that must reach the process running it.
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+#: Passed on too, but not an end: the terminal's new size; Ctrl-Z (the command stops with us,
+#: and goes on when the shell continues us).
+PASSED = ("SIGWINCH", "SIGTSTP")
 #: Exit status when the served process ended without saying (EX_SOFTWARE, as cli.main).
 EXIT_LOST = 70
 
@@ -99,7 +102,7 @@ def served(argv: list[str]) -> int | None:
 
     # A signal that comes while the server is being asked waits (blocked) until this process
     # knows whom to forward it to, or, if the command runs here after all, until it does.
-    forwarded = {getattr(signal, name) for name in FORWARDED}
+    forwarded = {getattr(signal, name) for name in (*FORWARDED, *PASSED)}
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -165,15 +168,28 @@ def _wait(sock: socket.socket, reader: BinaryIO, pid: int, unblock: Callable[[],
 
     sent: list[int] = []
 
-    def forward(signum: int, _frame: object) -> None:
-        sent.append(signum)
+    def pass_on(signum: int, _frame: object = None) -> None:
         try:  # noqa: SIM105 - contextlib is an import this module does without
             os.kill(pid, signum)
         except OSError:
             pass
 
+    def forward(signum: int, _frame: object) -> None:
+        sent.append(signum)
+        pass_on(signum)
+
+    def suspend(_signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+            os.kill(os.getpid(), signal.SIGSTOP)  # returns when the shell continues us
+            os.kill(pid, signal.SIGCONT)
+        except OSError:
+            pass
+
     for name in FORWARDED:
         signal.signal(getattr(signal, name), forward)
+    signal.signal(signal.SIGWINCH, pass_on)
+    signal.signal(signal.SIGTSTP, suspend)
     unblock()
     sock.settimeout(None)  # the command takes as long as it takes
     try:
