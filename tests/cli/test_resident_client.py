@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 PROBE = (
     "import sys; from flightdeck.cli.resident_client import served; "
     "status = served(['list', 'host']); "
-    "print(status, 'socket' in sys.modules)"
+    "print(status, '_socket' in sys.modules)"
 )
 
 
@@ -41,7 +41,7 @@ def home_env(tmp_path: Path) -> dict[str, str]:
 def test_without_a_socket_nothing_is_asked_and_nothing_imported(
     home_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """A machine without rocksd pays one stat: `socket` is not even imported."""
+    """A machine without rocksd pays one stat: not even `_socket` is imported."""
     env = dict(home_env, FLIGHTDECK_RESIDENT_SOCKET=str(tmp_path / "none.sock"))
     assert probe(env) == "None False"
 
@@ -54,10 +54,11 @@ def test_a_file_that_is_no_server_is_a_command_run_here(
     assert probe(dict(home_env, FLIGHTDECK_RESIDENT_SOCKET=str(plain))) == "None True"
 
 
-def test_a_server_is_not_asked_when_the_user_or_a_measurement_says_so(
+def test_a_server_is_not_asked_when_the_user_or_a_measurement_says_so_or_for_help(
     home_env: dict[str, str],
 ) -> None:
-    """FLIGHTDECK_RESIDENT=no, and any -X option (-X importtime measures this process)."""
+    """FLIGHTDECK_RESIDENT=no, any -X option (-X importtime measures this process), and help
+    (it reads one generated file: ~13 ms here, more through a fork)."""
     with rocksd(home_env) as server:
         env = server.env(home_env)
         asked = probe(env)  # no database: the command fails, but in rocksd's child
@@ -67,8 +68,10 @@ def test_a_server_is_not_asked_when_the_user_or_a_measurement_says_so(
         assert probe(env, "-X", "importtime") == "None False"
         done = rocks(("list", "host"), dict(env, FLIGHTDECK_RESIDENT="off"))
         assert done.returncode == 1 and "no Flightdeck database" in done.stderr
+        helped = [rocks(argv, env) for argv in (("help",), ("list", "host", "help"), ())]
         log = server.log()
     assert log.count("running rocks") == 1
+    assert all(h.returncode == 0 and "rocks" in h.stdout for h in helped)
 
 
 def test_the_request_carries_what_the_server_must_match() -> None:

@@ -182,7 +182,8 @@ def test_another_user_is_refused_even_through_an_open_socket(site: dict[str, str
         os.chmod(server.socket, 0o666)
         # The interpreter lives under /root: the child drops to nobody after its imports.
         code = (
-            "import os, signal, socket, struct; from flightdeck.cli.resident_client import served; "
+            "import os, _signal, _socket, array\n"
+            "from flightdeck.cli.resident_client import served\n"
             "os.setgid(65534); os.setuid(65534); print(served(['list', 'host']))"
         )
         done = subprocess.run(

@@ -38,9 +38,8 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import socket
+    import _socket
     from collections.abc import Callable
-    from typing import BinaryIO
 
 #: Names this wire format; a server that speaks another refuses, and the command runs here.
 PROTOCOL = b"flightdeck-rocksd-1"
@@ -55,6 +54,8 @@ FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 #: Passed on too, but not an end: the terminal's new size; Ctrl-Z (the command stops with us,
 #: and goes on when the shell continues us).
 PASSED = ("SIGWINCH", "SIGTSTP")
+#: Words that ask for help (as cli.main's); help runs in the client.
+HELP_WORDS = ("help", "--help", "-h")
 #: Exit status when the served process ended without saying (EX_SOFTWARE, as cli.main).
 EXIT_LOST = 70
 
@@ -92,44 +93,68 @@ def served(argv: list[str]) -> int | None:
         return None
     if sys._xoptions or sys.flags.dev_mode:
         return None
+    if not argv or argv[0] in HELP_WORDS or argv[-1] in HELP_WORDS:
+        return None  # help reads one generated file: cheaper here than a fork away
     path = socket_path()
     try:
         os.stat(path)
     except OSError:
         return None
-    import signal
-    import socket
+    # `_socket` and `_signal`, not `socket` and `signal`: the public modules build enums of
+    # every constant at import (~12 ms together, a quarter of a served listing).
+    import _signal  # type: ignore[import-not-found]  # no stub; `signal` re-exports it
+    import _socket
 
     # A signal that comes while the server is being asked waits (blocked) until this process
     # knows whom to forward it to, or, if the command runs here after all, until it does.
-    forwarded = {getattr(signal, name) for name in (*FORWARDED, *PASSED)}
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    caught = {getattr(_signal, name) for name in (*FORWARDED, *PASSED)}
+    blocked = _signal.pthread_sigmask(_signal.SIG_BLOCK, caught)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        return _ask(sock, path, argv, lambda: signal.pthread_sigmask(signal.SIG_SETMASK, blocked))
+        return _ask(sock, path, argv, lambda: _signal.pthread_sigmask(_signal.SIG_SETMASK, blocked))
     finally:
         sock.close()
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, blocked)
+
+
+class _Lines:
+    """Reply lines from the server, each at most MAX_LINE bytes (a longer one is cut)."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def readline(self) -> bytes:
+        while b"\n" not in self.buffer and len(self.buffer) < MAX_LINE:
+            chunk = self.sock.recv(MAX_LINE)
+            if not chunk:
+                break
+            self.buffer += chunk
+        line, sep, self.buffer = self.buffer.partition(b"\n")
+        return (line + sep)[:MAX_LINE]
 
 
 def _ask(
-    sock: socket.socket, path: str, argv: list[str], unblock: Callable[[], object]
+    sock: _socket.socket, path: str, argv: list[str], unblock: Callable[[], object]
 ) -> int | None:
-    import socket
+    import _socket
+    from array import array
 
     sock.settimeout(ANSWER_TIMEOUT)
     umask = os.umask(0)
     os.umask(umask)
     payload = encode_request(argv, dict(os.environ), umask)
     cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    lines = _Lines(sock)
     try:
         sock.connect(path)
         if not _trusted(sock):
             return None
-        socket.send_fds(sock, [len(payload).to_bytes(4, "big")], [0, 1, 2, cwd])
+        fds = array("i", [0, 1, 2, cwd])
+        rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)]
+        sock.sendmsg([len(payload).to_bytes(4, "big")], rights)
         sock.sendall(payload)
-        reader = sock.makefile("rb")
-        first = reader.readline(MAX_LINE)
+        first = lines.readline()
     except OSError:
         return None  # nothing listening, or it went away before taking the command
     finally:
@@ -142,18 +167,17 @@ def _ask(
         pid = int(first[4:])
     except ValueError:
         return None
-    return _wait(sock, reader, pid, unblock)
+    return _wait(sock, lines, pid, unblock)
 
 
-def _trusted(sock: socket.socket) -> bool:
+def _trusted(sock: _socket.socket) -> bool:
     """The server is root or this user (the kernel says, SO_PEERCRED): anyone else listening
     on the path (a socket in a world-writable directory, FLIGHTDECK_RESIDENT_SOCKET set by
     mistake) gets neither this process's descriptors nor its environment."""
-    import socket
-    import struct
+    import _socket
 
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
+    creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # struct ucred
+    uid = int.from_bytes(creds[4:8], sys.byteorder)
     if uid in (0, os.geteuid()):
         return True
     sys.stderr.write(
@@ -162,9 +186,9 @@ def _trusted(sock: socket.socket) -> bool:
     return False
 
 
-def _wait(sock: socket.socket, reader: BinaryIO, pid: int, unblock: Callable[[], object]) -> int:
+def _wait(sock: _socket.socket, lines: _Lines, pid: int, unblock: Callable[[], object]) -> int:
     """Pass the user's signals to `pid` until the server reports its exit status."""
-    import signal
+    import _signal  # type: ignore[import-not-found]  # no stub; `signal` re-exports it
 
     sent: list[int] = []
 
@@ -180,20 +204,20 @@ def _wait(sock: socket.socket, reader: BinaryIO, pid: int, unblock: Callable[[],
 
     def suspend(_signum: int, _frame: object) -> None:
         try:
-            os.kill(pid, signal.SIGSTOP)
-            os.kill(os.getpid(), signal.SIGSTOP)  # returns when the shell continues us
-            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, _signal.SIGSTOP)
+            os.kill(os.getpid(), _signal.SIGSTOP)  # returns when the shell continues us
+            os.kill(pid, _signal.SIGCONT)
         except OSError:
             pass
 
     for name in FORWARDED:
-        signal.signal(getattr(signal, name), forward)
-    signal.signal(signal.SIGWINCH, pass_on)
-    signal.signal(signal.SIGTSTP, suspend)
+        _signal.signal(getattr(_signal, name), forward)
+    _signal.signal(_signal.SIGWINCH, pass_on)
+    _signal.signal(_signal.SIGTSTP, suspend)
     unblock()
     sock.settimeout(None)  # the command takes as long as it takes
     try:
-        line = reader.readline(MAX_LINE)
+        line = lines.readline()
     except OSError:
         line = b""
     if line.startswith(b"exit "):
