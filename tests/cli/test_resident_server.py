@@ -8,6 +8,9 @@ tests/cli/test_resident_client.py.
 from __future__ import annotations
 
 import os
+import re
+import resource
+import secrets
 import shutil
 import signal
 import socket
@@ -106,7 +109,14 @@ def test_stdin_umask_streams_and_the_users_signal_reach_the_command(
     with rocksd(site) as server:
         fed = rocks(("apply", "cluster", "file=-"), server.env(site), input="not: [a spec\n")
         assert fed.returncode != 0 and "error - " in fed.stderr
-        client = reading_stdin(server.env(site), text=True, cwd=tmp_path, umask=0o027)
+
+        def limited() -> None:  # in the client, before exec: `nice -n 7`, `ulimit -n 123`
+            os.nice(7)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (123, 456))
+
+        client = reading_stdin(
+            server.env(site), text=True, cwd=tmp_path, umask=0o027, preexec_fn=limited
+        )
         log = server.wait_log("running rocks apply cluster file=- as pid", timeout=30, count=2)
         child = int(log.rsplit("running rocks apply cluster file=- as pid ", 1)[1].split()[0])
         # The server logs the fork; the child then takes on the client's surroundings and
@@ -116,6 +126,9 @@ def test_stdin_umask_streams_and_the_users_signal_reach_the_command(
             assert time.monotonic() < deadline, status
             time.sleep(0.05)
         assert "Umask:\t0027" in status
+        assert _stat_fields(child)[16] == "7"  # nice
+        limits = Path(f"/proc/{child}/limits").read_text()
+        assert re.search(r"^Max open files +123 +456 ", limits, re.M), limits
         assert os.readlink(f"/proc/{child}/cwd") == str(tmp_path)
         for fd in (0, 1, 2):
             assert os.readlink(f"/proc/{child}/fd/{fd}") == os.readlink(
@@ -128,8 +141,13 @@ def test_stdin_umask_streams_and_the_users_signal_reach_the_command(
     assert err.strip().splitlines() == ["error - interrupted"]
 
 
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name: [0] state, [16] nice (proc(5))."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
 def _state(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    return _stat_fields(pid)[0]
 
 
 def _until(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
@@ -198,6 +216,39 @@ def test_another_user_is_refused_even_through_an_open_socket(site: dict[str, str
     assert done.stdout.strip() == "None", done.stderr
     assert "uid 65534: not this server's user" in log
     assert "running rocks list host" not in log
+
+
+def test_a_client_in_other_namespaces_or_with_fewer_privileges_runs_its_command_itself(
+    site: dict[str, str],
+) -> None:
+    """`ip netns exec <ns> rocks ...` must run in <ns>, not in rocksd's network; root with a
+    capability dropped must not get it back through rocksd. Both are refused (from /proc of
+    the peer the kernel names), logged, and run by the client, where they belong."""
+    ns = f"fdrd{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        with rocksd(site) as server:
+            env = server.env(site)
+            rocks_bin = str(VENV_BIN / "rocks")
+            in_ns = subprocess.run(
+                ["ip", "netns", "exec", ns, rocks_bin, "list", "host"],
+                env=env, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            log = server.wait_log("refused pid")
+            assert "the client's net, mnt differ from rocksd's" in log
+            fewer = subprocess.run(
+                ["setpriv", "--bounding-set=-net_raw", rocks_bin, "list", "host"],
+                env=env, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            log = server.wait_log("refused pid", count=2)
+            assert re.search(r"the client's .*CapBnd.* differ from rocksd's", log), log
+            same = rocks(("list", "host"), env)
+            log = server.wait_log("running rocks list host as pid")
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    assert log.count("running rocks") == 1
+    for done in (in_ns, fewer, same):
+        assert done.returncode == 0 and "frontend-0-0" in done.stdout, done.stderr
 
 
 def test_code_changed_on_disk_is_refused_and_the_server_leaves(

@@ -14,7 +14,15 @@ Who may use it (checked in this order, before anything in the request is read):
 
 1. the socket's directory is created 0700 and the socket 0600, owned by the server's user;
 2. the peer's user, from the kernel (SO_PEERCRED), must be the server's own: a served command
-   runs with the server's privileges, so only someone who already has them may ask.
+   runs with the server's privileges, so only someone who already has them may ask;
+3. the peer process (the pid the kernel names, read in /proc, never from the request) must be
+   confined as the server is: the same namespaces (`ip netns exec ns rocks ...` runs in `ns`),
+   root directory, capabilities, no-new-privileges and seccomp mode. A root shell that dropped
+   a capability must not get it back by asking us; it runs the command itself.
+
+The child then takes the client's resource limits, nice value, CPU affinity and OOM score
+(`prlimit`, `getpriority`, `sched_getaffinity` of the client's pid), so `nice rocks ...` and
+`ulimit` hold; it stays in rocksd's cgroup.
 
 What is run: only the code the client would have run itself. The request names its interpreter,
 its `flightdeck` package directory and its Python version; any difference is refused and the
@@ -66,6 +74,12 @@ REQUEST_TIMEOUT = 5.0
 MAX_CHILDREN = 64
 #: Descriptors a request carries: stdin, stdout, stderr, the working directory.
 FDS = 4
+#: Namespaces the caller must share with rocksd: `ip netns exec ns rocks ...` must not be run
+#: in rocksd's network, nor a command from a container in the host's.
+NAMESPACES = ("net", "mnt", "pid", "uts", "ipc", "user", "cgroup", "time")
+#: Privileges (from /proc/<pid>/status) the caller must have as rocksd has them: root with
+#: capabilities dropped, no-new-privileges or a seccomp filter must not shed them through us.
+PRIVILEGES = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
 #: Modules never imported ahead: Alembic's migration scripts run when imported.
 SKIP = ("flightdeck.db.migrations",)
 #: Libraries' modules imported only when first used (SQLAlchemy loads a dialect when an engine
@@ -137,6 +151,30 @@ def stamp(root: str) -> frozenset[tuple[str, int, int]]:
     return frozenset(found)
 
 
+def confinement(pid: int | str) -> dict[str, object]:
+    """What confines process `pid` (or "self"), as the kernel says: its namespaces, its root
+    directory and its privileges. A fork of rocksd is the caller only where these are equal."""
+    out: dict[str, object] = {}
+    for ns in NAMESPACES:
+        try:
+            out[ns] = os.readlink(f"/proc/{pid}/ns/{ns}")
+        except FileNotFoundError:
+            out[ns] = None  # a kernel without this namespace type: the same for both
+    root = os.stat(f"/proc/{pid}/root")
+    out["root directory"] = (root.st_dev, root.st_ino)
+    with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as status:
+        lines = status.read().splitlines()[1:]  # not Name:, the one field the process chose
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name in PRIVILEGES:
+            out[name] = value.strip()
+    return out
+
+
+def differs(mine: dict[str, object], theirs: dict[str, object]) -> list[str]:
+    return [key for key in mine if theirs.get(key) != mine[key]]
+
+
 def preload(log: Log) -> int:
     """Import every Flightdeck module (the commands, the services they import lazily, their
     libraries); returns how many. One that cannot be imported (an extra not installed) is
@@ -184,6 +222,7 @@ class Server:
         self.root = wire.package_dir()
         self.identity = wire.identity()
         self.code = stamp(self.root)
+        self.confinement = confinement("self")
         self.children: set[int] = set()
         self.listener: socket.socket | None = None
         self.stopping = False
@@ -279,10 +318,16 @@ class Server:
             return
         fds: list[int] = []
         try:
+            try:
+                theirs = confinement(pid)
+            except OSError:
+                raise Refused("the client's process cannot be inspected") from None
+            if unequal := differs(self.confinement, theirs):
+                raise Refused(f"the client's {', '.join(unequal)} differ from rocksd's")
             conn.settimeout(self.request_timeout)
             request, fds = _receive(conn)
             self.check(request)
-            child = self.fork(conn, request, fds)
+            child = self.fork(conn, request, fds, pid)
         except Refused as why:
             self.log(f"refused pid {pid}: {why}")
             with contextlib.suppress(OSError):
@@ -306,13 +351,13 @@ class Server:
         if stamp(self.root) != self.code:
             raise Stale("code changed since rocksd started; it exits (restart it)")
 
-    def fork(self, conn: socket.socket, request: Request, fds: list[int]) -> int:
+    def fork(self, conn: socket.socket, request: Request, fds: list[int], client: int) -> int:
         # The handler must not run in the child, nor between fork and our bookkeeping.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         try:
             child = os.fork()
             if child == 0:
-                _run_child(self, conn, request, fds)  # never returns
+                _run_child(self, conn, request, fds, client)  # never returns
             self.children.add(child)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
@@ -347,11 +392,17 @@ def _receive(conn: socket.socket) -> tuple[Request, list[int]]:
         raise
 
 
-def _run_child(server: Server, conn: socket.socket, request: Request, fds: list[int]) -> None:
-    """In the forked child: become the client's process, run the command, report its status."""
+def _run_child(
+    server: Server, conn: socket.socket, request: Request, fds: list[int], client: int
+) -> None:
+    """In the forked child: become the client's process, run the command, report its status.
+
+    Anything failing before `pid` is sent ends this process without a word, and the client
+    runs the command itself."""
     code = wire.EXIT_LOST
     try:
         os.setsid()  # out of rocksd's process group: its signals are not the command's
+        _take_limits(client)
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -386,6 +437,21 @@ def _run_child(server: Server, conn: socket.socket, request: Request, fds: list[
         _reply(conn, b"exit %d" % code)
     finally:
         os._exit(0 if code == 0 else 1)
+
+
+def _take_limits(client: int) -> None:
+    """The client's resource limits (`ulimit`, `prlimit`), priority (`nice`), CPUs (`taskset`)
+    and OOM score: where the command runs, not rocksd's (niced on a virtual frontend)."""
+    import resource
+
+    for name in dir(resource):
+        if name.startswith("RLIMIT_"):
+            limit = getattr(resource, name)
+            resource.setrlimit(limit, resource.prlimit(client, limit))
+    os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, client))
+    os.sched_setaffinity(0, os.sched_getaffinity(client))
+    score = Path(f"/proc/{client}/oom_score_adj").read_text()
+    Path("/proc/self/oom_score_adj").write_text(score)
 
 
 def _reopen_std_streams() -> None:
