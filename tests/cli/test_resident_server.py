@@ -242,12 +242,18 @@ def test_a_client_in_other_namespaces_or_with_fewer_privileges_runs_its_command_
             )  # fmt: skip
             log = server.wait_log("refused pid", count=2)
             assert re.search(r"the client's .*CapBnd.* differ from rocksd's", log), log
+            other_group = subprocess.run(
+                ["setpriv", "--regid=5", "--clear-groups", rocks_bin, "list", "host"],
+                env=env, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            log = server.wait_log("refused pid", count=3)
+            assert re.search(r"the client's Gid differ from rocksd's", log), log
             same = rocks(("list", "host"), env)
             log = server.wait_log("running rocks list host as pid")
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
     assert log.count("running rocks") == 1
-    for done in (in_ns, fewer, same):
+    for done in (in_ns, fewer, other_group, same):
         assert done.returncode == 0 and "frontend-0-0" in done.stdout, done.stderr
 
 

@@ -79,7 +79,17 @@ FDS = 4
 NAMESPACES = ("net", "mnt", "pid", "uts", "ipc", "user", "cgroup", "time")
 #: Privileges (from /proc/<pid>/status) the caller must have as rocksd has them: root with
 #: capabilities dropped, no-new-privileges or a seccomp filter must not shed them through us.
-PRIVILEGES = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
+PRIVILEGES = (
+    "Uid",  # real, effective, saved and file-system: a setuid caller is not its effective uid
+    "Gid",
+    "CapInh",
+    "CapPrm",
+    "CapEff",
+    "CapBnd",
+    "CapAmb",
+    "NoNewPrivs",
+    "Seccomp",
+)
 #: Modules never imported ahead: Alembic's migration scripts run when imported.
 SKIP = ("flightdeck.db.migrations",)
 #: Libraries' modules imported only when first used (SQLAlchemy loads a dialect when an engine
