@@ -54,8 +54,6 @@ FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 #: Passed on too, but not an end: the terminal's new size; Ctrl-Z (the command stops with us,
 #: and goes on when the shell continues us).
 PASSED = ("SIGWINCH", "SIGTSTP")
-#: Words that ask for help (as cli.main's); help runs in the client.
-HELP_WORDS = ("help", "--help", "-h")
 #: Exit status when the served process ended without saying (EX_SOFTWARE, as cli.main).
 EXIT_LOST = 70
 
@@ -93,6 +91,8 @@ def served(argv: list[str]) -> int | None:
         return None
     if sys._xoptions or sys.flags.dev_mode:
         return None
+    from flightdeck.cli.main import HELP_WORDS  # os and sys only, until a command runs
+
     if not argv or argv[0] in HELP_WORDS or argv[-1] in HELP_WORDS:
         return None  # help reads one generated file: cheaper here than a fork away
     path = socket_path()
