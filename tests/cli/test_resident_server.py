@@ -270,7 +270,7 @@ def test_code_changed_on_disk_is_refused_and_the_server_leaves(
     )
     env = dict(site, PYTHONPATH=str(copy))
     script = Path(wire.__file__).parents[3] / "bin" / "rocks"
-    serve = [sys.executable, "-c", "from flightdeck.cli.resident_server import main; main()"]
+    serve = [sys.executable, str(script.parent / "rocksd")]
 
     def copy_rocks(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from flightdeck.cli.program import HELP_WORDS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -17,7 +19,6 @@ if TYPE_CHECKING:
     from flightdeck.cli.command import Context
     from flightdeck.cli.program import Program
 
-HELP_WORDS = ("help", "--help", "-h")
 #: Exit status for a bug (not a user error): EX_SOFTWARE.
 EXIT_INTERNAL = 70
 

@@ -13,6 +13,10 @@ they run on knows:
 
 from __future__ import annotations
 
+#: Words that ask for help, first or last on a command line (`rocks help`, `rocks list host
+#: help`); `bin/rocks` runs help itself rather than through rocksd (cli.resident_client).
+HELP_WORDS = ("help", "--help", "-h")
+
 
 class Program:
     """One of the two programs. A plain class, not a dataclass: `rocks help` imports this

@@ -25,8 +25,9 @@ more than all of this module):
 
 * request: 4 bytes big-endian length, sent with SCM_RIGHTS carrying stdin, stdout, stderr and
   the working directory, then that many bytes: NUL-separated fields, `PROTOCOL`, the
-  interpreter, the `flightdeck` package directory, the Python version, the umask (octal), the
-  argument count, the arguments, then `NAME=value` for every environment variable;
+  interpreter's prefix (its virtualenv), the `flightdeck` package directory, the Python
+  version, the umask (octal), the argument count, the arguments, then `NAME=value` for every
+  environment variable;
 * replies, one ASCII line each: `refused <reason>` (run it here), or `pid <n>` and later
   `exit <status>`.
 """
@@ -71,7 +72,7 @@ def identity() -> tuple[bytes, bytes, bytes]:
     """What must match between client and server for the server to run *this* code."""
     version = ".".join(str(n) for n in sys.version_info[:3])
     return (
-        os.fsencode(sys.executable),
+        os.fsencode(sys.prefix),  # the virtualenv: `python` and `python3` in it are one
         os.fsencode(package_dir()),
         version.encode(),
     )
@@ -91,7 +92,7 @@ def served(argv: list[str]) -> int | None:
         return None
     if sys._xoptions or sys.flags.dev_mode:
         return None
-    from flightdeck.cli.main import HELP_WORDS  # os and sys only, until a command runs
+    from flightdeck.cli.program import HELP_WORDS  # imports nothing
 
     if not argv or argv[0] in HELP_WORDS or argv[-1] in HELP_WORDS:
         return None  # help reads one generated file: cheaper here than a fork away

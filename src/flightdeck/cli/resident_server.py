@@ -24,7 +24,7 @@ The child then takes the client's resource limits, nice value, CPU affinity and 
 (`prlimit`, `getpriority`, `sched_getaffinity` of the client's pid), so `nice rocks ...` and
 `ulimit` hold; it stays in rocksd's cgroup.
 
-What is run: only the code the client would have run itself. The request names its interpreter,
+What is run: only the code the client would have run itself. The request names its virtualenv,
 its `flightdeck` package directory and its Python version; any difference is refused and the
 command runs in the client. Before each fork the server also checks that no file of its package
 changed since it imported them (a stamp of every `.py`'s size and modification time); if one did,
@@ -49,7 +49,6 @@ import contextlib
 import errno
 import gc
 import importlib
-import io
 import os
 import pkgutil
 import signal
@@ -57,6 +56,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -64,6 +64,7 @@ from typing import TextIO
 import flightdeck
 from flightdeck.cli import resident_client as wire
 from flightdeck.logsafe import escape
+from flightdeck.process import caller
 from flightdeck.process.daemon import read_pid, write_pid
 
 #: Largest request in bytes (arguments and environment); a root shell's is ~3 KB.
@@ -74,22 +75,6 @@ REQUEST_TIMEOUT = 5.0
 MAX_CHILDREN = 64
 #: Descriptors a request carries: stdin, stdout, stderr, the working directory.
 FDS = 4
-#: Namespaces the caller must share with rocksd: `ip netns exec ns rocks ...` must not be run
-#: in rocksd's network, nor a command from a container in the host's.
-NAMESPACES = ("net", "mnt", "pid", "uts", "ipc", "user", "cgroup", "time")
-#: Privileges (from /proc/<pid>/status) the caller must have as rocksd has them: root with
-#: capabilities dropped, no-new-privileges or a seccomp filter must not shed them through us.
-PRIVILEGES = (
-    "Uid",  # real, effective, saved and file-system: a setuid caller is not its effective uid
-    "Gid",
-    "CapInh",
-    "CapPrm",
-    "CapEff",
-    "CapBnd",
-    "CapAmb",
-    "NoNewPrivs",
-    "Seccomp",
-)
 #: Modules never imported ahead: Alembic's migration scripts run when imported.
 SKIP = ("flightdeck.db.migrations",)
 #: Libraries' modules imported only when first used (SQLAlchemy loads a dialect when an engine
@@ -161,30 +146,6 @@ def stamp(root: str) -> frozenset[tuple[str, int, int]]:
     return frozenset(found)
 
 
-def confinement(pid: int | str) -> dict[str, object]:
-    """What confines process `pid` (or "self"), as the kernel says: its namespaces, its root
-    directory and its privileges. A fork of rocksd is the caller only where these are equal."""
-    out: dict[str, object] = {}
-    for ns in NAMESPACES:
-        try:
-            out[ns] = os.readlink(f"/proc/{pid}/ns/{ns}")
-        except FileNotFoundError:
-            out[ns] = None  # a kernel without this namespace type: the same for both
-    root = os.stat(f"/proc/{pid}/root")
-    out["root directory"] = (root.st_dev, root.st_ino)
-    with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as status:
-        lines = status.read().splitlines()[1:]  # not Name:, the one field the process chose
-    for line in lines:
-        name, _, value = line.partition(":")
-        if name in PRIVILEGES:
-            out[name] = value.strip()
-    return out
-
-
-def differs(mine: dict[str, object], theirs: dict[str, object]) -> list[str]:
-    return [key for key in mine if theirs.get(key) != mine[key]]
-
-
 def preload(log: Log) -> int:
     """Import every Flightdeck module (the commands, the services they import lazily, their
     libraries); returns how many. One that cannot be imported (an extra not installed) is
@@ -222,17 +183,21 @@ class Server:
         self,
         path: str,
         log: Log,
+        run: Callable[[list[str]], int],
         request_timeout: float = REQUEST_TIMEOUT,
         max_children: int = MAX_CHILDREN,
     ) -> None:
         self.path = path
         self.log = log
+        #: What a child runs: `cli.main.run`, given by `bin/rocksd` (this module must not
+        #: import the command tree, whose `rocks start service rocksd` starts us).
+        self.run = run
         self.request_timeout = request_timeout
         self.max_children = max_children
         self.root = wire.package_dir()
         self.identity = wire.identity()
         self.code = stamp(self.root)
-        self.confinement = confinement("self")
+        self.confinement = caller.confinement("self")
         self.children: set[int] = set()
         self.listener: socket.socket | None = None
         self.stopping = False
@@ -329,10 +294,10 @@ class Server:
         fds: list[int] = []
         try:
             try:
-                theirs = confinement(pid)
+                theirs = caller.confinement(pid)
             except OSError:
                 raise Refused("the client's process cannot be inspected") from None
-            if unequal := differs(self.confinement, theirs):
+            if unequal := caller.differs(self.confinement, theirs):
                 raise Refused(f"the client's {', '.join(unequal)} differ from rocksd's")
             conn.settimeout(self.request_timeout)
             request, fds = _receive(conn)
@@ -362,12 +327,27 @@ class Server:
             raise Stale("code changed since rocksd started; it exits (restart it)")
 
     def fork(self, conn: socket.socket, request: Request, fds: list[int], client: int) -> int:
-        # The handler must not run in the child, nor between fork and our bookkeeping.
+        """The command's process (`process.caller`): it says `pid`, runs, says `exit`."""
+        listener = self.listener
+
+        def body() -> int:
+            if listener is not None:
+                listener.close()
+            conn.settimeout(None)
+            _reply(conn, b"pid %d" % os.getpid())
+            try:
+                code = self.run(request.argv)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            caller.finish()
+            _reply(conn, b"exit %d" % code)
+            return code
+
+        who = caller.Caller(client, fds, request.umask, request.environ, ["rocks", *request.argv])
+        # The SIGCHLD handler must not run in the child, nor before the child is counted.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         try:
-            child = os.fork()
-            if child == 0:
-                _run_child(self, conn, request, fds, client)  # never returns
+            child = caller.fork_as(who, body)
             self.children.add(child)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
@@ -402,84 +382,8 @@ def _receive(conn: socket.socket) -> tuple[Request, list[int]]:
         raise
 
 
-def _run_child(
-    server: Server, conn: socket.socket, request: Request, fds: list[int], client: int
-) -> None:
-    """In the forked child: become the client's process, run the command, report its status.
-
-    Anything failing before `pid` is sent ends this process without a word, and the client
-    runs the command itself."""
-    code = wire.EXIT_LOST
-    try:
-        os.setsid()  # out of rocksd's process group: its signals are not the command's
-        _take_limits(client)
-        for signum in (signal.SIGCHLD, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
-        if server.listener is not None:
-            server.listener.close()
-        for target, fd in enumerate(fds[:3]):
-            os.dup2(fd, target)
-        os.fchdir(fds[3])
-        for fd in fds:
-            os.close(fd)
-        os.umask(request.umask)
-        os.environ.clear()
-        os.environ.update(request.environ)
-        _reopen_std_streams()
-        sys.argv = ["rocks", *request.argv]
-        conn.settimeout(None)
-        _reply(conn, b"pid %d" % os.getpid())
-
-        from flightdeck.cli.main import run
-
-        try:
-            code = run(request.argv)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        import atexit
-
-        atexit._run_exitfuncs()
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        _reply(conn, b"exit %d" % code)
-    finally:
-        os._exit(0 if code == 0 else 1)
-
-
-def _take_limits(client: int) -> None:
-    """The client's resource limits (`ulimit`, `prlimit`), priority (`nice`), CPUs (`taskset`)
-    and OOM score: where the command runs, not rocksd's (niced on a virtual frontend)."""
-    import resource
-
-    for name in dir(resource):
-        if name.startswith("RLIMIT_"):
-            limit = getattr(resource, name)
-            resource.setrlimit(limit, resource.prlimit(client, limit))
-    os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, client))
-    os.sched_setaffinity(0, os.sched_getaffinity(client))
-    score = Path(f"/proc/{client}/oom_score_adj").read_text()
-    Path("/proc/self/oom_score_adj").write_text(score)
-
-
-def _reopen_std_streams() -> None:
-    """Text streams on the client's descriptors, buffered as Python buffers its own."""
-    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
-        old = getattr(sys, name)
-        tty = os.isatty(fd)
-        stream = io.TextIOWrapper(
-            open(fd, mode + "b", closefd=False, buffering=-1),  # noqa: SIM115 - lives as sys.std*
-            encoding=getattr(old, "encoding", None) or "utf-8",
-            errors="backslashreplace" if name == "stderr" else getattr(old, "errors", "strict"),
-            line_buffering=tty or name == "stderr",
-        )
-        setattr(sys, name, stream)
-        setattr(sys, f"__{name}__", stream)
-
-
-def main(argv: list[str] | None = None) -> None:
+def main(run: Callable[[list[str]], int], argv: list[str] | None = None) -> None:
+    """`rocksd` (bin/rocksd): serve `run` (cli.main.run) until SIGTERM."""
     ap = argparse.ArgumentParser(prog="rocksd", description=__doc__.split("\n\n")[0])
     ap.add_argument("--socket", default=wire.socket_path(), help="where to listen")
     ap.add_argument("--pid-file", help="write the pid here once listening (removed at exit)")
@@ -506,7 +410,7 @@ def main(argv: list[str] | None = None) -> None:
     count = preload(log)
     gc.collect()
     gc.freeze()  # the imported objects stay shared with the children, untouched by their GC
-    server = Server(a.socket, log, a.request_timeout, a.max_children)
+    server = Server(a.socket, log, run, a.request_timeout, a.max_children)
     server.bind()
     log(f"{count} modules imported in {time.monotonic() - started:.2f} s")
     if a.pid_file:
@@ -517,7 +421,3 @@ def main(argv: list[str] | None = None) -> None:
         server.close()
         if a.pid_file and read_pid(Path(a.pid_file)) == os.getpid():
             Path(a.pid_file).unlink(missing_ok=True)
-
-
-if __name__ == "__main__":
-    main()
