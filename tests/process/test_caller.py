@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from flightdeck.process import caller
 
@@ -15,10 +14,12 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(30)"]
 
 
 def _running_sleeper(cmd: list[str]) -> subprocess.Popen[bytes]:
-    """`cmd`, once the pid runs the sleeper (unshare and setpriv exec it in place)."""
+    """`cmd`, once the pid runs the sleeper's interpreter (unshare and setpriv exec it in place,
+    after confining themselves)."""
     child = subprocess.Popen(cmd)
     deadline = time.monotonic() + 30
-    while b"time.sleep" not in Path(f"/proc/{child.pid}/cmdline").read_bytes():
+    python = os.path.realpath(sys.executable)
+    while os.readlink(f"/proc/{child.pid}/exe") != python:
         assert time.monotonic() < deadline, cmd
         time.sleep(0.02)
     return child
