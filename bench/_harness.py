@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -80,6 +82,26 @@ def interleaved(
             cpu[name].append(c)
             outputs.setdefault(name, out)
     return wall, cpu, outputs
+
+
+def start_rocksd(home: str, env: dict[str, str], stack: contextlib.ExitStack) -> dict[str, str]:
+    """A `rocksd` (stopped when `stack` closes) listening on a socket in `home`, once it
+    listens; the environment of `env` in which `rocks` is served by it."""
+    sock = f"{home}/run/rocks.sock"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "rocksd"), "--socket", sock],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    stack.callback(server.wait)
+    stack.callback(server.terminate)
+    while not os.path.exists(sock):  # rocksd imports for ~1-2 s, then listens
+        if server.poll() is not None:
+            raise SystemExit("rocksd did not start")
+        time.sleep(0.05)
+    served = dict(env, FLIGHTDECK_RESIDENT_SOCKET=sock)
+    served.pop("FLIGHTDECK_RESIDENT", None)
+    return served
 
 
 def start_airboss(

@@ -23,10 +23,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _harness import add_pyc_option, child_env, pyc_line, timed
+from _harness import add_pyc_option, child_env, pyc_line, start_rocksd, timed
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -46,14 +45,6 @@ def main() -> None:
             env = child_env(dict(os.environ, FLIGHTDECK_HOME=home), a.no_pyc)
             env.pop("FLIGHTDECK_DB", None)
             env["FLIGHTDECK_RESIDENT"] = "no"
-            sock = f"{home}/run/rocks.sock"
-            served = dict(env, FLIGHTDECK_RESIDENT_SOCKET=sock)
-            served.pop("FLIGHTDECK_RESIDENT")
-            server = subprocess.Popen(
-                [str(VENV_BIN / "rocksd"), "--socket", sock], env=env, stderr=subprocess.DEVNULL
-            )
-            stack.callback(server.wait)
-            stack.callback(server.terminate)
 
             def run(*args: str) -> str:
                 done = subprocess.run([rocks, *args], env=env, capture_output=True, text=True)
@@ -98,10 +89,7 @@ def main() -> None:
 
             run("start", "host", "vm", vm)  # warm-up: makes the disk volume
             run("stop", "host", "vm", vm)
-            while not os.path.exists(sock):  # rocksd imports for ~1-2 s, then listens
-                if server.poll() is not None:
-                    raise SystemExit("rocksd did not start")
-                time.sleep(0.05)
+            served = start_rocksd(home, env, stack)
             for i in range(a.runs):
                 order = ["rocks", "rocksd", "create", "define+start"]
                 for key in order[i % 4 :] + order[: i % 4]:  # each goes first in turn

@@ -26,10 +26,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _harness import add_pyc_option, child_env, interleaved, pyc_line
+from _harness import add_pyc_option, child_env, interleaved, pyc_line, start_rocksd
 
 VENV_BIN = Path(sys.executable).parent
 ROCKS = str(VENV_BIN / "rocks")
@@ -47,17 +46,7 @@ def main() -> None:
         env.pop("FLIGHTDECK_DB", None)
         env["FLIGHTDECK_RESIDENT"] = "no"
         if a.rocksd:
-            env.pop("FLIGHTDECK_RESIDENT")
-            env["FLIGHTDECK_RESIDENT_SOCKET"] = sock = f"{home}/run/rocks.sock"
-            server = subprocess.Popen(
-                [str(VENV_BIN / "rocksd"), "--socket", sock], env=env, stderr=subprocess.DEVNULL
-            )
-            stack.callback(server.wait)
-            stack.callback(server.terminate)
-            while not os.path.exists(sock):
-                if server.poll() is not None:
-                    raise SystemExit("rocksd did not start")
-                time.sleep(0.05)
+            env = start_rocksd(home, env, stack)
         subprocess.run(
             [
                 ROCKS,
