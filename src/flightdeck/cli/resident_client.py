@@ -171,14 +171,21 @@ def _ask(
     return _wait(sock, lines, pid, unblock)
 
 
+def peer(sock: _socket.socket) -> tuple[int, int, int]:
+    """The pid, uid and gid of the process at the other end, from the kernel (SO_PEERCRED's
+    `struct ucred`, three native ints); both ends of the rocksd socket check each other."""
+    import _socket
+
+    creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    pid, uid, gid = (int.from_bytes(creds[i : i + 4], sys.byteorder) for i in (0, 4, 8))
+    return pid, uid, gid
+
+
 def _trusted(sock: _socket.socket) -> bool:
     """The server is root or this user (the kernel says, SO_PEERCRED): anyone else listening
     on the path (a socket in a world-writable directory, FLIGHTDECK_RESIDENT_SOCKET set by
     mistake) gets neither this process's descriptors nor its environment."""
-    import _socket
-
-    creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # struct ucred
-    uid = int.from_bytes(creds[4:8], sys.byteorder)
+    _pid, uid, _gid = peer(sock)
     if uid in (0, os.geteuid()):
         return True
     sys.stderr.write(

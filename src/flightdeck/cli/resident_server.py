@@ -53,7 +53,6 @@ import os
 import pkgutil
 import signal
 import socket
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -267,7 +266,8 @@ class Server:
     def _stop(self, _signum: int, _frame: object) -> None:
         self.stopping = True
         if self.listener is not None:
-            # accept() returns (EBADF) once the descriptor is shut; running commands go on.
+            # accept() fails (EINVAL) once the socket is shut, and the loop sees `stopping`;
+            # running commands go on.
             with contextlib.suppress(OSError):
                 self.listener.shutdown(socket.SHUT_RDWR)
 
@@ -284,9 +284,7 @@ class Server:
 
     def handle(self, conn: socket.socket) -> None:
         """Check the peer, read and check the request, fork the command's process."""
-        pid, uid, _gid = struct.unpack(
-            "3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-        )
+        pid, uid, _gid = wire.peer(conn)
         if uid != os.geteuid():
             self.log(f"refused pid {pid} uid {uid}: not this server's user ({os.geteuid()})")
             _reply(conn, b"refused not this server's user")
