@@ -401,7 +401,8 @@ class Airboss:
                     keyid, op, request, target = self._admit(
                         ex, headers, body, query, session, conn
                     )
-                    call = Call(request, keyid, target, self.db, self.tokens, self.jobs)
+                    reads = conn if op.reads_only else None
+                    call = Call(request, keyid, target, self.db, self.tokens, self.jobs, reads)
                     if op.reads_only:  # answered in this transaction, audit row included
                         step = self._serve(ex, op, call, headers)
                         if isinstance(step, Pending):

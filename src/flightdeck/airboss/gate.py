@@ -60,6 +60,7 @@ from flightdeck.api.operations import Scope
 from flightdeck.api.wire import InvalidTarget, check_target
 from flightdeck.crypto import capability, sfv
 from flightdeck.crypto.httpsig import SignatureRejected, verify_request
+from flightdeck.crypto.keys import PublicKey
 from flightdeck.db.engine import Database
 from flightdeck.errors import FlightdeckError
 from flightdeck.services.airboss import access, chain, nonces, revocations
@@ -147,6 +148,10 @@ class Exchange:
     chain: str | None = None
     #: Set once its audit row is written or folded into a flood summary (never twice).
     audited: bool = False
+    #: What the verified key covers, read with its public keys in the request's transaction
+    #: (`PublicKeys.with_scope`): the key id and the transaction it was read in, so that only
+    #: an authorisation in that same transaction uses it.
+    scope: tuple[str, object, access.KeyScope] | None = None
 
     def operation_name(self) -> str:
         return self.operation or f"{self.method} {self.path}"
@@ -294,7 +299,7 @@ class Gate:
                     query,
                     headers,
                     body,
-                    lambda keyid: self.keys.in_transaction(c, keyid),
+                    self._lookup(ex, c, conn),
                     now=int(self.clock()),
                     max_skew=self.settings.max_skew,
                     seen_nonce=lambda k, n, until: nonces.seen(c, k, n, until),
@@ -323,7 +328,7 @@ class Gate:
                     query,
                     headers,
                     body,
-                    lambda keyid: self.keys.in_transaction(c, keyid),
+                    self._lookup(ex, c, conn),
                     now=int(self.clock()),
                     max_skew=self.settings.max_skew,
                     revoked=lambda ids: revocations.first_revoked_in(c, ids),
@@ -334,6 +339,22 @@ class Gate:
         ex.keyid, ex.verified, ex.token = token.keyid, True, token
         self.limit(token.keyid)
         return token.keyid
+
+    def _lookup(
+        self, ex: Exchange, c: Connection, conn: Connection | None
+    ) -> Callable[[str], list[PublicKey]]:
+        """The key lookup of a verification on `c`. In the request's transaction (`conn`), it
+        reads what the key covers in the same statement and keeps it on `ex` for `authorise`
+        in that transaction; in a step's own transaction, only the keys."""
+        if conn is None:
+            return lambda keyid: self.keys.in_transaction(c, keyid)
+
+        def lookup(keyid: str) -> list[PublicKey]:
+            keys, scope = self.keys.with_scope(conn, keyid)
+            ex.scope = (keyid, conn.get_transaction(), scope)
+            return keys
+
+        return lookup
 
     def admit_token(self, ex: Exchange, keyid: str) -> str:
         """A web console token's key (the token was redeemed already); count its rate."""
@@ -367,7 +388,9 @@ class Gate:
         with self._on(conn) as c:
             try:
                 if scope is Scope.VM:
-                    found = access.authorise_in(c, ex.keyid, check_target(target))
+                    found = access.authorise_in(
+                        c, ex.keyid, check_target(target), self._scope_read(ex, c)
+                    )
                 elif scope is Scope.KEY:
                     found = access.key_home_in(c, ex.keyid)
                 else:  # pragma: no cover
@@ -380,6 +403,15 @@ class Gate:
             if ex.token is not None:
                 self.authorise_token(ex, ex.token, found, right, c)
         return found
+
+    @staticmethod
+    def _scope_read(ex: Exchange, c: Connection) -> access.KeyScope | None:
+        """The verified key's scope if it was read in this same transaction, else None."""
+        if ex.scope is None:
+            return None
+        keyid, read_in, scope = ex.scope
+        same = read_in is not None and c.get_transaction() is read_in
+        return scope if same and keyid == ex.keyid else None
 
     def authorise_token(
         self,

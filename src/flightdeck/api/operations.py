@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from flightdeck.api import wire
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from flightdeck.db.engine import Database
     from flightdeck.services.airboss.access import Target
     from flightdeck.services.airboss.consoles import ConsolePlace
@@ -91,6 +93,14 @@ class Call(Generic[Req]):
     tokens: TokenIssuer
     #: The Airboss's job threads (None where no job may start, e.g. the console's upgrade).
     jobs: JobRunner | None = None
+    #: The request's own transaction, for an operation that only reads (`reads_only`): its
+    #: reads go there rather than to a transaction of their own (None: they open one).
+    conn: Connection | None = None
+
+    @property
+    def reader(self) -> Database | Connection:
+        """Where a `reads_only` operation reads: the request's transaction, or the database."""
+        return self.conn if self.conn is not None else self.db
 
 
 @dataclass(frozen=True)
@@ -217,7 +227,7 @@ def _infos(nodes: list[Node]) -> MacsResult:
 def _macs(call: Call[MacsRequest]) -> MacsResult | Later[MacsResult]:
     from flightdeck.services.airboss import nodes
 
-    listed = nodes.cluster_nodes(call.db, call.target)
+    listed = nodes.cluster_nodes(call.reader, call.target)
     if not call.request.status:
         return _infos(listed)
     return Later(None, lambda: _infos(nodes.with_states(call.db, listed)))

@@ -21,8 +21,9 @@ Airboss is no oracle for what exists.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
@@ -45,9 +46,13 @@ class Refused(FlightdeckError):
 
 
 @contextlib.contextmanager
-def read(db: Database) -> Iterator[Connection]:
+def read(db: Database | Connection) -> Iterator[Connection]:
     """A read-only transaction on a bare connection: the per-request reads are a few columns
-    each, and an ORM session would cost more than the queries themselves."""
+    each, and an ORM session would cost more than the queries themselves. Given a connection
+    (a transaction the caller holds open, e.g. the Airboss's request's own), that one."""
+    if isinstance(db, Connection):
+        yield db
+        return
     with db.engine.connect() as conn, conn.begin():
         yield conn
 
@@ -63,6 +68,9 @@ class _Q:
         .outerjoin(VM, VM.host_id == PublicKey.host_id)
         .where(PublicKey.fingerprint == bindparam("keyid"))
     )
+    #: `scope` with each row's public key: the gate's first read, what verifies the signature
+    #: and what the key covers in one statement (`keys_and_scope`).
+    keys_and_scope = scope.add_columns(PublicKey.public_key)
     _host = (
         select(Host.id, Host.name, VM.id, VM.cluster_id, container.name)
         .outerjoin(VM, VM.host_id == Host.id)
@@ -112,9 +120,21 @@ class Target:
 
 def key_scope(s: Session | Connection, keyid: str) -> KeyScope:
     """What the key covers, in one query."""
-    rows = s.execute(_Q.scope, {"keyid": keyid}).all()
-    clusters = frozenset(cid for _h, cid, _v in rows if cid is not None)
-    vms = frozenset(hid for hid, _c, vid in rows if vid is not None)
+    return _scope_of(s.execute(_Q.scope, {"keyid": keyid}).all())
+
+
+def keys_and_scope(conn: Connection, keyid: str) -> tuple[list[str], KeyScope]:
+    """The PEMs registered under `keyid` and what the key covers, in one query: the gate reads
+    both at once, in the request's transaction, and authorises with that scope (`authorise_in`)
+    later in the same transaction."""
+    rows = conn.execute(_Q.keys_and_scope, {"keyid": keyid}).all()
+    return list(dict.fromkeys(pem for *_ids, pem in rows)), _scope_of(rows)
+
+
+def _scope_of(rows: Sequence[Sequence[Any]]) -> KeyScope:
+    """A scope from rows that start (host id, cluster id, VM id) of the key's holders."""
+    clusters = frozenset(r[1] for r in rows if r[1] is not None)
+    vms = frozenset(r[0] for r in rows if r[2] is not None)
     return KeyScope(clusters, vms)
 
 
@@ -149,10 +169,14 @@ def not_yours(target: str, reason: str) -> Refused:
     )
 
 
-def authorise_in(s: Session | Connection, keyid: str, target: str) -> Target:
-    """`authorise` inside the caller's transaction."""
+def authorise_in(
+    s: Session | Connection, keyid: str, target: str, scope: KeyScope | None = None
+) -> Target:
+    """`authorise` inside the caller's transaction; `scope`: the key's, read earlier in that
+    same transaction (`keys_and_scope`), else read here."""
     check_target(target)
-    scope = key_scope(s, keyid)
+    if scope is None:
+        scope = key_scope(s, keyid)
     if not scope.clusters and not scope.vms:
         raise not_yours(target, "key-covers-nothing")
     found = _lookup(s, target)

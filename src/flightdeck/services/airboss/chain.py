@@ -5,12 +5,19 @@ Linking happens inside the audit row's own transaction, write first: the head ro
 is bumped (`UPDATE ... SET seq = seq + 1`) before anything is read, which takes the write lock
 on SQLite and the row lock on PostgreSQL, so two Airboss threads or replicas appending to one
 chain are serialised by the database and never fork it.
+
+Each process remembers the head it last wrote per chain (`_Heads`), and first tries one
+statement: set the head to the new entry's (seq, hash) where it is still exactly the one
+remembered (seq and hash). Whoever appended since (another thread, replica or process, or a
+transaction of ours that rolled back) makes that match no row, and the link is made the long
+way: the head is never moved from a state this process did not read in the same statement.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,13 +56,68 @@ class _Q:
     set_hash = (
         update(AuditHead).where(AuditHead.chain == bindparam("c")).values(hash=bindparam("h"))
     )
+    #: The head moved on from exactly (seq, hash) `was`, or no row: someone else moved it.
+    swap = (
+        update(AuditHead)
+        .where(
+            AuditHead.chain == bindparam("c"),
+            AuditHead.seq == bindparam("was_seq"),
+            AuditHead.hash == bindparam("was_hash"),
+        )
+        .values(seq=bindparam("seq"), hash=bindparam("h"))
+    )
+
+
+class _Heads:
+    """The (seq, hash) this process last wrote to each chain's head: a guess only, checked by
+    the statement that uses it (`_Q.swap`). Bounded; thread-safe."""
+
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, chain: str) -> tuple[int, str] | None:
+        return self._last.get(chain)
+
+    def wrote(self, chain: str, seq: int, digest: str) -> None:
+        with self._lock:
+            if len(self._last) >= self.MAX and chain not in self._last:
+                self._last.clear()
+            self._last[chain] = (seq, digest)
+
+
+_HEADS = _Heads()
+
+
+def _place(values: dict[str, Any], chain: str, seq: int, prev: str) -> str:
+    """Put `values` at `seq` after `prev` in `chain`; its hash."""
+    values.update(chain=chain, seq=seq, prev=prev)
+    entry = {**values, "at": auditchain.moment(values["at"])}
+    digest = auditchain.entry_hash(prev, entry)
+    values["hash"] = digest
+    return digest
 
 
 def link(conn: Connection, values: dict[str, Any], chain: str) -> None:
     """Give `values` (an audit row about to be inserted on `conn`) its place in `chain`.
 
-    Two statements on the head row: bump its `seq` and read it back (`RETURNING`), then store
-    the new hash; a chain's first row inserts the head instead (seq 1)."""
+    One statement when this process wrote the chain's head last (`_Heads`); otherwise two on
+    the head row: bump its `seq` and read it back (`RETURNING`), then store the new hash; a
+    chain's first row inserts the head instead (seq 1)."""
+    guess = _HEADS.get(chain)
+    if guess is not None:
+        was_seq, was_hash = guess
+        digest = _place(values, chain, was_seq + 1, was_hash)
+        moved = conn.execute(
+            _Q.swap,
+            {"c": chain, "was_seq": was_seq, "was_hash": was_hash, "seq": was_seq + 1,
+             "h": digest},
+        )  # fmt: skip
+        if moved.rowcount == 1:
+            _HEADS.wrote(chain, was_seq + 1, digest)
+            return
     row = conn.execute(_Q.bump, {"c": chain}).first()
     if row is not None:
         seq, prev = row
@@ -66,11 +128,9 @@ def link(conn: Connection, values: dict[str, Any], chain: str) -> None:
             seq, prev = 1, auditchain.GENESIS
         except IntegrityError:  # another writer made it first: bump theirs
             seq, prev = conn.execute(_Q.bump, {"c": chain}).one()
-    values.update(chain=chain, seq=seq, prev=prev)
-    entry = {**values, "at": auditchain.moment(values["at"])}
-    digest = auditchain.entry_hash(prev, entry)
-    values["hash"] = digest
+    digest = _place(values, chain, seq, prev)
     conn.execute(_Q.set_hash, {"c": chain, "h": digest})
+    _HEADS.wrote(chain, seq, digest)
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,15 @@ Read afresh on every request (a key removed with `rocks remove host key` is refu
 next request on, by every replica); only the parsing of a stored PEM is cached, per
 `PublicKeys` instance (one per Airboss gate), because it costs more than the query. The read
 is one indexed SELECT inside the request's own transaction (`in_transaction`), so caching the
-rows themselves would save little and would need an invalidation every replica sees.
+rows themselves would save little and would need an invalidation every replica sees. The gate
+reads what the key covers in that same statement (`with_scope`): the authorisation later in
+the transaction needs no second read of the key's rows.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from sqlalchemy import Connection, bindparam, select
 
@@ -17,6 +20,7 @@ from flightdeck.crypto import keys as ck
 from flightdeck.db.engine import Database
 from flightdeck.db.models import PublicKey
 from flightdeck.errors import UserError
+from flightdeck.services.airboss.access import KeyScope, keys_and_scope
 
 _KEYS = select(PublicKey.public_key).where(PublicKey.fingerprint == bindparam("keyid"))
 
@@ -36,7 +40,14 @@ class PublicKeys:
 
     def in_transaction(self, conn: Connection, keyid: str) -> list[ck.PublicKey]:
         """`keys(keyid)` read on `conn`, inside the caller's transaction."""
-        pems = conn.scalars(_KEYS, {"keyid": keyid}).all()
+        return self._parsed_all(conn.scalars(_KEYS, {"keyid": keyid}).all())
+
+    def with_scope(self, conn: Connection, keyid: str) -> tuple[list[ck.PublicKey], KeyScope]:
+        """`in_transaction`, and what the key covers, in the same one statement."""
+        pems, scope = keys_and_scope(conn, keyid)
+        return self._parsed_all(pems), scope
+
+    def _parsed_all(self, pems: Sequence[str]) -> list[ck.PublicKey]:
         return [k for k in (self._parse(p) for p in pems) if k is not None]
 
     def _parse(self, pem: str) -> ck.PublicKey | None:

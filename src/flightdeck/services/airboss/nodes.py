@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import BindParameter, Connection, bindparam, select
 
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order
@@ -27,20 +27,23 @@ class Node:
 
 
 class _Q:
-    cluster = select(Cluster.frontend_id, Cluster.vlan).where(Cluster.id == bindparam("cid"))
-    _in_cluster = (VM.cluster_id == bindparam("cid")) | (Host.id == bindparam("fe"))
+    _cid: BindParameter[int] = bindparam("cid")
+    _fe = select(Cluster.frontend_id).where(Cluster.id == _cid).scalar_subquery()
+    _vlan = select(Cluster.vlan).where(Cluster.id == _cid).scalar_subquery()
+    #: A cluster's members (its VMs and its frontend), in host order, each with its MACs on the
+    #: cluster's VLAN (one row per MAC, in device order; one row with none if it has none):
+    #: one statement, where it took three.
     members = (
-        select(Host.id, Host.name)
+        select(Host.id, Host.name, Host.id == _fe, Interface.mac)
         .outerjoin(VM, VM.host_id == Host.id)
-        .where(_in_cluster)
-        .order_by(*host_order())
-    )
-    cluster_macs = (
-        select(Interface.host_id, Interface.mac)
-        .join(Host, Host.id == Interface.host_id)
-        .outerjoin(VM, VM.host_id == Host.id)
-        .where(_in_cluster, Interface.vlan == bindparam("vlan"), Interface.mac.is_not(None))
-        .order_by(Interface.device)
+        .outerjoin(
+            Interface,
+            (Interface.host_id == Host.id)
+            & (Interface.vlan == _vlan)
+            & Interface.mac.is_not(None),
+        )
+        .where((VM.cluster_id == _cid) | (Host.id == _fe))
+        .order_by(*host_order(), Interface.device)
     )
     details = (
         select(Host.id, HostBoot.action, VM.cdrom_path)
@@ -49,35 +52,34 @@ class _Q:
         .where(Host.id.in_(bindparam("ids", expanding=True)))
     )
     host_macs = (
-        select(Interface.host_id, Interface.mac)
+        select(Interface.mac)
         .where(Interface.host_id == bindparam("host"), Interface.mac.is_not(None))
         .order_by(Interface.device)
     )
 
 
 def _nodes(conn: Connection, target: Target) -> list[Node]:
+    covers = target.scope.covers
     if target.cluster_id is None:
-        hosts = [(target.host_id, target.name, False)]
-        found = conn.execute(_Q.host_macs, {"host": target.host_id}).all()
-    else:
-        fe_id, vlan = conn.execute(_Q.cluster, {"cid": target.cluster_id}).one()
-        params = {"cid": target.cluster_id, "fe": fe_id, "vlan": vlan}
-        members = conn.execute(_Q.members, params).all()
-        ordered = sorted(members, key=lambda m: m[0] != fe_id)  # the frontend first
-        hosts = [(hid, name, hid == fe_id) for hid, name in ordered]
-        found = conn.execute(_Q.cluster_macs, params).all()
-    macs: dict[int, list[str]] = {}
-    for hid, mac in found:
-        macs.setdefault(hid, []).append(mac)
-    return [
-        Node(name, macs.get(hid, []), fe, host_id=hid)
-        for hid, name, fe in hosts
-        if target.scope.covers(hid, target.cluster_id)
-    ]
+        if not covers(target.host_id, None):
+            return []
+        macs = [m for m in conn.scalars(_Q.host_macs, {"host": target.host_id}) if m]
+        return [Node(target.name, macs, False, host_id=target.host_id)]
+    listed: dict[int, Node] = {}
+    for hid, name, frontend, mac in conn.execute(_Q.members, {"cid": target.cluster_id}):
+        node = listed.get(hid)
+        if node is None:
+            if not covers(hid, target.cluster_id):
+                continue
+            node = listed[hid] = Node(name, [], bool(frontend), host_id=hid)
+        if mac is not None:
+            node.macs.append(mac)
+    return sorted(listed.values(), key=lambda n: not n.frontend)  # the frontend first
 
 
-def cluster_nodes(db: Database, target: Target) -> list[Node]:
-    """The nodes of the target's cluster that the key covers, frontend first.
+def cluster_nodes(db: Database | Connection, target: Target) -> list[Node]:
+    """The nodes of the target's cluster that the key covers, frontend first (read on `db`'s
+    own transaction, or inside the caller's on a connection).
 
     MACs are those on the cluster's VLAN, so a frontend's public NIC is not listed (as the
     original); a VM outside any cluster lists all of its MACs.
