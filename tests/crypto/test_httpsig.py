@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from flightdeck.crypto import sfv
+from flightdeck.crypto import httpsig, sfv
 from flightdeck.crypto.digest import content_digest
 from flightdeck.crypto.httpsig import (
     COVERED,
@@ -861,6 +862,107 @@ def test_fuzz_single_character_mutations_are_refused(name: str, position: int, c
     # Only a non-canonical base64 spelling of the very same signature bytes may pass.
     assert name == "Signature"
     assert result.nonce == NONCE
+
+
+# --------------------------------------------------------------------------------------------
+# Fast paths agree with the exact rules
+# --------------------------------------------------------------------------------------------
+
+_ascii_and_more = st.text(max_size=40) | st.text(st.characters(codec="ascii"), max_size=40)
+
+
+@settings(max_examples=1000)
+@given(_ascii_and_more)
+def test_printable_agrees_with_the_per_character_check(text: str) -> None:
+    assert httpsig._printable(text) == all(" " <= c <= "~" for c in text)
+
+
+_method_like = st.text(
+    st.sampled_from(
+        [*"GETPOSTgetpost09!#$%&'*+-.^_`|~ \t\n\x00\x7f\"(),/:;<=>?@[]{}", "é", "Ǆ", "٣"]
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=1500)
+@given(_method_like | _ascii_and_more)
+def test_method_fast_check_accepts_only_what_the_exact_rule_accepts(method: str) -> None:
+    fast = method.isascii() and httpsig._METHOD.fullmatch(method) is not None
+    exact = httpsig._method_error(method)
+    # The regex may only accept early, never widen, and every RFC 9110 token must take it.
+    assert fast == (exact is None)
+    try:
+        httpsig._derived_components(method, "/", "")
+    except ValueError as exc:
+        assert str(exc) == exact
+    else:
+        assert exact is None
+
+
+def test_fingerprint_cache_returns_each_keys_own_fingerprint_and_stays_bounded(
+    ed_key: ed25519.Ed25519PrivateKey,
+    ed_key_b: ed25519.Ed25519PrivateKey,
+    rsa_key: rsa.RSAPrivateKey,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    computed: list[PublicKey] = []
+
+    def counting_fingerprint(pub: PublicKey) -> str:
+        computed.append(pub)
+        return fingerprint(pub)
+
+    monkeypatch.setattr(httpsig, "fingerprint", counting_fingerprint)
+    cache = httpsig._FingerprintCache(max_entries=2)
+    pubs = [key.public_key() for key in (ed_key, ed_key_b, rsa_key)]
+    for _ in range(3):
+        for pub in pubs:
+            assert cache(pub) == fingerprint(pub)
+            assert len(cache._entries) <= 2
+    assert len({cache(pub) for pub in pubs}) == 3
+    # Within the bound, a key is computed once; a key parsed again (another object with the
+    # same fingerprint) is a hit all the same.
+    computed.clear()
+    line = pubs[0].public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    for pub in (pubs[0], pubs[0], parse_public_key(line), pubs[0]):
+        assert cache(pub) == fingerprint(pub)
+    assert len(computed) <= 1
+
+
+def test_a_buggy_lookup_is_still_caught_with_every_fingerprint_cached(
+    ed_key: ed25519.Ed25519PrivateKey, ed_key_b: ed25519.Ed25519PrivateKey
+) -> None:
+    for key in (ed_key, ed_key_b):
+        httpsig._fingerprint(key.public_key())
+    headers = signed(ed_key_b, keyid=fingerprint(ed_key.public_key()))
+    assert rejected(headers, lookup=lambda keyid: [ed_key_b.public_key()]) == "unknown-key"
+    assert verify(signed(ed_key), lookup=lambda keyid: [ed_key_b.public_key(), ed_key.public_key()])
+
+
+def test_fingerprint_cache_stays_right_under_concurrent_eviction(
+    ed_key: ed25519.Ed25519PrivateKey, ed_key_b: ed25519.Ed25519PrivateKey
+) -> None:
+    cache = httpsig._FingerprintCache(max_entries=1)  # every other call evicts
+    pubs = [ed_key.public_key(), ed_key_b.public_key()]
+    expected = [fingerprint(pub) for pub in pubs]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            for i in range(300):
+                assert cache(pubs[i % 2]) == expected[i % 2]
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(cache._entries) <= 1
 
 
 # --------------------------------------------------------------------------------------------

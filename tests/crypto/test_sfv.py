@@ -220,3 +220,190 @@ _member = st.one_of(_item, st.builds(InnerList, st.lists(_item, max_size=5), _pa
 def test_fuzz_serialise_then_parse_is_identity(members: dict[str, sfv.Member]) -> None:
     text = sfv.serialize_dictionary(members)
     assert sfv.parse_dictionary(text, max_length=10**6) == members
+
+
+# --- the fast path agrees with the exact parser ----------------------------------------------
+#
+# `parse_dictionary` first tries `sfv._parse_fast` (regular expressions, common shapes only) and
+# falls back to `sfv._parse_exact` (the RFC algorithm, character by character). The fast path
+# may only ever give up (None) or return exactly what the exact parser returns; refusals and
+# their messages always come from the exact parser.
+
+
+def _assert_fast_path_agrees(text: str, max_members: int = sfv.MAX_MEMBERS) -> None:
+    fast = sfv._parse_fast(text, max_members)
+    try:
+        exact = sfv._parse_exact(text, max_members)
+    except SFVError as exc:
+        assert fast is None, f"the fast path accepted {text!r}, which is refused: {exc}"
+        if text.isascii() and len(text) <= sfv.MAX_FIELD_LENGTH:
+            with pytest.raises(SFVError) as info:
+                sfv.parse_dictionary(text, max_members=max_members)
+            assert str(info.value) == str(exc)
+        return
+    # repr, not ==: Item(1) == Item(True) == Item(1.0) in Python, and == ignores member order.
+    if fast is not None:
+        assert repr(fast) == repr(exact)
+    if text.isascii() and len(text) <= sfv.MAX_FIELD_LENGTH:
+        assert repr(sfv.parse_dictionary(text, max_members=max_members)) == repr(exact)
+
+
+# Structure-aware text: dictionaries built by the grammar, each piece drawn mostly from valid
+# spellings and sometimes from invalid ones, so that texts are close to valid and reach deep
+# into both parsers: escapes, decimals, over-long numbers, unpadded and broken base64,
+# parameters on inner list items, repeated keys, stray whitespace, non-ASCII and controls.
+
+
+def _mostly(valid: list[str], invalid: list[str], weight: int = 8) -> st.SearchStrategy[str]:
+    return st.sampled_from(valid * weight + invalid)
+
+
+_g_key = _mostly(["a", "b", "sig1", "*k", "k-1.x_*", "created"], ["A", "1a", "", "é"])
+_g_space = st.sampled_from(["", "", " ", "  ", "\t"])
+_g_bare = _mostly(
+    [
+        *['"abc"', '""', '"a b~!"', '"a\\"b"', '"a\\\\b"', "0", "-0", "007", "-5", "1" * 15],
+        *["1.5", "1.234", "-0.5", "1" * 12 + ".5", "tok", "*", "a:b/c", "T!#$%&'*+-.^_`|~"],
+        *[":aGk=:", ":aGk:", "::", ":AAEC/w==:", "?0", "?1"],
+    ],
+    [
+        *['"a\\b"', '"open', '"t\tb"', '"é"', "-", "1" * 16, "1.", "1.2345", "1" * 13 + ".5"],
+        *["1..2", "x=y", ":YQ=Y:", ":a:", ":not base64:", ":abc", "?2", "?", "@1", '%"d"'],
+        *["é", "\x00", "\x7f", "", "("],
+    ],
+    # Bare items are where the fast path has the most to get wrong: invalid ones more often.
+    weight=2,
+)
+_g_parameter = st.builds(
+    lambda sp, key, value: ";" + sp + key + value,
+    _g_space,
+    _g_key,
+    st.one_of(st.just(""), _g_bare.map("=".__add__)),
+)
+_g_parameters = st.lists(_g_parameter, max_size=3).map("".join)
+_g_item = st.builds(str.__add__, _g_bare, _g_parameters)
+_g_inner_list = st.builds(
+    lambda sp, items, sep, params: "(" + sp + sep.join(items) + sp + ")" + params,
+    _g_space,
+    st.lists(_g_bare, max_size=5) | st.lists(_g_item, max_size=3),
+    _mostly([" ", "  "], ["", "\t", ","]),
+    _g_parameters,
+)
+_g_member = st.builds(
+    str.__add__,
+    _g_key,
+    _g_parameters | _g_item.map("=".__add__) | _g_inner_list.map("=".__add__),
+)
+_grammar_text = st.builds(
+    lambda lead, members, sep, trail: lead + sep.join(members) + trail,
+    _g_space,
+    st.lists(_g_member, min_size=1, max_size=4),
+    _mostly([", ", ",", " ,\t"], [",,", " ", ";"]),
+    _mostly(["", " "], ["\t", ","]),
+)
+
+_floats = st.decimals(min_value=-(10**12) + 1, max_value=10**12 - 1, places=3).map(float)
+_any_bare = st.one_of(_bare, _floats, st.text(st.sampled_from(' a"\\~'), max_size=6))
+_any_params = st.dictionaries(_keys, _any_bare, max_size=3)
+_any_item = st.builds(Item, _any_bare, _any_params)
+_any_member = st.one_of(
+    _any_item, st.builds(InnerList, st.lists(_any_item, max_size=4), _any_params)
+)
+_serialised = st.dictionaries(_keys, _any_member, max_size=sfv.MAX_MEMBERS).map(
+    sfv.serialize_dictionary
+)
+
+
+@st.composite
+def _edited(draw: st.DrawFn) -> str:
+    """A valid serialisation with one character inserted, deleted or replaced."""
+    text: str = draw(_serialised)
+    position = draw(st.integers(min_value=0, max_value=len(text)))
+    char: str = draw(st.sampled_from([*' \t,;=()"\\:?*-.0aA/é', "\x00"]))
+    edit = draw(st.sampled_from(["insert", "delete", "replace"]))
+    if edit == "insert":
+        return text[:position] + char + text[position:]
+    if edit == "delete":
+        return text[:position] + text[position + 1 :]
+    return text[:position] + char + text[position + 1 :]
+
+
+_edges = st.sampled_from(["", " ", "  ", "\t", "\n", "\r\n", "\x00", "\u00a0", "\u3000"])
+
+
+@settings(max_examples=1000)
+@given(text=st.one_of(_grammar_text, _serialised, _edited()), max_members=st.integers(0, 9))
+def test_fast_path_agrees_with_the_exact_parser_on_grammar_text(
+    text: str, max_members: int
+) -> None:
+    _assert_fast_path_agrees(text, max_members)
+
+
+@settings(max_examples=1000)
+@given(
+    text=st.one_of(
+        st.text(max_size=120),
+        st.text(st.characters(codec="ascii"), max_size=120),
+        st.builds(lambda a, t, b: a + t + b, _edges, _grammar_text, _edges),
+    )
+)
+def test_fast_path_agrees_with_the_exact_parser_on_arbitrary_text(text: str) -> None:
+    _assert_fast_path_agrees(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        B26_INPUT,
+        "sig1=:AAEC/w==:",
+        "sig1=:AAEC/w:",  # padding missing: decoded all the same
+        "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:, sha-512=:aGk=:",
+        'sig1=("@method" "@path" "@query" "content-digest");created=1;expires=61;nonce="n";'
+        'keyid="SHA256:x/y+z";alg="ed25519";tag="flightdeck", sig2=( );a;b=?0;c=-7;d=t/k',
+        "  a=1 ,\tb=( 1  2 ) , c;x  ",
+        "a=()",
+        "a=(" + " ".join(["1"] * sfv.MAX_INNER_LIST_ITEMS) + ")",
+    ],
+)
+def test_fast_path_reads_what_requests_carry(text: str) -> None:
+    # What signed requests carry must not fall back to the slow parser, or nothing is gained.
+    assert sfv._parse_fast(text, sfv.MAX_MEMBERS) is not None
+    _assert_fast_path_agrees(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'a="x\\"y"',  # an escape
+        "a=1.5",  # a decimal
+        'a=("x";p)',  # parameters on an inner list item
+        "a=1, a=2",  # a repeated key: refused, by the exact parser
+        "a=1;p;p",
+        "a=1,",
+        "a=" + "1" * 16,
+        "a=(" + " ".join(["1"] * (sfv.MAX_INNER_LIST_ITEMS + 1)) + ")",
+        "a=1" + "".join(f";p{i}" for i in range(sfv.MAX_PARAMETERS + 1)),
+        "a=:YQ=Y:",
+        "a;ab=@",
+        "a=?2",
+        "a=:" + "A" * 2100 + ":",  # valid, but longer than any value a request carries
+        "a;\tb",  # only SP after ';', only SP between inner list items, no tab first
+        "a=(1\t2)",
+        "\ta=1",
+    ],
+)
+def test_fast_path_leaves_the_unusual_to_the_exact_parser(text: str) -> None:
+    assert sfv._parse_fast(text, sfv.MAX_MEMBERS) is None
+    _assert_fast_path_agrees(text)
+
+
+@settings(max_examples=1000)
+@given(st.text(max_size=60) | st.text(st.characters(codec="ascii"), max_size=60))
+def test_string_serialisation_refuses_exactly_what_is_not_printable_ascii(text: str) -> None:
+    # The reference is the per-character check the regular expression replaced.
+    if all(" " <= c <= "~" for c in text):
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        assert sfv.serialize_bare_item(text) == f'"{escaped}"'
+    else:
+        with pytest.raises(SFVError):
+            sfv.serialize_bare_item(text)

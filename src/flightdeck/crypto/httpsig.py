@@ -28,6 +28,7 @@ with a stable `reason` code (see `REASONS`) and a one-line message.
 from __future__ import annotations
 
 import heapq
+import re
 import secrets
 import threading
 import time
@@ -35,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from flightdeck.crypto import sfv
@@ -83,8 +84,12 @@ MAX_NONCE_LENGTH = 128
 MAX_KEYID_LENGTH = 256
 
 _PARAMETERS = ("created", "expires", "nonce", "keyid", "alg", "tag")
+_PARAMETER_NAMES = frozenset(_PARAMETERS)
 _REQUIRED = ("created", "expires", "nonce", "keyid", "alg")
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA512()), salt_length=64)  # RFC 9421 §3.3.1
+# Printable ASCII (SP to '~'), and an RFC 9110 token of ASCII letters, digits and tchar symbols.
+_PRINTABLE = re.compile(r"[ -~]*")
+_METHOD = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")
 
 #: Every `SignatureRejected.reason`, and what it means.
 REASONS: dict[str, str] = {
@@ -188,6 +193,41 @@ def verify_base(pub: PublicKey, alg: str, signature: bytes, base: bytes) -> bool
     return False
 
 
+class _FingerprintCache:
+    """`fingerprint(pub)`, remembered by the key's DER SubjectPublicKeyInfo. Bounded, thread-safe.
+
+    Every request computes the fingerprint of each key the lookup returns, and `fingerprint`
+    (the OpenSSH encoding, base64 and SHA-256) costs more than reading the DER. The DER holds
+    the whole key, algorithm included, and `fingerprint` is a function of the key alone, so a
+    hit is exactly what `fingerprint` would return: never a stale or another key's value.
+    Keyed by content, not by `id()`, so a lookup that parses new key objects every time still
+    hits, and no object is kept alive. When full, the oldest entry is dropped.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._max = max_entries
+        self._entries: dict[bytes, str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, pub: PublicKey) -> str:
+        der = pub.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        with self._lock:
+            known = self._entries.get(der)
+        if known is not None:
+            return known
+        computed = fingerprint(pub)
+        with self._lock:
+            if len(self._entries) >= self._max:
+                del self._entries[next(iter(self._entries))]
+            self._entries[der] = computed
+        return computed
+
+
+_fingerprint = _FingerprintCache()
+
+
 def _fits(pub: PublicKey, alg: str) -> bool:
     if isinstance(pub, ed25519.Ed25519PublicKey):
         return alg == "ed25519"
@@ -195,7 +235,21 @@ def _fits(pub: PublicKey, alg: str) -> bool:
 
 
 def _printable(value: str) -> bool:
-    return all(" " <= c <= "~" for c in value)
+    """Only printable ASCII, SP to '~': one regex match, not a Python loop per character."""
+    return _PRINTABLE.fullmatch(value) is not None
+
+
+def _method_error(method: str) -> str | None:
+    """Why `method` cannot be signed, by the exact per-character rule, or None if it can.
+
+    The reference for `_METHOD`, and the wording of each refusal: a non-ASCII letter such as
+    'é' is alphanumeric for Python, so it is refused as not ASCII rather than as not a token.
+    """
+    if not method or not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in method):
+        return f"HTTP method {method!r} is not a token"
+    if not method.isascii():
+        return f"HTTP method {method!r} is not ASCII"
+    return None
 
 
 def _derived_components(method: str, path: str, query: str) -> dict[str, str]:
@@ -204,10 +258,11 @@ def _derived_components(method: str, path: str, query: str) -> dict[str, str]:
     `path` and `query` are exactly as sent on the wire (percent-encoded, query without its
     `?`): on the server, ASGI's `raw_path` and `query_string`, not the decoded path.
     """
-    if not method or not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in method):
-        raise ValueError(f"HTTP method {method!r} is not a token")
-    if not method.isascii():
-        raise ValueError(f"HTTP method {method!r} is not ASCII")
+    # The regex only ever accepts early; anything it does not match, the exact rule decides.
+    if not (method.isascii() and _METHOD.fullmatch(method)):
+        error = _method_error(method)
+        if error is not None:
+            raise ValueError(error)
     path = path or "/"
     if not path.startswith("/"):
         raise ValueError(f"request path {path!r} must start with '/'")
@@ -296,15 +351,21 @@ def sign_request(
 # --------------------------------------------------------------------------------------------
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header's value, names compared case-insensitively, repeated lines joined with ", ".
+def _headers(headers: Mapping[str, str], *names: str) -> list[str | None]:
+    """Each named header's value, names compared case-insensitively, repeated lines joined
+    with ", ", or None when absent; `names` are lowercase.
 
     Joining is the RFC 9110 §5.3 rule, and how RFC 8941 says structured fields split over
     several lines are parsed; with a multi-dict whose `items()` yields duplicates (Starlette's
-    `Headers`) every line is seen.
+    `Headers`) every line is seen. One pass for all names: Starlette's `items()` decodes every
+    header line each time it is called.
     """
-    values = [value.strip() for key, value in headers.items() if key.lower() == name]
-    return ", ".join(values) if values else None
+    lines: dict[str, list[str]] = {name: [] for name in names}
+    for key, value in headers.items():
+        found = lines.get(key.lower())
+        if found is not None:
+            found.append(value.strip())
+    return [", ".join(found) if found else None for found in lines.values()]
 
 
 def _choose_label(inputs: dict[str, sfv.Member], label: str | None, tag: str | None) -> str:
@@ -339,10 +400,10 @@ def _choose_label(inputs: dict[str, sfv.Member], label: str | None, tag: str | N
 
 
 def _check_parameters(params: sfv.Parameters) -> tuple[int, int, str, str, str]:
-    unknown = sorted(set(params) - set(_PARAMETERS))
+    unknown = params.keys() - _PARAMETER_NAMES
     if unknown:
         raise SignatureRejected(
-            "malformed-signature", f"unknown signature parameter {unknown[0]!r}"
+            "malformed-signature", f"unknown signature parameter {min(unknown)!r}"
         )
     for name in _REQUIRED:
         if name not in params:
@@ -417,8 +478,9 @@ def verify_request(
     now = int(time.time()) if now is None else now
 
     # 1. Parse both headers, within fixed bounds.
-    input_text = _header(headers, "signature-input")
-    signature_text = _header(headers, "signature")
+    input_text, signature_text, digest_header = _headers(
+        headers, "signature-input", "signature", "content-digest"
+    )
     if input_text is None or signature_text is None:
         raise SignatureRejected(
             "missing-signature", "the request is not signed: sign it with pilot"
@@ -483,7 +545,7 @@ def verify_request(
             "weak-algorithm",
             f"signature algorithm {alg!r} is refused: use ed25519 or rsa-pss-sha512",
         )
-    candidates = [pub for pub in lookup_key(keyid) if fingerprint(pub) == keyid]
+    candidates = [pub for pub in lookup_key(keyid) if _fingerprint(pub) == keyid]
     if not candidates:
         raise SignatureRejected(
             "unknown-key",
@@ -508,7 +570,6 @@ def verify_request(
         )
 
     # 5. The signature over the rebuilt base.
-    digest_header = _header(headers, "content-digest")
     if digest_header is None:
         raise SignatureRejected(
             "missing-digest", "the request has no Content-Digest header: sign it with pilot"

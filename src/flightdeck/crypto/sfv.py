@@ -26,6 +26,7 @@ import base64
 import binascii
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -70,6 +71,8 @@ _TOKEN_REST = _TCHAR | {":", "/"}
 _BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 _KEY_RE = re.compile(r"[a-z*][a-z0-9_\-.*]*\Z")
 _TOKEN_RE = re.compile(r"[A-Za-z*][A-Za-z0-9!#$%&'*+\-.^_`|~:/]*\Z")
+# Printable ASCII, SP to '~': what a String may hold. One match rather than a loop per character.
+_PRINTABLE = re.compile(r"[ -~]*")
 
 
 class SFVError(ValueError):
@@ -328,6 +331,173 @@ class _Parser:
         raise self.fail("boolean must be ?0 or ?1")
 
 
+def _parse_exact(text: str, max_members: int) -> dict[str, Member]:
+    """The exact RFC 8941 algorithm (`_Parser`): the reference every refusal comes from."""
+    parser = _Parser(text)
+    parser.skip_sp()
+    result = parser.dictionary(max_members)
+    parser.skip_sp()
+    if not parser.at_end():
+        raise parser.fail("unexpected characters after the dictionary")
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Fast path for the common shapes
+# --------------------------------------------------------------------------------------------
+#
+# Every signed request carries the same few shapes: a key, an inner list of plain quoted names,
+# parameters that are integers, plain strings or tokens, a byte sequence. The `_fast_*`
+# functions read exactly those with a few precompiled regular expressions instead of a Python
+# loop per character. They never refuse anything: on whatever they do not know (an escape in a
+# string, a decimal, an inner list item with parameters, a repeated key, a bound reached, any
+# syntax error) they give up (`_Unusual`), and `_Parser` parses the whole value again from its
+# first character, so every refusal and its message still come from the exact algorithm. What
+# they do return must be exactly what `_Parser` returns for the same text:
+# tests/crypto/test_sfv.py compares the two on random input.
+#
+# A value the fast path gives up on is parsed twice, so junk costs a little more than before;
+# `_FAST_MAX_LENGTH` bounds that extra, and longer values (never seen in a normal request) go
+# straight to `_Parser`: the worst case, a junk value of `MAX_FIELD_LENGTH`, costs what it did.
+
+#: Longest value the fast path tries: an RSA-8192 `Signature` (1,368 base64 characters) fits.
+_FAST_MAX_LENGTH = 2048
+
+# One alternative per bare item type, each starting with the characters `_Parser.bare_item`
+# dispatches on, so at most one can match: a string without escapes (printable ASCII but '"'
+# and '\\'), an integer of at most 15 digits not followed by a digit or '.' (a decimal is left
+# to `_Parser`), a token, a byte sequence (base64 characters up to the next ':'), a boolean.
+# A group per type holds the delimiters too, so a matched group is never empty (`_fast_value`).
+_FAST_BARE_FORMS = (
+    r'"[ !#-\[\]-~]*"',
+    r"-?[0-9]{1,15}(?![0-9.])",
+    r"[A-Za-z*][A-Za-z0-9!#$%&'*+\-.^_`|~:/]*",
+    r":[A-Za-z0-9+/=]*:",
+    r"\?[01]",
+)
+_FAST_BARE = "|".join(f"({form})" for form in _FAST_BARE_FORMS)
+_FAST_BARE_ITEM = re.compile(_FAST_BARE)
+# A key, and only the longest one: the lookahead stops a shorter key from being tried when
+# what follows does not match.
+_FAST_KEY = r"[a-z*][a-z0-9_\-.*]*(?![a-z0-9_\-.*])"
+_FAST_MEMBER_KEY = re.compile(_FAST_KEY)
+# `;key` or `;key=value` in one match; a key followed by '=' and no usable value is no match.
+_FAST_PARAMETER = re.compile(f"; *({_FAST_KEY})(?:=(?:{_FAST_BARE})|(?!=))")
+# An inner list from its '(' to its ')' whose items have no parameters (covered components never
+# have any): at most `MAX_INNER_LIST_ITEMS` items (so that a long list fails after that many),
+# each followed by ' ' or ')', as `_Parser.inner_list` requires. Group 1 is the items, which
+# `_FAST_BARE_ITEM.findall` then reads one by one (spaces start no bare item). No groups inside
+# the repetition: only the last repetition's would be kept.
+_FAST_INNER_ITEM = r" *(?:" + "|".join(_FAST_BARE_FORMS) + r")(?=[ )])"
+_FAST_INNER_LIST = re.compile(rf"\(((?:{_FAST_INNER_ITEM}){{0,{MAX_INNER_LIST_ITEMS}}}) *\)")
+
+
+class _Unusual(Exception):
+    """Raised by the fast path only: this value is for the exact parser to judge."""
+
+
+def _fast_value(groups: Sequence[str | None]) -> BareItem:
+    """The bare item from the groups of one `_FAST_BARE` match, as `_Parser.bare_item` reads it.
+
+    Unmatched groups are None (`match.groups()`) or empty (`findall`); none matched is a
+    parameter without a value, which is Boolean true.
+    """
+    string, integer, token, raw, boolean = groups
+    if string:
+        return string[1:-1]
+    if integer:
+        return int(integer)
+    if token:
+        return Token(token)
+    if raw:
+        # As `_Parser.byte_sequence`: padding may be missing, anything else is refused.
+        body = raw[1:-1]
+        try:
+            return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise _Unusual from None
+    if boolean:
+        return boolean == "?1"
+    return True
+
+
+def _fast_parameters(s: str, i: int) -> tuple[Parameters, int]:
+    params: Parameters = {}
+    while (match := _FAST_PARAMETER.match(s, i)) is not None:
+        groups = match.groups()
+        key = groups[0]
+        if key in params or len(params) >= MAX_PARAMETERS:
+            raise _Unusual
+        params[key] = _fast_value(groups[1:])
+        i = match.end()
+    if s.startswith(";", i):
+        raise _Unusual
+    return params, i
+
+
+def _fast_item(s: str, i: int) -> tuple[Item, int]:
+    match = _FAST_BARE_ITEM.match(s, i)
+    if match is None:
+        raise _Unusual
+    value = _fast_value(match.groups())
+    params, i = _fast_parameters(s, match.end())
+    return Item(value, params), i
+
+
+def _fast_inner_list(s: str, i: int) -> tuple[InnerList, int]:
+    match = _FAST_INNER_LIST.match(s, i)
+    if match is None:
+        raise _Unusual
+    items = [Item(_fast_value(groups)) for groups in _FAST_BARE_ITEM.findall(match[1])]
+    params, i = _fast_parameters(s, match.end())
+    return InnerList(items, params), i
+
+
+def _fast_dictionary(s: str, max_members: int) -> dict[str, Member]:
+    end = len(s)
+    i = end - len(s.lstrip(" "))
+    result: dict[str, Member] = {}
+    while i < end:
+        match = _FAST_MEMBER_KEY.match(s, i)
+        if match is None:
+            raise _Unusual
+        key = match[0]
+        if key in result or len(result) >= max_members:
+            raise _Unusual
+        i = match.end()
+        member: Member
+        if s.startswith("=(", i):
+            member, i = _fast_inner_list(s, i + 1)
+        elif s.startswith("=", i):
+            member, i = _fast_item(s, i + 1)
+        else:
+            params, i = _fast_parameters(s, i)
+            member = Item(True, params)
+        result[key] = member
+        while i < end and s[i] in " \t":
+            i += 1
+        if i == end:
+            return result
+        if s[i] != ",":
+            raise _Unusual
+        i += 1
+        while i < end and s[i] in " \t":
+            i += 1
+        if i == end:
+            raise _Unusual
+    return result
+
+
+def _parse_fast(text: str, max_members: int) -> dict[str, Member] | None:
+    """What `_parse_exact` returns for `text`, or None where only it can tell (and refuse)."""
+    if len(text) > _FAST_MAX_LENGTH:
+        return None
+    try:
+        return _fast_dictionary(text, max_members)
+    except _Unusual:
+        return None
+
+
 def parse_dictionary(
     text: str, *, max_length: int = MAX_FIELD_LENGTH, max_members: int = MAX_MEMBERS
 ) -> dict[str, Member]:
@@ -342,13 +512,8 @@ def parse_dictionary(
         raise SFVError(f"field value is {len(text)} characters, more than {max_length}")
     if not text.isascii():
         raise SFVError("field value holds non-ASCII characters")
-    parser = _Parser(text)
-    parser.skip_sp()
-    result = parser.dictionary(max_members)
-    parser.skip_sp()
-    if not parser.at_end():
-        raise parser.fail("unexpected characters after the dictionary")
-    return result
+    result = _parse_fast(text, max_members)
+    return result if result is not None else _parse_exact(text, max_members)
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,7 +529,13 @@ def _serialize_key(key: str) -> str:
 
 def serialize_bare_item(value: BareItem) -> str:
     """Serialise one bare item; raises `SFVError` for values the format cannot carry."""
-    # bool first: in Python a bool is also an int.
+    # str first, the common case: no class derives from both str and int, float or bytes (their
+    # layouts conflict), so a str is none of those and the order does not matter to it.
+    if isinstance(value, str):
+        if _PRINTABLE.fullmatch(value) is None:
+            raise SFVError("a string may hold only printable ASCII characters")
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # bool before int: in Python a bool is also an int.
     if isinstance(value, bool):
         return "?1" if value else "?0"
     if isinstance(value, int):
@@ -377,10 +548,6 @@ def serialize_bare_item(value: BareItem) -> str:
             raise SFVError(f"decimal {value} is out of range")
         text = f"{rounded:.3f}".rstrip("0")
         return text + "0" if text.endswith(".") else text
-    if isinstance(value, str):
-        if not all(" " <= c <= "~" for c in value):
-            raise SFVError("a string may hold only printable ASCII characters")
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, bytes):
         return ":" + base64.b64encode(value).decode("ascii") + ":"
     if isinstance(value, Token):
@@ -400,12 +567,14 @@ def serialize_parameters(params: Parameters) -> str:
 
 def serialize_item(item: Item) -> str:
     """Serialise an Item: its bare value then its parameters."""
+    if not item.params:  # covered components: skip building an empty string
+        return serialize_bare_item(item.value)
     return serialize_bare_item(item.value) + serialize_parameters(item.params)
 
 
 def serialize_inner_list(inner: InnerList) -> str:
     """Serialise an Inner List, e.g. `("@method" "@path");created=1`."""
-    body = " ".join(serialize_item(item) for item in inner.items)
+    body = " ".join([serialize_item(item) for item in inner.items])
     return "(" + body + ")" + serialize_parameters(inner.params)
 
 
