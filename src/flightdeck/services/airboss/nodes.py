@@ -66,7 +66,8 @@ def _nodes(conn: Connection, target: Target) -> list[Node]:
         macs = [m for m in conn.scalars(_Q.host_macs, {"host": target.host_id}) if m]
         return [Node(target.name, macs, False, host_id=target.host_id)]
     listed: dict[int, Node] = {}
-    for hid, name, frontend, mac in conn.execute(_Q.members, {"cid": target.cluster_id}):
+    rows = conn.execute(_Q.members, {"cid": target.cluster_id}).all()  # (fetched at once)
+    for hid, name, frontend, mac in rows:
         node = listed.get(hid)
         if node is None:
             if not covers(hid, target.cluster_id):
