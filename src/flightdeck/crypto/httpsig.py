@@ -87,8 +87,7 @@ _PARAMETERS = ("created", "expires", "nonce", "keyid", "alg", "tag")
 _PARAMETER_NAMES = frozenset(_PARAMETERS)
 _REQUIRED = ("created", "expires", "nonce", "keyid", "alg")
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA512()), salt_length=64)  # RFC 9421 §3.3.1
-# Printable ASCII (SP to '~'), and an RFC 9110 token of ASCII letters, digits and tchar symbols.
-_PRINTABLE = re.compile(r"[ -~]*")
+# An RFC 9110 token of ASCII letters, digits and tchar symbols.
 _METHOD = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")
 
 #: Every `SignatureRejected.reason`, and what it means.
@@ -236,7 +235,7 @@ def _fits(pub: PublicKey, alg: str) -> bool:
 
 def _printable(value: str) -> bool:
     """Only printable ASCII, SP to '~': one regex match, not a Python loop per character."""
-    return _PRINTABLE.fullmatch(value) is not None
+    return sfv.PRINTABLE.fullmatch(value) is not None
 
 
 def _method_error(method: str) -> str | None:

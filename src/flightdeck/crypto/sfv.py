@@ -71,8 +71,9 @@ _TOKEN_REST = _TCHAR | {":", "/"}
 _BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 _KEY_RE = re.compile(r"[a-z*][a-z0-9_\-.*]*\Z")
 _TOKEN_RE = re.compile(r"[A-Za-z*][A-Za-z0-9!#$%&'*+\-.^_`|~:/]*\Z")
-# Printable ASCII, SP to '~': what a String may hold. One match rather than a loop per character.
-_PRINTABLE = re.compile(r"[ -~]*")
+#: Printable ASCII, SP to '~': what a String may hold (and what `httpsig` requires of a path and
+#: a query). One match rather than a loop per character.
+PRINTABLE = re.compile(r"[ -~]*")
 
 
 class SFVError(ValueError):
@@ -532,7 +533,7 @@ def serialize_bare_item(value: BareItem) -> str:
     # str first, the common case: no class derives from both str and int, float or bytes (their
     # layouts conflict), so a str is none of those and the order does not matter to it.
     if isinstance(value, str):
-        if _PRINTABLE.fullmatch(value) is None:
+        if PRINTABLE.fullmatch(value) is None:
             raise SFVError("a string may hold only printable ASCII characters")
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     # bool before int: in Python a bool is also an int.
