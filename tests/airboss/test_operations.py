@@ -162,6 +162,24 @@ def test_macs_of_the_cluster_frontend_first_and_only_its_vlan(site: Any, alice: 
     assert [n["host"] for n in again] == site.cluster_a
 
 
+def test_macs_of_a_key_on_one_compute_list_that_compute_only(site: Any, alice: Any) -> None:
+    """A key held by one VM of a cluster (not by its frontend) covers that VM only: the
+    cluster's MAC list, asked by any name of the cluster it may see, shows that node alone."""
+    mallory = site.owners["mallory"]
+    path = site.tmp / "mallory.pub"
+    path.write_text(mallory.public_pem)
+    compute = site.cluster_a[2]
+    site.rocks.ok("add", "host", "key", compute, f"key={path}")
+    app = site.app()
+    nodes = accepted(site, macs(app, mallory, site.mac(compute)))["nodes"]
+    assert [(n["host"], n["frontend"]) for n in nodes] == [(compute, False)]
+    assert nodes[0]["macs"] == site.macs[compute]
+    r = macs(app, mallory, site.cluster_a[0])  # the frontend itself is not its to name
+    assert r.status == 403 and "out-of-scope" in site.last().reason
+    # The frontend's key still sees the whole cluster.
+    assert len(accepted(site, macs(app, alice, compute))["nodes"]) == len(site.cluster_a)
+
+
 def test_macs_by_the_frontends_public_name_as_the_guide_asks(site: Any, alice: Any) -> None:
     """`rocks list host macs vi-1.rocksclusters.org key=...` (§3.3.5): the frontend's name on
     the public network (its FQDN, `fe-fqdn=`), in any case, names its cluster; another

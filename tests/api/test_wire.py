@@ -198,7 +198,8 @@ class Items(list[Any]):
 def plus(cls: type) -> type:
     """A subclass of the dataclass `cls` with one field more (`_plain` sends that field too)."""
     extra = ("extra", str, dataclasses.field(default="more"))
-    return dataclasses.make_dataclass(f"{cls.__name__}Plus", [extra], bases=(cls,), frozen=True)
+    frozen = cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    return dataclasses.make_dataclass(f"{cls.__name__}Plus", [extra], bases=(cls,), frozen=frozen)
 
 
 @dataclass(frozen=True)

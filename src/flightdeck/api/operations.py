@@ -205,9 +205,12 @@ class MacsRequest:
     status: bool = wire.flag()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class NodeInfo:
-    """One node of a cluster: its name, its MACs on the cluster's VLAN, its live state."""
+    """One node of a cluster: its name, its MACs on the cluster's VLAN, its live state.
+
+    Not frozen, unlike the other answers: a MAC list makes one per node per request, and a
+    frozen dataclass's `__init__` costs ~3x (1.8 against 0.6 us here; ~60 us a 51-node list)."""
 
     host: str
     macs: list[str]

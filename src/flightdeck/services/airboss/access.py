@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, aliased
 from flightdeck.api.wire import check_target
 from flightdeck.db.engine import Database
 from flightdeck.db.models import VM, Cluster, Host, Interface, Network, PublicKey
+from flightdeck.db.prepared import Prepared
 from flightdeck.errors import FlightdeckError
 from flightdeck.planner.macs import is_mac, normalize_mac
 
@@ -62,28 +63,29 @@ class _Q:
     than running it on a small table); values are bound at execution."""
 
     container = aliased(Host)
-    scope = (
+    _scope = (
         select(PublicKey.host_id, Cluster.id, VM.id)
         .outerjoin(Cluster, Cluster.frontend_id == PublicKey.host_id)
         .outerjoin(VM, VM.host_id == PublicKey.host_id)
         .where(PublicKey.fingerprint == bindparam("keyid"))
     )
+    scope = Prepared(_scope)
     #: `scope` with each row's public key: the gate's first read, what verifies the signature
     #: and what the key covers in one statement (`keys_and_scope`).
-    keys_and_scope = scope.add_columns(PublicKey.public_key)
+    keys_and_scope = Prepared(_scope.add_columns(PublicKey.public_key))
     _host = (
         select(Host.id, Host.name, VM.id, VM.cluster_id, container.name)
         .outerjoin(VM, VM.host_id == Host.id)
         .outerjoin(container, container.id == VM.container_id)
     )
-    by_name = _host.where(Host.name == bindparam("name")).limit(1)
-    by_mac = (
+    by_name = Prepared(_host.where(Host.name == bindparam("name")).limit(1))
+    by_mac = Prepared(
         _host.join(Interface, Interface.host_id == Host.id)
         .where(Interface.mac == bindparam("mac"))
         .limit(1)
     )
     #: A name on the public network (unique: add cluster refuses an fe-fqdn that is taken).
-    by_public_name = (
+    by_public_name = Prepared(
         _host.join(Interface, Interface.host_id == Host.id)
         .join(Network, Network.id == Interface.network_id)
         .where(Network.name == "public", func.lower(Interface.name) == bindparam("name"))
@@ -120,14 +122,14 @@ class Target:
 
 def key_scope(s: Session | Connection, keyid: str) -> KeyScope:
     """What the key covers, in one query."""
-    return _scope_of(s.execute(_Q.scope, {"keyid": keyid}).all())
+    return _scope_of(_Q.scope.execute(s, {"keyid": keyid}).all())
 
 
 def keys_and_scope(conn: Connection, keyid: str) -> tuple[list[str], KeyScope]:
     """The PEMs registered under `keyid` and what the key covers, in one query: the gate reads
     both at once, in the request's transaction, and authorises with that scope (`authorise_in`)
     later in the same transaction."""
-    rows = conn.execute(_Q.keys_and_scope, {"keyid": keyid}).all()
+    rows = _Q.keys_and_scope.execute(conn, {"keyid": keyid}).all()
     return list(dict.fromkeys(pem for *_ids, pem in rows)), _scope_of(rows)
 
 
@@ -150,11 +152,11 @@ class _Found:
 def _lookup(s: Session | Connection, target: str) -> _Found | None:
     """The one host `target` names exactly (a MAC, else a name), with its VM row, in one query."""
     if is_mac(target):
-        row = s.execute(_Q.by_mac, {"mac": normalize_mac(target)}).first()
+        row = _Q.by_mac.execute(s, {"mac": normalize_mac(target)}).first()
     else:
-        row = s.execute(_Q.by_name, {"name": target}).first()
+        row = _Q.by_name.execute(s, {"name": target}).first()
         if row is None:
-            row = s.execute(_Q.by_public_name, {"name": target.lower().rstrip(".")}).first()
+            row = _Q.by_public_name.execute(s, {"name": target.lower().rstrip(".")}).first()
     if row is None:
         return None
     hid, name, vm_id, cluster_id, container = row

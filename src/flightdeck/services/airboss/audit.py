@@ -9,6 +9,7 @@ from sqlalchemy import Connection, insert
 
 from flightdeck.db.engine import Database
 from flightdeck.db.models import AuditEntry
+from flightdeck.db.prepared import Prepared
 from flightdeck.services.listings import AuditRow as AuditRow
 from flightdeck.services.listings import list_audit as list_audit
 
@@ -22,7 +23,7 @@ LIMITS = {
     "token_id": 128,
     "restrictions": 1024,
 }
-_INSERT = insert(AuditEntry)
+_INSERT = Prepared(insert(AuditEntry))
 
 
 def clip(text: str | None, limit: int) -> str | None:
@@ -81,7 +82,7 @@ def audit_in(conn: Connection, record: AuditRecord) -> int:
     from flightdeck.services.airboss import chain
 
     chain.link(conn, values, record.chain or chain.SITE)
-    result = conn.execute(_INSERT, values)
+    result = _INSERT.execute(conn, values)
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from flightdeck.crypto import auditchain
 from flightdeck.db.engine import Database
 from flightdeck.db.models import AuditCheckpoint, AuditEntry, AuditHead
+from flightdeck.db.prepared import Prepared
 from flightdeck.errors import UserError
 
 SITE = "site"
@@ -46,18 +47,20 @@ def chain_of(host_id: int, cluster_id: int | None) -> str:
 class _Q:
     """The linking statements, built once (building one costs more than running it)."""
 
-    bump = (
+    bump = Prepared(
         update(AuditHead)
         .where(AuditHead.chain == bindparam("c"))
         .values(seq=AuditHead.seq + 1)
         .returning(AuditHead.seq, AuditHead.hash)
     )
-    start = insert(AuditHead).values(chain=bindparam("c"), seq=1, hash=auditchain.GENESIS)
-    set_hash = (
+    start = Prepared(
+        insert(AuditHead).values(chain=bindparam("c"), seq=1, hash=auditchain.GENESIS)
+    )
+    set_hash = Prepared(
         update(AuditHead).where(AuditHead.chain == bindparam("c")).values(hash=bindparam("h"))
     )
     #: The head moved on from exactly (seq, hash) `was`, or no row: someone else moved it.
-    swap = (
+    swap = Prepared(
         update(AuditHead)
         .where(
             AuditHead.chain == bindparam("c"),
@@ -110,26 +113,26 @@ def link(conn: Connection, values: dict[str, Any], chain: str) -> None:
     if guess is not None:
         was_seq, was_hash = guess
         digest = _place(values, chain, was_seq + 1, was_hash)
-        moved = conn.execute(
-            _Q.swap,
+        moved = _Q.swap.execute(
+            conn,
             {"c": chain, "was_seq": was_seq, "was_hash": was_hash, "seq": was_seq + 1,
              "h": digest},
         )  # fmt: skip
         if moved.rowcount == 1:
             _HEADS.wrote(chain, was_seq + 1, digest)
             return
-    row = conn.execute(_Q.bump, {"c": chain}).first()
+    row = _Q.bump.execute(conn, {"c": chain}).first()
     if row is not None:
         seq, prev = row
     else:
         try:
             with conn.begin_nested():
-                conn.execute(_Q.start, {"c": chain})
+                _Q.start.execute(conn, {"c": chain})
             seq, prev = 1, auditchain.GENESIS
         except IntegrityError:  # another writer made it first: bump theirs
-            seq, prev = conn.execute(_Q.bump, {"c": chain}).one()
+            seq, prev = _Q.bump.execute(conn, {"c": chain}).one()
     digest = _place(values, chain, seq, prev)
-    conn.execute(_Q.set_hash, {"c": chain, "h": digest})
+    _Q.set_hash.execute(conn, {"c": chain, "h": digest})
     _HEADS.wrote(chain, seq, digest)
 
 

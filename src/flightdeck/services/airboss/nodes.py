@@ -6,17 +6,21 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from sqlalchemy import BindParameter, Connection, bindparam, select
+from sqlalchemy import BindParameter, Connection, bindparam, select, union_all
 
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order
 from flightdeck.db.models import VM, Cluster, Host, HostBoot, Interface
+from flightdeck.db.prepared import Prepared
 from flightdeck.services.airboss.access import Target, read
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Node:
-    """One line of `list host macs`: a node's MACs on its cluster's VLAN and its name."""
+    """One line of `list host macs`: a node's MACs on its cluster's VLAN and its name.
+
+    Not frozen: its MACs are appended as the rows come, and a cluster's listing makes one per
+    node per request (a frozen dataclass's `__init__` costs ~3x: 1.8 against 0.6 us here)."""
 
     name: str
     macs: list[str]
@@ -33,25 +37,32 @@ class _Q:
     #: A cluster's members (its VMs and its frontend), in host order, each with its MACs on the
     #: cluster's VLAN (one row per MAC, in device order; one row with none if it has none):
     #: one statement, where it took three.
-    members = (
+    #: (An index search for its VMs and its frontend, not a scan of every host on the site.)
+    members = Prepared(
         select(Host.id, Host.name, Host.id == _fe, Interface.mac)
-        .outerjoin(VM, VM.host_id == Host.id)
         .outerjoin(
             Interface,
             (Interface.host_id == Host.id)
             & (Interface.vlan == _vlan)
             & Interface.mac.is_not(None),
         )
-        .where((VM.cluster_id == _cid) | (Host.id == _fe))
+        .where(
+            Host.id.in_(
+                union_all(
+                    select(VM.host_id).where(VM.cluster_id == _cid),
+                    select(Cluster.frontend_id).where(Cluster.id == _cid),
+                )
+            )
+        )
         .order_by(*host_order(), Interface.device)
     )
-    details = (
+    details = Prepared(
         select(Host.id, HostBoot.action, VM.cdrom_path)
         .outerjoin(HostBoot, HostBoot.host_id == Host.id)
         .outerjoin(VM, VM.host_id == Host.id)
         .where(Host.id.in_(bindparam("ids", expanding=True)))
     )
-    host_macs = (
+    host_macs = Prepared(
         select(Interface.mac)
         .where(Interface.host_id == bindparam("host"), Interface.mac.is_not(None))
         .order_by(Interface.device)
@@ -63,14 +74,16 @@ def _nodes(conn: Connection, target: Target) -> list[Node]:
     if target.cluster_id is None:
         if not covers(target.host_id, None):
             return []
-        macs = [m for m in conn.scalars(_Q.host_macs, {"host": target.host_id}) if m]
+        macs = [m for m in _Q.host_macs.execute(conn, {"host": target.host_id}).scalars() if m]
         return [Node(target.name, macs, False, host_id=target.host_id)]
     listed: dict[int, Node] = {}
-    rows = conn.execute(_Q.members, {"cid": target.cluster_id}).all()  # (fetched at once)
+    rows = _Q.members.execute(conn, {"cid": target.cluster_id}).all()  # (fetched at once)
+    # `covers`, decided once for the whole cluster when the key is its frontend's.
+    vms = None if target.cluster_id in target.scope.clusters else target.scope.vms
     for hid, name, frontend, mac in rows:
         node = listed.get(hid)
         if node is None:
-            if not covers(hid, target.cluster_id):
+            if vms is not None and hid not in vms:
                 continue
             node = listed[hid] = Node(name, [], bool(frontend), host_id=hid)
         if mac is not None:
@@ -112,7 +125,7 @@ def cluster_view(db: Database, target: Target) -> list[NodeDetails]:
     with read(db) as conn:
         listed = _nodes(conn, target)
         ids = [n.host_id for n in listed]
-        rows = conn.execute(_Q.details, {"ids": ids}).all()
+        rows = _Q.details.execute(conn, {"ids": ids}).all()
     found = {hid: (action, cdrom) for hid, action, cdrom in rows}
     out = []
     for n in listed:

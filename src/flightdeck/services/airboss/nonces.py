@@ -10,13 +10,16 @@ from sqlalchemy import Connection, delete, text
 
 from flightdeck.db.engine import Database
 from flightdeck.db.models import Nonce
+from flightdeck.db.prepared import Prepared
 
 #: An insert that does nothing when (keyid, nonce) is there already: the same SQL on SQLite
 #: (3.24 on) and PostgreSQL. As text, because SQLAlchemy's dialect-specific `on_conflict_do_
 #: nothing()` statements carry no cache key and were compiled anew on every request.
-_INSERT = text(
-    f"INSERT INTO {Nonce.__table__.name} (keyid, nonce, expires) "
-    "VALUES (:keyid, :nonce, :expires) ON CONFLICT DO NOTHING"
+_INSERT = Prepared(
+    text(
+        f"INSERT INTO {Nonce.__table__.name} (keyid, nonce, expires) "
+        "VALUES (:keyid, :nonce, :expires) ON CONFLICT DO NOTHING"
+    )
 )
 
 
@@ -29,7 +32,7 @@ def seen(conn: Connection, keyid: str, nonce: str, keep_until: int) -> bool:
     the first transaction to end, then inserts if that one rolled back). The database decides
     the race. The caller commits, before anything the request asks for is done.
     """
-    result = conn.execute(_INSERT, {"keyid": keyid, "nonce": nonce, "expires": keep_until})
+    result = _INSERT.execute(conn, {"keyid": keyid, "nonce": nonce, "expires": keep_until})
     return result.rowcount == 0
 
 
