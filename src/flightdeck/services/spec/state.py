@@ -92,7 +92,9 @@ def load(s: Session, cluster: Cluster) -> ClusterState:
         s.execute(
             select(Host, VM)
             .join(VM, VM.host_id == Host.id)
-            .where((VM.cluster_id == cluster.id) | (Host.id == cluster.frontend_id))
+            # Both sides on `vms` (the join makes its host_id the host's id): SQLite then
+            # searches its two indexes, where an OR with `hosts.id` scanned every host.
+            .where((VM.cluster_id == cluster.id) | (VM.host_id == cluster.frontend_id))
             .order_by(Host.id)
         ).tuples()
     )
