@@ -86,3 +86,27 @@ def test_a_step_on_its_own_transaction_reads_the_scope_itself(site: Any, alice: 
         assert exc.detail == "key-covers-nothing"
     else:
         raise AssertionError("a removed key was authorised")
+
+
+def test_every_reads_only_operation_reads_in_the_requests_transaction(
+    site: Any, alice: Any
+) -> None:
+    """`audit`, `jobs` (and `macs`, above) answer on the gate's connection: one BEGIN for the
+    nonce, the key, the answer's reads and the audit row."""
+    app = site.app()
+    target = site.cluster_a[0]
+    for path, query in (("/v1/audit", f"target={target}"), ("/v1/jobs", f"target={target}")):
+        assert app.request("GET", path, query=query,
+                           headers=alice.sign("GET", path, query)).status == 200  # fmt: skip
+        begins: list[object] = []
+
+        def began(conn: Any, begins: list[object] = begins) -> None:
+            begins.append(conn)
+
+        event.listen(site.db.engine, "begin", began)
+        try:
+            r = app.request("GET", path, query=query, headers=alice.sign("GET", path, query))
+        finally:
+            event.remove(site.db.engine, "begin", began)
+        assert r.status == 200, (path, r.json)
+        assert len(begins) == 1, path

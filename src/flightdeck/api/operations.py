@@ -605,9 +605,9 @@ def _audit_chain(call: Call[AuditRequest]) -> AuditChain:
     if not since_text.isdigit() or int(since_text) < 1:
         raise UserError(f"since={since_text}: give an entry number (1 or more)")
     name = chain.chain_of(call.target.host_id, call.target.cluster_id)
-    entries, head = chain.read(call.db, name, int(since_text))
+    entries, head = chain.read(call.reader, name, int(since_text))
     signed = chain.signed_head(chain.airboss_key(), head)
-    cut = chain.checkpoint_of(call.db, name)
+    cut = chain.checkpoint_of(call.reader, name)
     return AuditChain(
         [ChainEntry(**e) for e in entries],
         ChainHead(**signed),
@@ -717,7 +717,7 @@ class JobsResult:
 def _list_jobs(call: Call[JobsRequest]) -> JobsResult:
     from flightdeck.services.airboss import jobs
 
-    return JobsResult([_job(j) for j in jobs.list_jobs(call.db, call.target)])
+    return JobsResult([_job(j) for j in jobs.list_jobs(call.reader, call.target)])
 
 
 JOBS = Operation(
@@ -765,7 +765,7 @@ def _report_job(call: Call[JobRequest]) -> JobReport:
     from flightdeck.services.airboss import jobs
 
     req = call.request
-    row, events, more = jobs.report_job(call.db, call.target, req.job, req.after or 0)
+    row, events, more = jobs.report_job(call.reader, call.target, req.job, req.after or 0)
     lines = [JobLine(e.seq, e.node, e.ok, e.message, e.at_ms) for e in events]
     return JobReport(_job(row), lines, more)
 

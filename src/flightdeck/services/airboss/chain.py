@@ -33,6 +33,7 @@ from flightdeck.db.engine import Database
 from flightdeck.db.models import AuditCheckpoint, AuditEntry, AuditHead
 from flightdeck.db.prepared import Prepared
 from flightdeck.errors import UserError
+from flightdeck.services.airboss.access import read as reading
 
 SITE = "site"
 #: Most entries one listing returns (ask again with since=).
@@ -143,11 +144,14 @@ class Head:
     hash: str
 
 
-def read(db: Database, chain: str, since: int) -> tuple[list[dict[str, Any]], Head]:
+def read(
+    db: Database | Connection, chain: str, since: int
+) -> tuple[list[dict[str, Any]], Head]:
     """The entries of `chain` from `since` on (at most MAX_ENTRIES) and its head, in one read
-    transaction (the head is the last entry listed or later)."""
+    transaction (the head is the last entry listed or later); given a connection, in the
+    caller's transaction (the Airboss's request's own)."""
     columns = [getattr(AuditEntry, f) for f in auditchain.FIELDS]
-    with db.engine.connect() as conn, conn.begin():
+    with reading(db) as conn:
         row = conn.execute(
             select(AuditHead.seq, AuditHead.hash).where(AuditHead.chain == chain)
         ).first()
@@ -194,9 +198,9 @@ def checkpoint(conn: Connection, key: ed25519.Ed25519PrivateKey, head: Head) -> 
     conn.execute(insert(AuditCheckpoint).values(**signed))
 
 
-def checkpoint_of(db: Database, chain: str) -> dict[str, Any] | None:
+def checkpoint_of(db: Database | Connection, chain: str) -> dict[str, Any] | None:
     """The signed checkpoint a pruned `chain` starts from, or None (never pruned)."""
-    with db.engine.connect() as conn:
+    with reading(db) as conn:
         row = conn.execute(
             select(AuditCheckpoint.chain, AuditCheckpoint.seq, AuditCheckpoint.hash,
                    AuditCheckpoint.signed_at, AuditCheckpoint.signature)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flightdeck.db.engine import Database
@@ -70,7 +70,7 @@ class EventRow:
     at_ms: int
 
 
-def _cluster_frontend(db: Database, target: Target) -> tuple[int, int, str]:
+def _cluster_frontend(db: Database | Connection, target: Target) -> tuple[int, int, str]:
     """(cluster id, frontend host id, frontend name) of a target the key covers as a cluster."""
     if target.cluster_id is None or target.cluster_id not in target.scope.clusters:
         raise not_yours(target.given, f"not-a-cluster-key ({target.name})")
@@ -230,7 +230,7 @@ _JOB = (
 )  # fmt: skip
 
 
-def list_jobs(db: Database, target: Target) -> list[JobRow]:
+def list_jobs(db: Database | Connection, target: Target) -> list[JobRow]:
     """The newest jobs of the target's cluster."""
     cluster_id, _fe, _name = _cluster_frontend(db, target)
     with read(db) as conn:
@@ -241,7 +241,7 @@ def list_jobs(db: Database, target: Target) -> list[JobRow]:
 
 
 def report_job(
-    db: Database, target: Target, job_id: int, after: int = 0
+    db: Database | Connection, target: Target, job_id: int, after: int = 0
 ) -> tuple[JobRow, list[EventRow], bool]:
     """A job of the target's cluster, its lines after line `after` (at most PAGE), and whether
     more follow."""
