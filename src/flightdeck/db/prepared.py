@@ -45,11 +45,8 @@ class Prepared:
         """Run it on `conn` (a `Connection`; a `Session` runs the statement as such)."""
         if not isinstance(conn, Connection):
             return cast("CursorResult[Any]", conn.execute(self.statement, params))
-        key = (self, tuple(sorted(params)) if self._dml and params else ())
-        store = conn.dialect.__dict__.get(_STORE)
-        compiled = store.get(key) if store is not None else None
-        if compiled is None:
-            compiled = self.compiled(conn.dialect, key[1])
+        names = tuple(sorted(params)) if self._dml and params else ()
+        compiled = self.compiled(conn.dialect, names)
         # A `Compiled` runs as its statement would (`Connection._execute_compiled`), without
         # the cache key; it is not typed as an `Executable`.
         return conn.execute(cast(Any, compiled), params)

@@ -78,12 +78,10 @@ def _nodes(conn: Connection, target: Target) -> list[Node]:
         return [Node(target.name, macs, False, host_id=target.host_id)]
     listed: dict[int, Node] = {}
     rows = _Q.members.execute(conn, {"cid": target.cluster_id}).all()  # (fetched at once)
-    # `covers`, decided once for the whole cluster when the key is its frontend's.
-    vms = None if target.cluster_id in target.scope.clusters else target.scope.vms
     for hid, name, frontend, mac in rows:
         node = listed.get(hid)
         if node is None:
-            if vms is not None and hid not in vms:
+            if not covers(hid, target.cluster_id):
                 continue
             node = listed[hid] = Node(name, [], bool(frontend), host_id=hid)
         if mac is not None:
