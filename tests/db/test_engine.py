@@ -1,14 +1,18 @@
-"""db/engine.py: SQLite write transactions that were asked not to wait (`WriterBusy`).
+"""db/engine.py: SQLite write transactions that were asked not to wait (`WriterBusy`), and the
+writer queue processes take turns on (`<db>-writer`).
 
 The Airboss's event loop begins a request's first transaction with `flightdeck_nowait`: it must
 never wait there, neither for a thread of its own process (the process's writer lock) nor for
 another process (SQLite's write lock), and a refused BEGIN must leave the connection as it was.
 Another process is played by a second plain `sqlite3` connection to the same file: SQLite's
-locks are per connection, so it is refused the same way.
+locks are per connection, so it is refused the same way. For the writer queue, another process
+is played by a second open file description of `<db>-writer`: `flock` locks belong to those.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -115,3 +119,92 @@ def test_a_waiting_writer_still_waits_for_another_process(
     other.close()
     t.join(30)
     assert done.is_set() and _marks(sqlite_db) == [3]
+
+
+def _queue_is_free(path: Path) -> bool:
+    """Whether another process could take the writer queue `path` now (it is given back)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # the last descriptor of this description: its lock, if any, goes too
+    return True
+
+
+def test_a_write_transaction_holds_the_writer_queue_until_it_ends(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    queue = tmp_path / "site.db-writer"
+    with sqlite_db.transaction(write=True) as s:
+        s.execute(text("INSERT INTO marks VALUES (1)"))
+        assert queue.stat().st_mode & 0o777 == 0o600  # as private as the database
+        assert not _queue_is_free(queue)
+    assert _queue_is_free(queue)
+    with pytest.raises(RuntimeError), sqlite_db.transaction(write=True) as s:
+        s.execute(text("INSERT INTO marks VALUES (2)"))
+        raise RuntimeError("rolled back")
+    assert _queue_is_free(queue)
+    with sqlite_db.transaction() as s:  # a reader never queues
+        s.execute(text("SELECT n FROM marks")).all()
+        assert _queue_is_free(queue)
+    assert _marks(sqlite_db) == [1]
+
+
+def _hold_queue(tmp_path: Path) -> int:
+    fd = os.open(tmp_path / "site.db-writer", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_another_process_in_the_writer_queue_refuses_a_writer_that_must_not_wait(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    fd = _hold_queue(tmp_path)
+    try:
+        with pytest.raises(WriterBusy, match="another process"):
+            _nowait(sqlite_db, 1)
+    finally:
+        os.close(fd)
+    _nowait(sqlite_db, 2)  # the refused writer left neither lock behind
+    assert _marks(sqlite_db) == [2]
+
+
+def test_a_waiting_writer_takes_its_turn_when_the_other_process_leaves_the_queue(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    fd = _hold_queue(tmp_path)
+    done = threading.Event()
+
+    def writer() -> None:
+        with sqlite_db.transaction(write=True) as s:
+            s.execute(text("INSERT INTO marks VALUES (4)"))
+        done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        assert not done.wait(0.5)  # queued behind the other process: SQLite alone would not wait
+    finally:
+        os.close(fd)
+    t.join(30)
+    assert done.is_set() and _marks(sqlite_db) == [4]
+
+
+def test_a_writer_queue_that_cannot_be_opened_leaves_the_ordering_to_sqlite(
+    tmp_path: Path,
+) -> None:
+    """E.g. a read-only directory or a file of another owner: writes go on through SQLite's
+    own lock and busy wait."""
+    (tmp_path / "site.db-writer").mkdir()  # os.open of it fails, whoever runs the test
+    db = open_database(f"sqlite:///{tmp_path / 'site.db'}", create=True)
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE marks (n INTEGER)"))
+        _nowait(db, 5)
+        with db.transaction(write=True) as s:
+            s.execute(text("INSERT INTO marks VALUES (6)"))
+        assert _marks(db) == [5, 6]
+    finally:
+        db.dispose()

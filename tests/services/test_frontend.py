@@ -225,7 +225,8 @@ def test_a_fresh_site_is_readable_by_root_only(tmp_path: Any, monkeypatch: Any) 
             with reader.transaction() as s:
                 s.execute(select(Host.name)).all()
                 assert _mode(home) == "0o700"
-                for f in (db, db.with_name("flightdeck.db-wal"), db.with_name("flightdeck.db-shm")):
+                beside = (db.with_name(f"flightdeck.db-{x}") for x in ("wal", "shm", "writer"))
+                for f in (db, *beside):
                     assert f.exists() and _mode(f) == "0o600", (f, _mode(f))
         finally:
             reader.dispose()
