@@ -396,7 +396,7 @@ class ConsoleRelay:
         """Why `session` may not go on (its key removed or no longer covering the VM, its
         token revoked), or None; in a database thread."""
         try:
-            with access.read(self.gate.db) as conn:
+            with self.gate.db.reading_core() as conn:
                 access.recheck(conn, session.keyid, session.target)
         except access.Refused as exc:
             return f"the key no longer covers {session.target.name} ({exc.reason})"

@@ -284,6 +284,19 @@ class Database:
         self.engine.dispose()
 
 
+
+@contextlib.contextmanager
+def core_reads(source: Database | Connection) -> Iterator[Connection]:
+    """Reads on a bare Core connection: `source.reading_core()`, or `source` itself when it
+    is a connection, i.e. a transaction the caller holds open (the Airboss's request's own),
+    so that a request's reads and writes are one transaction. For reads of a few columns,
+    where an ORM session would cost more than the queries themselves."""
+    if isinstance(source, Connection):
+        yield source
+        return
+    with source.reading_core() as conn:
+        yield conn
+
 def _sqlite_path(url: str) -> Path | None:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:

@@ -20,8 +20,7 @@ Airboss is no oracle for what exists.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,7 @@ from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from flightdeck.api.wire import check_target
-from flightdeck.db.engine import Database
+from flightdeck.db.engine import Database, core_reads
 from flightdeck.db.models import VM, Cluster, Host, Interface, Network, PublicKey
 from flightdeck.db.prepared import Prepared
 from flightdeck.errors import FlightdeckError
@@ -44,18 +43,6 @@ class Refused(FlightdeckError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-@contextlib.contextmanager
-def read(db: Database | Connection) -> Iterator[Connection]:
-    """A read-only transaction on a bare connection: the per-request reads are a few columns
-    each, and an ORM session would cost more than the queries themselves. Given a connection
-    (a transaction the caller holds open, e.g. the Airboss's request's own), that one."""
-    if isinstance(db, Connection):
-        yield db
-        return
-    with db.engine.connect() as conn, conn.begin():
-        yield conn
 
 
 class _Q:
@@ -193,7 +180,7 @@ def authorise_in(
 
 def authorise(db: Database, keyid: str, target: str) -> Target:
     """The VM `target` names, if the key `keyid` covers it; `Refused` otherwise."""
-    with read(db) as conn:
+    with core_reads(db) as conn:
         return authorise_in(conn, keyid, target)
 
 

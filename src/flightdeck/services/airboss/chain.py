@@ -29,11 +29,10 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flightdeck.crypto import auditchain
-from flightdeck.db.engine import Database
+from flightdeck.db.engine import Database, core_reads
 from flightdeck.db.models import AuditCheckpoint, AuditEntry, AuditHead
 from flightdeck.db.prepared import Prepared
 from flightdeck.errors import UserError
-from flightdeck.services.airboss.access import read as reading
 
 SITE = "site"
 #: Most entries one listing returns (ask again with since=).
@@ -151,7 +150,7 @@ def read(
     transaction (the head is the last entry listed or later); given a connection, in the
     caller's transaction (the Airboss's request's own)."""
     columns = [getattr(AuditEntry, f) for f in auditchain.FIELDS]
-    with reading(db) as conn:
+    with core_reads(db) as conn:
         row = conn.execute(
             select(AuditHead.seq, AuditHead.hash).where(AuditHead.chain == chain)
         ).first()
@@ -200,7 +199,7 @@ def checkpoint(conn: Connection, key: ed25519.Ed25519PrivateKey, head: Head) -> 
 
 def checkpoint_of(db: Database | Connection, chain: str) -> dict[str, Any] | None:
     """The signed checkpoint a pruned `chain` starts from, or None (never pruned)."""
-    with reading(db) as conn:
+    with core_reads(db) as conn:
         row = conn.execute(
             select(AuditCheckpoint.chain, AuditCheckpoint.seq, AuditCheckpoint.hash,
                    AuditCheckpoint.signed_at, AuditCheckpoint.signature)

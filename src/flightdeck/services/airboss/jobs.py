@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from flightdeck.db.engine import Database
+from flightdeck.db.engine import Database, core_reads
 from flightdeck.db.hostexpr import HostIds
 from flightdeck.db.tables import clusters, hosts, job_events, jobs
 from flightdeck.errors import Conflict, FlightdeckError, NotFound
 from flightdeck.logsafe import escape
-from flightdeck.services.airboss.access import Target, not_yours, read
+from flightdeck.services.airboss.access import Target, not_yours
 
 log = logging.getLogger(__name__)  # under flightdeck.*, in the Airboss's log
 
@@ -74,7 +74,7 @@ def _cluster_frontend(db: Database | Connection, target: Target) -> tuple[int, i
     """(cluster id, frontend host id, frontend name) of a target the key covers as a cluster."""
     if target.cluster_id is None or target.cluster_id not in target.scope.clusters:
         raise not_yours(target.given, f"not-a-cluster-key ({target.name})")
-    with read(db) as conn:
+    with core_reads(db) as conn:
         row = conn.execute(
             select(clusters.c.id, hosts.c.id, hosts.c.name)
             .join(hosts, hosts.c.id == clusters.c.frontend_id)
@@ -111,7 +111,7 @@ def start_power_job(
     except IntegrityError:
         # The schema keeps one running job per cluster (index uq_jobs_one_running), so two
         # requests at once, even to two replicas, cannot both start one.
-        with read(db) as conn:
+        with core_reads(db) as conn:
             busy = conn.scalar(
                 select(jobs.c.id).where(jobs.c.cluster_id == cluster_id, jobs.c.state == "running")
             )
@@ -233,7 +233,7 @@ _JOB = (
 def list_jobs(db: Database | Connection, target: Target) -> list[JobRow]:
     """The newest jobs of the target's cluster."""
     cluster_id, _fe, _name = _cluster_frontend(db, target)
-    with read(db) as conn:
+    with core_reads(db) as conn:
         rows = conn.execute(
             _JOB.where(jobs.c.cluster_id == cluster_id).order_by(jobs.c.id.desc()).limit(LISTED)
         ).all()
@@ -246,7 +246,7 @@ def report_job(
     """A job of the target's cluster, its lines after line `after` (at most PAGE), and whether
     more follow."""
     cluster_id, _fe, _name = _cluster_frontend(db, target)
-    with read(db) as conn:
+    with core_reads(db) as conn:
         row = conn.execute(_JOB.where(jobs.c.id == job_id, jobs.c.cluster_id == cluster_id)).first()
         if row is None:
             raise NotFound(f"no job {job_id} for this cluster: see 'pilot list jobs'")

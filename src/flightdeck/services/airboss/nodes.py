@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import BindParameter, Connection, bindparam, select, union_all
 
-from flightdeck.db.engine import Database
+from flightdeck.db.engine import Database, core_reads
 from flightdeck.db.hostexpr import host_order
 from flightdeck.db.models import VM, Cluster, Host, HostBoot, Interface
 from flightdeck.db.prepared import Prepared
-from flightdeck.services.airboss.access import Target, read
+from flightdeck.services.airboss.access import Target
 
 
 @dataclass(slots=True)
@@ -96,7 +96,7 @@ def cluster_nodes(db: Database | Connection, target: Target) -> list[Node]:
     MACs are those on the cluster's VLAN, so a frontend's public NIC is not listed (as the
     original); a VM outside any cluster lists all of its MACs.
     """
-    with read(db) as conn:
+    with core_reads(db) as conn:
         return _nodes(conn, target)
 
 
@@ -120,7 +120,7 @@ class NodeDetails:
 
 def cluster_view(db: Database, target: Target) -> list[NodeDetails]:
     """`cluster_nodes` with each node's boot action and CD-ROM, in one read transaction."""
-    with read(db) as conn:
+    with core_reads(db) as conn:
         listed = _nodes(conn, target)
         ids = [n.host_id for n in listed]
         rows = _Q.details.execute(conn, {"ids": ids}).all()
