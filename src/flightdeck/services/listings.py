@@ -16,11 +16,12 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import BindParameter, Connection, bindparam, func, select, union_all
 
 from flightdeck.db import attrcore, tables
 from flightdeck.db.engine import Database
 from flightdeck.db.hostexpr import host_order, resolve_host_id, resolve_host_ids
+from flightdeck.db.prepared import Prepared
 from flightdeck.errors import NotFound, UserError
 from flightdeck.services.base import reading_core
 
@@ -412,28 +413,55 @@ def list_revoked(db: Database, exprs: Sequence[str]) -> list[RevokedRow]:
     return [RevokedRow(*row) for row in rows]
 
 
+class _Members:
+    h, v, c, i = tables.hosts.c, tables.vms.c, tables.clusters.c, tables.interfaces.c
+    cid: BindParameter[int] = bindparam("cid")
+    frontend = select(c.frontend_id).where(c.id == cid).scalar_subquery()
+    vlan = select(c.vlan).where(c.id == cid).scalar_subquery()
+    #: A cluster's members (its VMs and its frontend) in host order, each with its MACs on the
+    #: cluster's VLAN (one row per MAC, in device order; one row with none if it has none).
+    #: Its VMs and its frontend are found through indexes, not by testing every host of the
+    #: site (an `OR` of the two made SQLite scan `hosts`: 17.5 ms a call at 20,000 VMs).
+    statement = Prepared(
+        select(h.id, h.name, h.id == frontend, i.mac)
+        .outerjoin_from(
+            tables.hosts,
+            tables.interfaces,
+            (i.host_id == h.id) & (i.vlan == vlan) & i.mac.is_not(None),
+        )
+        .where(
+            h.id.in_(
+                union_all(
+                    select(v.host_id).where(v.cluster_id == cid),
+                    select(c.frontend_id).where(c.id == cid),
+                )
+            )
+        )
+        .order_by(*host_order(), i.device)
+    )
+
+
+def cluster_members(conn: Connection, cluster_id: int) -> list[tuple[int, str, bool, list[str]]]:
+    """The nodes of cluster `cluster_id`, frontend first then host order: (host id, name,
+    whether it is the frontend, its MACs on the cluster's VLAN in device order). One statement;
+    what `list host macs` prints and the Airboss's MAC list answers (`airboss.nodes`)."""
+    members: dict[int, tuple[int, str, bool, list[str]]] = {}
+    for hid, name, frontend, mac in _Members.statement.execute(conn, {"cid": cluster_id}).all():
+        member = members.get(hid)
+        if member is None:
+            member = members[hid] = (hid, name, bool(frontend), [])
+        if mac:
+            member[3].append(mac)
+    return sorted(members.values(), key=lambda m: not m[2])  # stable: host order otherwise
+
+
 def cluster_macs(db: Database, expr: str) -> list[tuple[list[str], str]]:
     """The MACs of each node of a virtual cluster on its VLAN, frontend first: (macs, name).
     `expr` names the frontend (its name, public name, MAC...)."""
-    h, v, c, i = tables.hosts.c, tables.vms.c, tables.clusters.c, tables.interfaces.c
+    c = tables.clusters.c
     with reading_core(db) as conn:
         fe, fe_name = resolve_host_id(conn, expr)
-        cluster = conn.execute(select(c.id, c.vlan).where(c.frontend_id == fe)).first()
+        cluster = conn.execute(select(c.id).where(c.frontend_id == fe)).scalar()
         if cluster is None:
             raise UserError(f"host {fe_name} is not a virtual frontend")
-        members = conn.execute(
-            select(h.id, h.name)
-            .join_from(tables.hosts, tables.vms, v.host_id == h.id)
-            .where(v.cluster_id == cluster.id, h.id != fe)
-            .order_by(*host_order())
-        ).tuples()
-        nodes = [(fe, fe_name), *members]
-        macs: dict[int, list[str]] = {}
-        for hid, mac in conn.execute(
-            select(i.host_id, i.mac)
-            .where(i.host_id.in_([n for n, _name in nodes]), i.vlan == cluster.vlan)
-            .order_by(i.device)
-        ).tuples():
-            if mac:
-                macs.setdefault(hid, []).append(mac)
-    return [(macs.get(n, []), name) for n, name in nodes]
+        return [(macs, name) for _id, name, _fe, macs in cluster_members(conn, cluster)]

@@ -6,21 +6,21 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from sqlalchemy import BindParameter, Connection, bindparam, select, union_all
+from sqlalchemy import Connection, bindparam, select
 
 from flightdeck.db.engine import Database, core_reads
-from flightdeck.db.hostexpr import host_order
-from flightdeck.db.models import VM, Cluster, Host, HostBoot, Interface
+from flightdeck.db.models import VM, Host, HostBoot, Interface
 from flightdeck.db.prepared import Prepared
 from flightdeck.services.airboss.access import Target
+from flightdeck.services.listings import cluster_members
 
 
 @dataclass(slots=True)
 class Node:
     """One line of `list host macs`: a node's MACs on its cluster's VLAN and its name.
 
-    Not frozen: its MACs are appended as the rows come, and a cluster's listing makes one per
-    node per request (a frozen dataclass's `__init__` costs ~3x: 1.8 against 0.6 us here)."""
+    Not frozen: a cluster's listing makes one per node per request, and a frozen dataclass's
+    `__init__` costs ~3x (1.8 against 0.6 us here)."""
 
     name: str
     macs: list[str]
@@ -31,31 +31,6 @@ class Node:
 
 
 class _Q:
-    _cid: BindParameter[int] = bindparam("cid")
-    _fe = select(Cluster.frontend_id).where(Cluster.id == _cid).scalar_subquery()
-    _vlan = select(Cluster.vlan).where(Cluster.id == _cid).scalar_subquery()
-    #: A cluster's members (its VMs and its frontend), in host order, each with its MACs on the
-    #: cluster's VLAN (one row per MAC, in device order; one row with none if it has none):
-    #: one statement, where it took three.
-    #: (An index search for its VMs and its frontend, not a scan of every host on the site.)
-    members = Prepared(
-        select(Host.id, Host.name, Host.id == _fe, Interface.mac)
-        .outerjoin(
-            Interface,
-            (Interface.host_id == Host.id)
-            & (Interface.vlan == _vlan)
-            & Interface.mac.is_not(None),
-        )
-        .where(
-            Host.id.in_(
-                union_all(
-                    select(VM.host_id).where(VM.cluster_id == _cid),
-                    select(Cluster.frontend_id).where(Cluster.id == _cid),
-                )
-            )
-        )
-        .order_by(*host_order(), Interface.device)
-    )
     details = Prepared(
         select(Host.id, HostBoot.action, VM.cdrom_path)
         .outerjoin(HostBoot, HostBoot.host_id == Host.id)
@@ -76,17 +51,12 @@ def _nodes(conn: Connection, target: Target) -> list[Node]:
             return []
         macs = [m for m in _Q.host_macs.execute(conn, {"host": target.host_id}).scalars() if m]
         return [Node(target.name, macs, False, host_id=target.host_id)]
-    listed: dict[int, Node] = {}
-    rows = _Q.members.execute(conn, {"cid": target.cluster_id}).all()  # (fetched at once)
-    for hid, name, frontend, mac in rows:
-        node = listed.get(hid)
-        if node is None:
-            if not covers(hid, target.cluster_id):
-                continue
-            node = listed[hid] = Node(name, [], bool(frontend), host_id=hid)
-        if mac is not None:
-            node.macs.append(mac)
-    return sorted(listed.values(), key=lambda n: not n.frontend)  # the frontend first
+    cid = target.cluster_id
+    return [
+        Node(name, macs, frontend, host_id=hid)
+        for hid, name, frontend, macs in cluster_members(conn, cid)
+        if covers(hid, cid)
+    ]
 
 
 def cluster_nodes(db: Database | Connection, target: Target) -> list[Node]:
