@@ -77,6 +77,26 @@ def build_site(home: Path, env: dict[str, str]) -> None:
           "disk-per-frontend=1", "mem-per-compute=256", "mem-per-frontend=256")
 
 
+
+def owner_key(home: Path, env: dict[str, str]) -> Any:
+    """A new Ed25519 key for the owner of the bench cluster: its public half in
+    `home/owner.pub` and added to the cluster's frontend (`rocks add host key`)."""
+    from flightdeck.crypto import keys
+
+    key = keys.generate_private_key()
+    (home / "owner.pub").write_text(keys.public_key_to_pem(key.public_key()))
+    rocks(env, "add", "host", "key", "frontend-0-0-0", f"key={home / 'owner.pub'}")
+    return key
+
+
+def owner_site(home: Path) -> tuple[dict[str, str], Any]:
+    """The bench site on SQLite under `home` with its owner's key: the environment that names
+    it, and the key (`owner_key`)."""
+    env = dict(os.environ, FLIGHTDECK_HOME=str(home))
+    env.pop("FLIGHTDECK_DB", None)
+    build_site(home, env)
+    return env, owner_key(home, env)
+
 def _node(home: Path, name: str) -> Path:
     path = home / f"{name}.xml"
     path.write_text("<node/>\n")
@@ -209,7 +229,6 @@ def main() -> None:
     a = ap.parse_args()
     levels = [int(x) for x in a.clients.split(",")]
 
-    from flightdeck.crypto import keys as ck
     from flightdeck.db.engine import open_database
     from flightdeck.pilot.client import AirbossClient
     from flightdeck.services.airboss import access
@@ -224,9 +243,7 @@ def main() -> None:
         else:
             env.pop("FLIGHTDECK_DB", None)
         build_site(home, env)
-        key = ck.generate_private_key()
-        (home / "owner.pub").write_text(ck.public_key_to_pem(key.public_key()))
-        rocks(env, "add", "host", "key", "frontend-0-0-0", f"key={home / 'owner.pub'}")
+        key = owner_key(home, env)
         os.environ.update({k: v for k, v in env.items() if k.startswith("FLIGHTDECK")})
         db = open_database(env.get("FLIGHTDECK_DB"))
         nodes = cluster_macs(db, "frontend-0-0-0")

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from airboss import build_site
+from airboss import owner_site
 
 WARM_UP = 20
 
@@ -91,24 +91,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        env = dict(os.environ, FLIGHTDECK_HOME=str(home))
-        env.pop("FLIGHTDECK_DB", None)
-        build_site(home, env)
-        key = ck.generate_private_key()
+        env, key = owner_site(home)
         (home / "owner.key").write_bytes(ck.private_key_to_pem(key, None))
-        (home / "owner.pub").write_text(ck.public_key_to_pem(key.public_key()))
-        subprocess.run(
-            [
-                str(Path(sys.executable).parent / "rocks"),
-                "add",
-                "host",
-                "key",
-                "frontend-0-0-0",
-                f"key={home / 'owner.pub'}",
-            ],
-            env=env,
-            check=True,
-        )
         os.environ.update({k: v for k, v in env.items() if k.startswith("FLIGHTDECK")})
         idle = instructions(home, env, "idle", 0)
         print(f"idle (start, {WARM_UP} warm-up requests of each kind, stop): {idle / 1e6:.0f} M")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from _harness import start_airboss
 
-from airboss import build_site, measure, process_cpu, rocks
+from airboss import measure, owner_site, process_cpu
 
 if TYPE_CHECKING:
     from flightdeck.crypto.keys import PrivateKey
@@ -127,18 +127,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--rounds", type=int, default=2)
     a = ap.parse_args()
-    from flightdeck.crypto import keys
     from flightdeck.db.engine import open_database
     from flightdeck.services.clusters import cluster_macs
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        env = dict(os.environ, FLIGHTDECK_HOME=str(home))
-        env.pop("FLIGHTDECK_DB", None)
-        build_site(home, env)
-        key = keys.generate_private_key()
-        (home / "owner.pub").write_text(keys.public_key_to_pem(key.public_key()))
-        rocks(env, "add", "host", "key", "frontend-0-0-0", f"key={home / 'owner.pub'}")
+        env, key = owner_site(home)
         os.environ["FLIGHTDECK_HOME"] = str(home)
         db = open_database()
         mac = cluster_macs(db, "frontend-0-0-0")[1][0][0]

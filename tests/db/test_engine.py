@@ -50,6 +50,21 @@ def _busy_timeout(conn: Connection) -> int:
     return int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
 
 
+def _writer_thread(db: Database, n: int) -> tuple[threading.Thread, threading.Event]:
+    """A started thread making one waiting write transaction (insert `n`); the event is set
+    when it has committed."""
+    done = threading.Event()
+
+    def writer() -> None:
+        with db.transaction(write=True) as s:
+            s.execute(text("INSERT INTO marks VALUES (:n)"), {"n": n})
+        done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    return t, done
+
+
 def test_a_free_write_lock_is_taken_and_the_write_commits(sqlite_db: Database) -> None:
     _nowait(sqlite_db, 1)
     assert _marks(sqlite_db) == [1]
@@ -105,15 +120,7 @@ def test_a_waiting_writer_still_waits_for_another_process(
     """Without `flightdeck_nowait` nothing changed: the writer waits its turn, then writes."""
     other = sqlite3.connect(tmp_path / "site.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
-    done = threading.Event()
-
-    def writer() -> None:
-        with sqlite_db.transaction(write=True) as s:
-            s.execute(text("INSERT INTO marks VALUES (3)"))
-        done.set()
-
-    t = threading.Thread(target=writer)
-    t.start()
+    t, done = _writer_thread(sqlite_db, 3)
     assert not done.wait(0.5)  # still waiting for the other connection
     other.execute("COMMIT")
     other.close()
@@ -175,15 +182,7 @@ def test_a_waiting_writer_takes_its_turn_when_the_other_process_leaves_the_queue
     sqlite_db: Database, tmp_path: Path
 ) -> None:
     fd = _hold_queue(tmp_path)
-    done = threading.Event()
-
-    def writer() -> None:
-        with sqlite_db.transaction(write=True) as s:
-            s.execute(text("INSERT INTO marks VALUES (4)"))
-        done.set()
-
-    t = threading.Thread(target=writer)
-    t.start()
+    t, done = _writer_thread(sqlite_db, 4)
     try:
         assert not done.wait(0.5)  # queued behind the other process: SQLite alone would not wait
     finally:
