@@ -47,7 +47,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from flightdeck.crypto import sfv
 from flightdeck.crypto.digest import DigestRejected, content_digest, verify_content_digest
-from flightdeck.crypto.httpsig import COVERED, MAX_NONCE_LENGTH, MIN_NONCE_LENGTH, signature_base
+from flightdeck.crypto.httpsig import (
+    COVERED,
+    MAX_NONCE_LENGTH,
+    MIN_NONCE_LENGTH,
+    header_values,
+    signature_base,
+)
 from flightdeck.crypto.keys import PrivateKey, PublicKey, describe_key, fingerprint
 from flightdeck.errors import PermissionDenied, UserError
 
@@ -427,8 +433,7 @@ def _one_line(text: str) -> str:
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
-    values = [v.strip() for k, v in headers.items() if k.lower() == name]
-    return ", ".join(values) if values else None
+    return header_values(headers, name)[0]
 
 
 def presented(headers: Mapping[str, str]) -> bool:

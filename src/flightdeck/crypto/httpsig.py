@@ -350,14 +350,14 @@ def sign_request(
 # --------------------------------------------------------------------------------------------
 
 
-def _headers(headers: Mapping[str, str], *names: str) -> list[str | None]:
+def header_values(headers: Mapping[str, str], *names: str) -> list[str | None]:
     """Each named header's value, names compared case-insensitively, repeated lines joined
     with ", ", or None when absent; `names` are lowercase.
 
     Joining is the RFC 9110 §5.3 rule, and how RFC 8941 says structured fields split over
     several lines are parsed; with a multi-dict whose `items()` yields duplicates (Starlette's
     `Headers`) every line is seen. One pass for all names: Starlette's `items()` decodes every
-    header line each time it is called.
+    header line each time it is called. Capability tokens read their headers the same way.
     """
     lines: dict[str, list[str]] = {name: [] for name in names}
     for key, value in headers.items():
@@ -477,7 +477,7 @@ def verify_request(
     now = int(time.time()) if now is None else now
 
     # 1. Parse both headers, within fixed bounds.
-    input_text, signature_text, digest_header = _headers(
+    input_text, signature_text, digest_header = header_values(
         headers, "signature-input", "signature", "content-digest"
     )
     if input_text is None or signature_text is None:
