@@ -284,7 +284,6 @@ class Database:
         self.engine.dispose()
 
 
-
 @contextlib.contextmanager
 def core_reads(source: Database | Connection) -> Iterator[Connection]:
     """Reads on a bare Core connection: `source.reading_core()`, or `source` itself when it
@@ -296,6 +295,7 @@ def core_reads(source: Database | Connection) -> Iterator[Connection]:
         return
     with source.reading_core() as conn:
         yield conn
+
 
 def _sqlite_path(url: str) -> Path | None:
     parsed = make_url(url)
