@@ -77,7 +77,6 @@ def build_site(home: Path, env: dict[str, str]) -> None:
           "disk-per-frontend=1", "mem-per-compute=256", "mem-per-frontend=256")
 
 
-
 def owner_key(home: Path, env: dict[str, str]) -> Any:
     """A new Ed25519 key for the owner of the bench cluster: its public half in
     `home/owner.pub` and added to the cluster's frontend (`rocks add host key`)."""
@@ -96,6 +95,7 @@ def owner_site(home: Path) -> tuple[dict[str, str], Any]:
     env.pop("FLIGHTDECK_DB", None)
     build_site(home, env)
     return env, owner_key(home, env)
+
 
 def _node(home: Path, name: str) -> Path:
     path = home / f"{name}.xml"

@@ -159,6 +159,17 @@ def test_a_write_transaction_holds_the_writer_queue_until_it_ends(
     assert _marks(sqlite_db) == [1]
 
 
+def test_a_connection_that_only_reads_never_opens_the_writer_queue(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """Read-only commands (and a reader that may not create files there) leave it alone."""
+    with sqlite_db.transaction() as s:
+        s.execute(text("SELECT n FROM marks")).all()
+    assert not (tmp_path / "site.db-writer").exists()
+    _nowait(sqlite_db, 1)
+    assert (tmp_path / "site.db-writer").exists()
+
+
 def _hold_queue(tmp_path: Path) -> int:
     fd = os.open(tmp_path / "site.db-writer", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)

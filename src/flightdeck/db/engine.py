@@ -53,26 +53,23 @@ SQLITE_HAS_VERSION_TABLE = (
 _BEGIN_WRITE = "BEGIN IMMEDIATE"
 _BEGIN_READ = "BEGIN DEFERRED"
 #: One per process: the write transactions of its threads take turns here, woken at once when
-#: the previous one ends; then the process takes its turn among processes (`_queue_file`).
+#: the previous one ends; then the process takes its turn among processes (`_open_queue`).
 _WRITER = threading.Lock()
 #: Polling the other processes' writer: first pause and longest pause (seconds). A write
 #: transaction of the Airboss holds the lock ~0.1-0.5 ms; SQLite's own wait starts at 1 ms.
 _POLL_FIRST, _POLL_MAX = 50e-6, 1e-3
 
 
-def _queue_file(database: str) -> BinaryIO | None:
-    """`<database>-writer`, opened for one connection: the queue processes take turns on before
-    SQLite's `BEGIN IMMEDIATE`. None for an in-memory or URI database, or when the file cannot
-    be opened for writing (a read-only directory, another owner): SQLite's own lock and busy
-    wait still order the writers then, only slower. The lock is only a queue: SQLite's lock
-    remains the guard. Each connection has its own open file (a `flock` belongs to that): the
-    process's writer lock, taken first, keeps two of them from queueing at once."""
-    if database in ("", ":memory:") or database.startswith("file:"):
-        return None
+def _open_queue(path: str) -> BinaryIO | None:
+    """The writer-queue file `path` (`<database>-writer`), opened for one connection, or None
+    when it cannot be opened for writing (a read-only directory, another owner): SQLite's own
+    lock and busy wait still order the writers then, only slower. The lock is only a queue:
+    SQLite's lock remains the guard. Each connection has its own open file (a `flock` belongs
+    to that): the process's writer lock, taken first, keeps two of them from queueing at once."""
     try:
         return open(  # closed with the connection
-            f"{database}-writer", "ab", buffering=0,
-            opener=lambda path, flags: os.open(path, flags | os.O_CLOEXEC, 0o600),
+            path, "ab", buffering=0,
+            opener=lambda name, flags: os.open(name, flags | os.O_CLOEXEC, 0o600),
         )  # fmt: skip
     except OSError:
         return None
@@ -112,12 +109,24 @@ class WriterConnection(sqlite3.Connection):
 
     _holds = False
     _queued = False
+    #: The writer queue, `<database>-writer`: its path until it is opened, at the first write
+    #: transaction (a connection that only reads never touches it); None for an in-memory or
+    #: URI database, or once it could not be opened.
+    _queue_path: str | None = None
     _queue: BinaryIO | None = None
 
     def __init__(self, database: str | bytes | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
         super().__init__(database, *args, **kwargs)
         path = os.fsdecode(database)
-        self._queue = None if kwargs.get("uri") else _queue_file(path)
+        if not kwargs.get("uri") and path not in ("", ":memory:"):
+            self._queue_path = f"{path}-writer"
+
+    def _writer_queue(self) -> BinaryIO | None:
+        if self._queue is None and self._queue_path is not None:
+            self._queue = _open_queue(self._queue_path)
+            if self._queue is None:
+                self._queue_path = None  # not tried again for every transaction
+        return self._queue
 
     def begin_write(self, *, wait: bool = True) -> None:
         """`BEGIN IMMEDIATE` behind the process's writer lock, then the writer queue.
@@ -131,8 +140,9 @@ class WriterConnection(sqlite3.Connection):
             raise sqlite3.OperationalError("database is locked (by a writer of this process)")
         self._holds = True
         try:
-            if self._queue is not None:
-                _take_turn(self._queue, wait)
+            queue = self._writer_queue()
+            if queue is not None:
+                _take_turn(queue, wait)
                 self._queued = True
             if wait:
                 self.execute(_BEGIN_WRITE)
