@@ -231,9 +231,9 @@ _JOB = (
 
 
 def list_jobs(db: Database | Connection, target: Target) -> list[JobRow]:
-    """The newest jobs of the target's cluster."""
-    cluster_id, _fe, _name = _cluster_frontend(db, target)
+    """The newest jobs of the target's cluster (one read transaction, the cluster's included)."""
     with core_reads(db) as conn:
+        cluster_id, _fe, _name = _cluster_frontend(conn, target)
         rows = conn.execute(
             _JOB.where(jobs.c.cluster_id == cluster_id).order_by(jobs.c.id.desc()).limit(LISTED)
         ).all()
@@ -245,8 +245,8 @@ def report_job(
 ) -> tuple[JobRow, list[EventRow], bool]:
     """A job of the target's cluster, its lines after line `after` (at most PAGE), and whether
     more follow."""
-    cluster_id, _fe, _name = _cluster_frontend(db, target)
     with core_reads(db) as conn:
+        cluster_id, _fe, _name = _cluster_frontend(conn, target)
         row = conn.execute(_JOB.where(jobs.c.id == job_id, jobs.c.cluster_id == cluster_id)).first()
         if row is None:
             raise NotFound(f"no job {job_id} for this cluster: see 'pilot list jobs'")
