@@ -60,6 +60,11 @@ def rocks(env: dict[str, str], *args: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
+#: `airboss serve` arguments that lift its rate limits for a benchmark's load.
+UNLIMITED = ("--rate", "1000000", "--burst", "1000000",
+             "--set", "client_rate=1000000", "--set", "client_burst=1000000")  # fmt: skip
+
+
 def build_site(home: Path, env: dict[str, str]) -> None:
     rocks(env, "init", "frontend", "name=bench.example.org", "public-ip=192.0.2.10",
           "public-netmask=255.255.255.0", "private-ip=10.1.1.1", "private-netmask=255.255.0.0")
@@ -88,11 +93,14 @@ def owner_key(home: Path, env: dict[str, str]) -> Any:
     return key
 
 
-def owner_site(home: Path) -> tuple[dict[str, str], Any]:
-    """The bench site on SQLite under `home` with its owner's key: the environment that names
-    it, and the key (`owner_key`)."""
+def owner_site(home: Path, database: str | None = None) -> tuple[dict[str, str], Any]:
+    """The bench site under `home` (on `database`, a URL, or SQLite there) with its owner's
+    key: the environment that names it, and the key (`owner_key`)."""
     env = dict(os.environ, FLIGHTDECK_HOME=str(home))
-    env.pop("FLIGHTDECK_DB", None)
+    if database:
+        env["FLIGHTDECK_DB"] = database
+    else:
+        env.pop("FLIGHTDECK_DB", None)
     build_site(home, env)
     return env, owner_key(home, env)
 
@@ -237,23 +245,15 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        env = dict(os.environ, FLIGHTDECK_HOME=str(home))
-        if a.database:
-            env["FLIGHTDECK_DB"] = a.database
-        else:
-            env.pop("FLIGHTDECK_DB", None)
-        build_site(home, env)
-        key = owner_key(home, env)
+        env, key = owner_site(home, a.database)
         os.environ.update({k: v for k, v in env.items() if k.startswith("FLIGHTDECK")})
         db = open_database(env.get("FLIGHTDECK_DB"))
         nodes = cluster_macs(db, "frontend-0-0-0")
         computes = [(macs[0], name) for macs, name in nodes[1:]]
-        unlimited = ("--rate", "1000000", "--burst", "1000000",
-                     "--set", "client_rate=1000000", "--set", "client_burst=1000000")
-        proc, address = start_airboss(home, env, *unlimited)
+        proc, address = start_airboss(home, env, *UNLIMITED)
         # The baseline of the gate on the event loop (SQLite): the same server with the gate's
         # transaction handed to a database thread, as every request was before.
-        threaded, threaded_address = start_airboss(home, env, *unlimited,
+        threaded, threaded_address = start_airboss(home, env, *UNLIMITED,
                                                    "--set", "gate_on_loop=false",
                                                    name="airboss-threaded")
         try:

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from airboss import owner_site
+from airboss import UNLIMITED, owner_site
 
 WARM_UP = 20
 
@@ -52,8 +52,7 @@ def instructions(home: Path, env: dict[str, str], kind: str, requests: int) -> i
     proc = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
          str(Path(sys.executable).parent / "airboss"), "serve", "--listen", "127.0.0.1:0",
-         "--pid-file", str(pid_file), "--rate", "1000000", "--burst", "1000000",
-         "--set", "client_rate=1000000", "--set", "client_burst=1000000"],
+         "--pid-file", str(pid_file), *UNLIMITED],
         env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from _harness import start_airboss
 
-from airboss import measure, owner_site, process_cpu
+from airboss import UNLIMITED, measure, owner_site, process_cpu
 
 if TYPE_CHECKING:
     from flightdeck.crypto.keys import PrivateKey
@@ -56,8 +56,6 @@ for _ in range(40):
     time.sleep(0.05)
 print(json.dumps(took))
 """
-UNLIMITED = ("--rate", "1000000", "--burst", "1000000",
-             "--set", "client_rate=1000000", "--set", "client_burst=1000000")  # fmt: skip
 
 
 def queue(home: Path, on: bool) -> None:
